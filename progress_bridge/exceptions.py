@@ -1,0 +1,71 @@
+"""Errors raised by progress-bridge.
+
+::
+
+    ProgressBridgeError
+    ├── ConfigError          a setting is missing or invalid (raised at start-up)
+    ├── ProtocolError        a client frame is malformed or arrives in an illegal state
+    ├── InvalidEvent         an event payload is off-schema, or a ProgressTask call is invalid
+    ├── DuplicateTerminal    a second completed/failed/cancelled for a job was refused
+    └── StreamUnavailable    Redis is unreachable for a read the caller cannot do without
+
+Exceptions carry the fields a caller needs to act (``job_id``, ``last_id``); their ``str()`` is a
+sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DuplicateTerminal",
+    "InvalidEvent",
+    "ProgressBridgeError",
+    "ProtocolError",
+    "StreamUnavailable",
+]
+
+
+class ProgressBridgeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(ProgressBridgeError):
+    """A setting is missing or invalid; raised when the process starts, never later."""
+
+
+class ProtocolError(ProgressBridgeError):
+    """A client sent a frame the protocol does not accept.
+
+    Attributes:
+        code: the machine-readable error code sent back to the client (see docs/protocol.md).
+    """
+
+    def __init__(self, message: str, *, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidEvent(ProgressBridgeError, ValueError):
+    """An event or a progress call does not fit the schema; nothing was written."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(f"{message} (job {job_id})" if job_id else message)
+        self.job_id = job_id
+
+
+class DuplicateTerminal(ProgressBridgeError):
+    """The job already has its terminal event; the new one was not appended."""
+
+    def __init__(self, job_id: str, existing: str, refused: str) -> None:
+        super().__init__(f"job {job_id} already ended with {existing}; {refused} was not appended")
+        self.job_id = job_id
+        self.existing = existing
+        self.refused = refused
+
+
+class StreamUnavailable(ProgressBridgeError):
+    """Redis could not be reached (or answered an error) for a read that needs it."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id

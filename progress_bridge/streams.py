@@ -1,0 +1,297 @@
+"""The event store: atomic appends to Redis Streams, snapshots and replay, sync and asyncio.
+
+One append is one round trip (a Lua script, ``append.lua``) that writes the job's history
+stream, its snapshot hash, its live feed shard and its owner's index together, so a reader never
+sees one without the others. An event's id is its entry id in the job's stream, so ids strictly
+increase per job; the job's ``epoch`` changes if the stream is lost and recreated.
+
+Replay contract (also in ``docs/protocol.md``): :meth:`EventStore.replay` returns every event
+after ``last_id`` when the epoch matches and nothing after ``last_id`` was trimmed
+(``recovered=True``); otherwise ``recovered=False`` with the reason and the job's snapshot. It
+never returns a partial history silently.
+
+Clients must be created with ``decode_responses=True``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any, Literal, cast
+
+import redis
+import redis.asyncio as aioredis
+
+from .config import Settings
+from .events import TERMINAL_TYPES, ProgressEvent, parse_event
+from .exceptions import DuplicateTerminal, InvalidEvent
+from .keys import KeySpace, is_after, parse_stream_id
+from .snapshot import JobSnapshot, snapshot_fields
+
+__all__ = [
+    "AsyncEventStore",
+    "EventStore",
+    "Replay",
+    "StoredEntry",
+    "encode_payload",
+    "with_position",
+]
+
+_APPEND_LUA = files(__package__).joinpath("append.lua").read_text()
+_REPLAY_LUA = files(__package__).joinpath("replay.lua").read_text()
+
+ReplayReason = Literal["ok", "unknown_job", "epoch_changed", "trimmed", "ahead"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One event as stored: its id, epoch and JSON payload (without id and epoch)."""
+
+    job_id: str
+    id: str
+    epoch: str
+    payload: str
+
+    def wire_json(self) -> str:
+        """The event as JSON with its position filled in (built once, without re-encoding)."""
+        return with_position(self.payload, self.id, self.epoch)
+
+    def event(self) -> ProgressEvent:
+        return parse_event(self.wire_json())
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """Answer to "what happened after ``(epoch, last_id)``?".
+
+    ``recovered`` is True only when ``entries`` is the complete history after ``last_id``.
+    Otherwise ``reason`` says why and ``snapshot`` holds the job's latest state (``None`` only
+    for an unknown job); ``entries`` then holds whatever history is still kept.
+    """
+
+    job_id: str
+    recovered: bool
+    reason: ReplayReason
+    epoch: str | None
+    entries: list[StoredEntry] = field(default_factory=list)
+    snapshot: JobSnapshot | None = None
+
+
+def encode_payload(event: ProgressEvent) -> str:
+    """The stored form of an event: JSON without ``id`` and ``epoch`` (they are positional)."""
+    return event.model_dump_json(exclude={"id", "epoch"})
+
+
+def with_position(payload: str, event_id: str, epoch: str) -> str:
+    """Insert ``id`` and ``epoch`` into a stored payload by string splicing (ids are safe text)."""
+    return '{"id":"' + event_id + '","epoch":"' + epoch + '",' + payload[1:]
+
+
+def _append_call(
+    keys: KeySpace, settings: Settings, event: ProgressEvent, increments: dict[str, int] | None
+) -> tuple[list[str], list[str | int]]:
+    job_id = event.job_id
+    owner_key = keys.owner_index_of(event.owner, job_id) if event.owner else keys.stream(job_id)
+    terminal = event.type in TERMINAL_TYPES
+    if increments:  # read both counters back, so the event carries totals and a percent
+        increments = {"zones_completed": 0, "zones_total": 0, **increments}
+    argv: list[str | int] = [
+        encode_payload(event),
+        secrets.token_urlsafe(9),
+        settings.stream_maxlen,
+        settings.feed_maxlen,
+        event.type,
+        "1" if terminal else "0",
+        settings.ttl_after_end_s,
+        settings.idle_ttl_s,
+        job_id,
+        str(int(event.ts * 1000)) if event.owner else "",
+        json.dumps(increments) if increments else "",
+        "\0".join(itertools.chain.from_iterable(snapshot_fields(event).items())),
+    ]
+    return [keys.stream(job_id), keys.snapshot(job_id), keys.feed_of(job_id), owner_key], argv
+
+
+def _appended(event: ProgressEvent, result: Sequence[str]) -> ProgressEvent:
+    event_id, epoch, extra = result
+    if not event_id:
+        raise DuplicateTerminal(event.job_id, existing=extra, refused=event.type)
+    if extra:  # the script rewrote the payload (summed counters)
+        return parse_event(with_position(extra, event_id, epoch))
+    return event.model_copy(update={"id": event_id, "epoch": epoch})
+
+
+def _replay(
+    job_id: str,
+    epoch: str | None,
+    last_id: str | None,
+    raw: Sequence[Any],
+) -> tuple[Replay, bool]:
+    """Decide recovery from the replay script's answer; the bool says "fetch the snapshot"."""
+    if not raw:
+        return Replay(job_id, recovered=False, reason="unknown_job", epoch=None), False
+    current_epoch, last_generated, first_kept, removed, rows = raw
+    entries = [StoredEntry(job_id, eid, current_epoch, fields[1]) for eid, fields in rows]
+    reason: ReplayReason = "ok"
+    if epoch is not None and epoch != current_epoch:
+        reason = "epoch_changed"
+    elif last_id is not None and is_after(last_id, last_generated):
+        reason = "ahead"
+    elif removed != 0 and (
+        (last_id is None and removed > 0)
+        or (last_id is not None and first_kept and is_after(first_kept, last_id))
+    ):
+        # Trimming removes the oldest entries: when the position is older than the first kept
+        # entry, the entry right after it may be gone. (On Redis < 7, removed is -1: unknown.)
+        reason = "trimmed"
+    if reason == "ok":
+        return Replay(job_id, True, reason, current_epoch, entries), False
+    if reason in ("epoch_changed", "ahead"):
+        entries = []  # positions from another epoch mean nothing here
+    return Replay(job_id, False, reason, current_epoch, entries), True
+
+
+def _validate_position(job_id: str, epoch: str | None, last_id: str | None) -> None:
+    if last_id is not None:
+        try:
+            parse_stream_id(last_id)
+        except ValueError as exc:
+            raise InvalidEvent(str(exc), job_id=job_id) from None
+    if last_id is not None and epoch is None:
+        raise InvalidEvent("a last_id needs the epoch it belongs to", job_id=job_id)
+
+
+class EventStore:
+    """Synchronous store, for Celery workers and publishers (one instance per process)."""
+
+    def __init__(self, client: redis.Redis, settings: Settings | None = None) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self.keys = KeySpace(self.settings.key_prefix, self.settings.feed_shards)
+        self._append = client.register_script(_APPEND_LUA)
+        self._replay = client.register_script(_REPLAY_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> EventStore:
+        return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+
+    def append(
+        self, event: ProgressEvent, *, increments: dict[str, int] | None = None
+    ) -> ProgressEvent:
+        """Append one event atomically; return it with ``id`` and ``epoch`` set.
+
+        Args:
+            increments: counters to add to the snapshot (e.g. ``{"zones_completed": 1}``); their
+                new totals replace the event's fields, and ``percent`` follows from them.
+
+        Raises:
+            DuplicateTerminal: the job already ended; nothing was written.
+            redis.RedisError: Redis is unreachable (ProgressTask catches and buffers this).
+        """
+        keys, argv = _append_call(self.keys, self.settings, event, increments)
+        return _appended(event, self._append(keys=keys, args=argv))
+
+    def append_many(self, events: Iterable[ProgressEvent]) -> list[ProgressEvent | Exception]:
+        """Append in order with one round trip; per-event errors are returned, not raised."""
+        events = list(events)
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            keys, argv = _append_call(self.keys, self.settings, event, None)
+            self._append(keys=keys, args=argv, client=pipe)
+        results = pipe.execute(raise_on_error=False)
+        out: list[ProgressEvent | Exception] = []
+        for event, result in zip(events, results, strict=True):
+            if isinstance(result, Exception):
+                out.append(result)
+                continue
+            try:
+                out.append(_appended(event, result))
+            except DuplicateTerminal as exc:
+                out.append(exc)
+        return out
+
+    def snapshot(self, job_id: str) -> JobSnapshot | None:
+        raw = cast(dict[str, str], self.client.hgetall(self.keys.snapshot(job_id)))
+        return JobSnapshot.from_hash(job_id, raw) if raw.get("epoch") else None
+
+    def replay(self, job_id: str, epoch: str | None = None, last_id: str | None = None) -> Replay:
+        """Events after ``(epoch, last_id)``, or an explicit "not recovered" with the snapshot.
+
+        ``last_id=None`` asks for the whole kept history.
+        """
+        _validate_position(job_id, epoch, last_id)
+        raw = self._replay(
+            keys=[self.keys.stream(job_id), self.keys.snapshot(job_id)], args=[last_id or "-"]
+        )
+        answer, needs_snapshot = _replay(job_id, epoch, last_id, raw)
+        if needs_snapshot:
+            snap = self.snapshot(job_id)
+            answer = Replay(job_id, False, answer.reason, answer.epoch, answer.entries, snap)
+        return answer
+
+    def history(self, job_id: str) -> list[ProgressEvent]:
+        """Every kept event of a job, parsed (a convenience for tools and tests)."""
+        return [entry.event() for entry in self.replay(job_id).entries]
+
+    def jobs_of(self, owner: str, limit: int = 100) -> list[str]:
+        """The owner's most recent job ids, newest first."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrevrange(self.keys.owner_index(owner, shard), 0, limit - 1, withscores=True)
+        rows = [row for shard_rows in pipe.execute() for row in shard_rows]
+        return [job for job, _ in sorted(rows, key=lambda r: -r[1])[:limit]]
+
+
+class AsyncEventStore:
+    """The same store for asyncio code (the bridge, the web app)."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings | None = None) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self.keys = KeySpace(self.settings.key_prefix, self.settings.feed_shards)
+        self._append = client.register_script(_APPEND_LUA)
+        self._replay = client.register_script(_REPLAY_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> AsyncEventStore:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+
+    async def append(
+        self, event: ProgressEvent, *, increments: dict[str, int] | None = None
+    ) -> ProgressEvent:
+        """See :meth:`EventStore.append`."""
+        keys, argv = _append_call(self.keys, self.settings, event, increments)
+        return _appended(event, await self._append(keys=keys, args=argv))
+
+    async def snapshot(self, job_id: str) -> JobSnapshot | None:
+        raw = cast(dict[str, str], await self.client.hgetall(self.keys.snapshot(job_id)))
+        return JobSnapshot.from_hash(job_id, raw) if raw.get("epoch") else None
+
+    async def replay(
+        self, job_id: str, epoch: str | None = None, last_id: str | None = None
+    ) -> Replay:
+        """See :meth:`EventStore.replay`."""
+        _validate_position(job_id, epoch, last_id)
+        raw = await self._replay(
+            keys=[self.keys.stream(job_id), self.keys.snapshot(job_id)], args=[last_id or "-"]
+        )
+        answer, needs_snapshot = _replay(job_id, epoch, last_id, raw)
+        if needs_snapshot:
+            snap = await self.snapshot(job_id)
+            answer = Replay(job_id, False, answer.reason, answer.epoch, answer.entries, snap)
+        return answer
+
+    async def jobs_of(self, owner: str, limit: int = 100) -> list[str]:
+        """See :meth:`EventStore.jobs_of`."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrevrange(self.keys.owner_index(owner, shard), 0, limit - 1, withscores=True)
+        rows = [row for shard_rows in await pipe.execute() for row in shard_rows]
+        return [job for job, _ in sorted(rows, key=lambda r: -r[1])[:limit]]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,1 @@
+"""Celery tasks: PDF processing and a demo job, thin wrappers around plain functions."""

@@ -1,0 +1,1 @@
+"""The demo FastAPI application: wiring only."""
