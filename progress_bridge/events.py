@@ -11,12 +11,11 @@ in by the store; ``None`` before it is appended), ``job_id``, the canvas ids ``p
 
 from __future__ import annotations
 
-import math
 import time
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 __all__ = [
     "NEVER_DROPPED",
@@ -82,14 +81,9 @@ class ExportFormat(StrEnum):
     CSV = "csv"
 
 
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return value
-
-
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinities are refused everywhere: a progress bar cannot show them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ZoneInfo(_Model):
@@ -123,8 +117,6 @@ class _Event(_Model):
     owner: Name | None = None
     ts: float = Field(default_factory=time.time, description="Unix time, seconds.")
 
-    _finite_ts = field_validator("ts")(_finite)
-
 
 class ProcessingQueued(_Event):
     """The task was published (publisher side)."""
@@ -151,8 +143,6 @@ class ProcessingProgress(_Event):
     zones_completed: int | None = Field(default=None, ge=0)
     zones_total: int | None = Field(default=None, ge=0)
     eta_s: float | None = Field(default=None, ge=0, description="Estimated seconds remaining.")
-
-    _finite_numbers = field_validator("percent", "eta_s")(_finite)
 
 
 class ZonesDeclared(_Event):
@@ -188,8 +178,6 @@ class ZoneCompleted(_Event):
     duration_ms: int | None = Field(default=None, ge=0)
     error: ShortText | None = None
     summary: ShortText | None = Field(default=None, description="A short preview of the result.")
-
-    _finite_conf = field_validator("confidence")(_finite)
 
 
 class ProcessingRetrying(_Event):
@@ -237,8 +225,6 @@ class ExportStarted(_ExportEvent):
 class ExportProgress(_ExportEvent):
     type: Literal["export_progress"] = "export_progress"
     percent: float = Field(ge=0, le=100)
-
-    _finite_percent = field_validator("percent")(_finite)
 
 
 class ExportCompleted(_ExportEvent):
