@@ -1,0 +1,53 @@
+"""PDF processing as plain functions: open and validate, detect zones, extract, export.
+
+The Celery tasks in ``tasks/`` wrap :func:`process_document` and the exporters; nothing here
+imports Celery or Redis. Progress goes to a :class:`ProgressSink`.
+"""
+
+from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
+from .errors import (
+    CorruptPdf,
+    EmptyPdf,
+    EncryptedPdf,
+    InvalidPageRange,
+    NotAPdf,
+    PdfRejected,
+    ProcessingCancelled,
+    TooManyPages,
+    TruncatedPdf,
+)
+from .export import ExportOutput, export_csv, export_document, export_json, export_markdown
+from .process import plan_page_ranges, process_document
+from .result import DocumentResult, FigureInfo, PageResult, ZoneResult, merge_results
+from .sink import NullSink, ProgressSink, RecordingSink
+
+__all__ = [
+    "DEFAULT_MAX_PAGES",
+    "CorruptPdf",
+    "DocumentResult",
+    "EmptyPdf",
+    "EncryptedPdf",
+    "ExportOutput",
+    "FigureInfo",
+    "InvalidPageRange",
+    "NotAPdf",
+    "NullSink",
+    "PageResult",
+    "PdfDocument",
+    "PdfRejected",
+    "PdfSource",
+    "ProcessingCancelled",
+    "ProgressSink",
+    "RecordingSink",
+    "TooManyPages",
+    "TruncatedPdf",
+    "ZoneResult",
+    "export_csv",
+    "export_document",
+    "export_json",
+    "export_markdown",
+    "merge_results",
+    "open_document",
+    "plan_page_ranges",
+    "process_document",
+]

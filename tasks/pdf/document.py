@@ -1,0 +1,261 @@
+"""Open a PDF and refuse the ones that cannot be processed, before any progress is reported.
+
+Two libraries, each for what it is best at (figures in ``docs/benchmarks.md``, "PDF"):
+
+* **pypdfium2** (PDFium) validates: it loads the cross-reference table strictly, tells a wrong
+  password apart from a corrupt file, and gives every page's size without parsing its content.
+  pdfminer (under pdfplumber) is lenient instead: a truncated file, or some files encrypted with
+  a user password (revisions 5 and 6 in pypdf's test corpus), open there with no error and read
+  as garbage or as zero pages.
+* **pdfplumber** (pdfminer.six) analyses layout: words with boxes, ruled tables, images.
+
+Pages are opened one at a time (:meth:`PdfDocument.iter_pages`), so a page that pdfminer cannot
+build is reported on its own and the other pages are still processed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import pdfplumber
+import pypdfium2 as pdfium
+from pdfminer.pdfdocument import PDFDocument
+from pdfminer.pdfpage import PDFPage
+from pdfminer.pdfparser import PDFParser
+from pdfminer.pdftypes import resolve1
+from pdfplumber.page import Page
+from pdfplumber.pdf import PDF
+
+from progress_bridge.events import PageInfo
+
+from .errors import (
+    CorruptPdf,
+    EmptyPdf,
+    EncryptedPdf,
+    InvalidPageRange,
+    NotAPdf,
+    PdfRejected,
+    TooManyPages,
+    TruncatedPdf,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PAGES",
+    "PageSlot",
+    "PdfDocument",
+    "PdfSource",
+    "open_document",
+]
+
+#: Page limit when the caller gives none; the web layer passes its configured limit.
+DEFAULT_MAX_PAGES = 2_000
+#: The PDF header may start anywhere in the first 1024 bytes (PDF 1.7, annex H.3).
+_HEADER_WINDOW = 1024
+#: Where to look for the ``%%EOF`` marker; writers may append a little junk after it.
+_TRAILER_WINDOW = 2048
+
+#: A path, or the file's bytes.
+PdfSource = str | os.PathLike[str] | bytes
+
+
+@dataclass
+class PageSlot:
+    """One page of the requested range: either a pdfplumber page or the reason it failed."""
+
+    number: int
+    info: PageInfo
+    page: Page | None
+    error: str | None = None
+
+
+class PdfDocument:
+    """An open, validated PDF. Use as a context manager; :meth:`close` releases both parsers."""
+
+    def __init__(self, data: bytes, page_sizes: list[tuple[float, float]], name: str | None):
+        self._data = data
+        self.name = name
+        self.page_sizes = page_sizes
+        self._plumber: PDF | None = None
+
+    @property
+    def page_count(self) -> int:
+        return len(self.page_sizes)
+
+    def page_info(self, number: int) -> PageInfo:
+        width, height = self.page_sizes[number - 1]
+        return PageInfo(number=number, width=width, height=height)
+
+    def pages_info(self) -> list[PageInfo]:
+        return [self.page_info(n) for n in range(1, self.page_count + 1)]
+
+    def check_range(self, first_page: int, last_page: int | None) -> tuple[int, int]:
+        """Resolve ``last_page=None`` to the last page and validate the range (1-based, inclusive).
+
+        Raises:
+            InvalidPageRange: the range is empty or outside the document.
+        """
+        last = self.page_count if last_page is None else last_page
+        if not 1 <= first_page <= last <= self.page_count:
+            raise InvalidPageRange(
+                f"Pages {first_page}–{last} were requested but the document has pages "
+                f"1–{self.page_count}."
+            )
+        return first_page, last
+
+    def iter_pages(self, first_page: int, last_page: int) -> Iterator[PageSlot]:
+        """Yield each page of the range, opened by pdfplumber, or with the reason it failed.
+
+        The caller should ``page.close()`` each page when done with it (drops pdfplumber's
+        per-page caches, so memory stays flat over long documents).
+        """
+        if self._plumber is None:
+            self._plumber = pdfplumber.open(io.BytesIO(self._data))
+        plumber = self._plumber
+        pages = PDFPage.create_pages(plumber.doc)
+        doctop = 0.0
+        number = 0
+        while number < last_page:
+            number += 1
+            try:
+                pdfpage = next(pages)
+            except StopIteration:
+                pdfpage = None
+                error = f"Page {number} is missing from the page tree and cannot be read."
+            except Exception as exc:  # pdfminer raises many types on broken page trees
+                pdfpage = None
+                error = f"Page {number} cannot be found in the page tree ({_describe(exc)})."
+            if number < first_page:
+                continue
+            info = self.page_info(number)
+            if pdfpage is None:
+                pages = iter(())  # the tree is unusable from here on
+                yield PageSlot(number, info, None, error)
+                continue
+            try:
+                page = Page(plumber, pdfpage, page_number=number, initial_doctop=doctop)
+            except Exception as exc:
+                error = f"Page {number} cannot be parsed ({_describe(exc)})."
+                yield PageSlot(number, info, None, error)
+                continue
+            doctop += float(page.height)
+            yield PageSlot(number, info, page)
+
+    def close(self) -> None:
+        if self._plumber is not None:
+            # Not PDF.close(): it closes every page in ``PDF.pages``, which first builds them all
+            # (and fails again on a broken one). Our pages were closed one by one, and the
+            # stream is our own BytesIO, so dropping the caches is all that is left.
+            self._plumber.flush_cache()
+            self._plumber = None
+
+    def __enter__(self) -> PdfDocument:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_document(
+    source: PdfSource,
+    *,
+    password: str | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> PdfDocument:
+    """Read and validate a PDF; the document is checked in full before anything is returned.
+
+    Args:
+        source: a path or the file's bytes.
+        password: the user (or owner) password of an encrypted file.
+        max_pages: refuse documents with more pages than this.
+
+    Raises:
+        NotAPdf, TruncatedPdf, CorruptPdf, EncryptedPdf, EmptyPdf, TooManyPages: each with a
+            ``reason`` to show to the user. ``OSError`` if the path cannot be read.
+    """
+    if isinstance(source, bytes):
+        data, name = source, None
+    else:
+        path = Path(source)
+        data, name = path.read_bytes(), path.name
+    if not data:
+        raise NotAPdf("The file is empty.")
+    if b"%PDF-" not in data[:_HEADER_WINDOW]:
+        raise NotAPdf("The file is not a PDF (it does not start with a %PDF- header).")
+    page_sizes = _page_sizes(data, password)
+    if not page_sizes:
+        raise EmptyPdf("The PDF has no pages.")
+    if len(page_sizes) > max_pages:
+        raise TooManyPages(len(page_sizes), max_pages)
+    return PdfDocument(data, page_sizes, name)
+
+
+def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:
+    try:
+        doc = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError as exc:
+        raise _rejection(data, password, exc) from None
+    try:
+        sizes = []
+        for index in range(len(doc)):
+            width, height = doc.get_page_size(index)
+            if not (width > 0 and height > 0):  # a broken MediaBox: fall back to US Letter
+                width, height = 612.0, 792.0
+            sizes.append((float(width), float(height)))
+        return sizes
+    finally:
+        doc.close()
+
+
+def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> PdfRejected:
+    message = str(exc)
+    if "password" in message.lower():
+        if password:
+            return EncryptedPdf("The PDF is encrypted and the password given is wrong.")
+        return EncryptedPdf("The PDF is encrypted; it cannot be opened without its password.")
+    if b"%%EOF" not in data[-_TRAILER_WINDOW:]:
+        return TruncatedPdf(
+            "The PDF is incomplete: it ends before its end-of-file marker, "
+            "so it was probably cut off during upload or download."
+        )
+    # PDFium refuses a document whose page tree is empty, as if it were damaged; pdfminer reads
+    # both an empty tree and some damaged files as zero pages, so look at the tree itself.
+    if _declares_no_pages(data):
+        return EmptyPdf("The PDF has no pages.")
+    return CorruptPdf(f"The PDF is damaged and cannot be read ({_pdfium_reason(message)}).")
+
+
+def _declares_no_pages(data: bytes) -> bool:
+    """True when the catalog's page tree is readable and says ``/Count 0`` with no kids."""
+    try:
+        document = PDFDocument(PDFParser(io.BytesIO(data)))
+        tree = resolve1(document.catalog.get("Pages"))
+        count = resolve1(tree.get("Count"))
+        kids = resolve1(tree.get("Kids")) or []
+    except Exception:  # damaged beyond reading the tree: not "empty", corrupt
+        return False
+    return count == 0 and len(kids) == 0
+
+
+def _pdfium_reason(message: str) -> str:
+    # "Failed to load document (PDFium: Data format error)." -> "data format error"
+    start = message.find("PDFium: ")
+    if start < 0:
+        return "unreadable structure"
+    return message[start + len("PDFium: ") :].rstrip(").").lower() or "unreadable structure"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {text[:200]}"

@@ -1,0 +1,231 @@
+"""The driver: validate, then detect and process zones page by page, reporting to a sink.
+
+Progress over the requested range: each page is worth ``100 / pages`` percent, of which the
+first quarter is reached when its zones are detected and the rest is shared equally by its zones,
+so the percent never decreases and reaches 100 after the last zone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+from progress_bridge.events import PageInfo, ZoneInfo
+
+from .document import DEFAULT_MAX_PAGES, PdfSource, open_document
+from .errors import ProcessingCancelled
+from .extract import PAGE_TOOL, extract_zone, tool_for
+from .result import DocumentResult, PageResult, ZoneResult
+from .sink import ProgressSink
+from .zones import DetectedZone, detect_zones, page_zone_id, zone_index
+
+__all__ = ["DETECTION_SHARE", "plan_page_ranges", "process_document"]
+
+#: Share of a page's progress reached once its zones are detected.
+DETECTION_SHARE = 0.25
+_ERROR_CHARS = 500
+
+
+def process_document(
+    source: PdfSource,
+    sink: ProgressSink,
+    *,
+    first_page: int = 1,
+    last_page: int | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    password: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DocumentResult:
+    """Process pages ``first_page..last_page`` (1-based, inclusive) of a PDF.
+
+    The whole document is validated first, so a rejected file reports nothing to ``sink``.
+    Then, for each page, its zones are declared, then processed one by one (see
+    :mod:`tasks.pdf.sink` for the order of calls). A page that cannot be parsed gets one
+    placeholder zone (``kind="page"``, covering the page) that is declared and reported
+    ``failed`` with the reason; a zone whose extraction raises is reported ``failed``; in both
+    cases the other pages and zones are still processed. Zone ids and indexes depend only on
+    the page number (:mod:`tasks.pdf.zones`), so page ranges of one document can run as
+    separate tasks and their results merge with :func:`tasks.pdf.result.merge_results`.
+
+    Args:
+        source: a path or the PDF's bytes.
+        sink: receives progress; see :class:`tasks.pdf.sink.ProgressSink`.
+        first_page: first page to process.
+        last_page: last page to process; ``None`` means the document's last page.
+        max_pages: refuse documents with more pages than this (the whole document counts).
+        password: for encrypted documents.
+        should_stop: polled before each page and zone; when it returns true, processing stops
+            with :class:`ProcessingCancelled` (cooperative cancellation, for pools where a
+            revoke cannot terminate the running task).
+
+    Raises:
+        PdfRejected: a subclass saying why the document cannot be processed.
+        ProcessingCancelled: ``should_stop`` returned true.
+    """
+    started = time.perf_counter()
+    with open_document(source, password=password, max_pages=max_pages) as doc:
+        first, last = doc.check_range(first_page, last_page)
+        total = last - first + 1
+        result = DocumentResult(
+            source_name=doc.name,
+            page_count=doc.page_count,
+            first_page=first,
+            last_page=last,
+            tools=_tool_versions(),
+        )
+        sink.set_progress(0.0, operation=f"Opened {doc.page_count}-page document")
+        for done, slot in enumerate(doc.iter_pages(first, last)):
+            _check_stop(should_stop)
+            base = 100.0 * done / total
+            share = 100.0 / total
+            label = f"page {slot.number}/{doc.page_count}"
+            sink.set_progress(base, operation=f"Detecting zones on {label}")
+            info = slot.info
+            page_result = PageResult(number=slot.number, width=info.width, height=info.height)
+            result.pages.append(page_result)
+            zones: list[DetectedZone] = []
+            error = slot.error
+            if slot.page is not None:
+                try:
+                    zones = detect_zones(slot.page, slot.number)
+                except Exception as exc:
+                    error = f"Page {slot.number} cannot be parsed ({_describe(exc)})."
+            if error is not None:
+                page_result.status, page_result.error = "failed", error
+                _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
+                sink.set_progress(base + share, operation=f"Page {label} failed")
+                if slot.page is not None:
+                    slot.page.close()
+                continue
+
+            sink.declare_zones([z.info for z in zones], [info])
+            sink.set_progress(
+                base + DETECTION_SHARE * share, operation=f"Found {len(zones)} zones on {label}"
+            )
+            zone_share = (1 - DETECTION_SHARE) * share / max(len(zones), 1)
+            for n, zone in enumerate(zones, start=1):
+                _check_stop(should_stop)
+                tool = tool_for(zone.kind)
+                sink.zone_processing(zone.zone_id, tool=tool)
+                zone_started = time.perf_counter()
+                try:
+                    ex = extract_zone(zone)
+                except Exception as exc:
+                    message = _describe(exc)
+                    duration = round((time.perf_counter() - zone_started) * 1000)
+                    sink.zone_completed(
+                        zone.zone_id,
+                        tool=tool,
+                        duration_ms=duration,
+                        status="failed",
+                        error=message,
+                    )
+                    result.zones.append(_zone_result(zone.info, tool, duration, error=message))
+                else:
+                    sink.zone_completed(
+                        zone.zone_id,
+                        tool=ex.tool,
+                        confidence=ex.confidence,
+                        duration_ms=ex.duration_ms,
+                        summary=ex.summary,
+                    )
+                    result.zones.append(
+                        ZoneResult(
+                            zone_id=zone.zone_id,
+                            index=zone.info.index,
+                            page=slot.number,
+                            kind=zone.kind,
+                            bbox=zone.info.bbox or zone.bbox,
+                            tool=ex.tool,
+                            confidence=ex.confidence,
+                            duration_ms=ex.duration_ms,
+                            text=ex.text,
+                            rows=ex.rows,
+                            figure=ex.figure,
+                        )
+                    )
+                next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"
+                progress = base + DETECTION_SHARE * share + n * zone_share
+                sink.set_progress(min(progress, 100.0), operation=next_op)
+            if not zones:
+                sink.set_progress(base + share, operation=f"Finished {label}")
+            if slot.page is not None:
+                slot.page.close()
+        result.duration_ms = round((time.perf_counter() - started) * 1000)
+        return result
+
+
+def plan_page_ranges(page_count: int, pages_per_task: int) -> list[tuple[int, int]]:
+    """Split ``1..page_count`` into consecutive inclusive ranges of at most ``pages_per_task``.
+
+    >>> plan_page_ranges(5, 2)
+    [(1, 2), (3, 4), (5, 5)]
+    """
+    if page_count < 1 or pages_per_task < 1:
+        raise ValueError("page_count and pages_per_task must be at least 1")
+    return [
+        (start, min(start + pages_per_task - 1, page_count))
+        for start in range(1, page_count + 1, pages_per_task)
+    ]
+
+
+def _operation(zone: DetectedZone) -> str:
+    verb = {"text": "Extracting text", "table": "Extracting table", "figure": "Describing figure"}
+    return f"{verb[zone.kind]} {zone.zone_id}"
+
+
+def _report_failed_page(
+    sink: ProgressSink,
+    result: DocumentResult,
+    number: int,
+    size: tuple[float, float],
+    error: str,
+) -> None:
+    info = ZoneInfo(
+        zone_id=page_zone_id(number, 1),
+        index=zone_index(number, 1),
+        page=number,
+        kind="page",
+        bbox=(0.0, 0.0, round(size[0], 2), round(size[1], 2)),
+    )
+    sink.declare_zones([info], [PageInfo(number=number, width=size[0], height=size[1])])
+    sink.zone_processing(info.zone_id, tool=PAGE_TOOL)
+    sink.zone_completed(info.zone_id, tool=PAGE_TOOL, duration_ms=0, status="failed", error=error)
+    result.zones.append(_zone_result(info, PAGE_TOOL, 0, error=error))
+
+
+def _zone_result(info: ZoneInfo, tool: str, duration_ms: int, *, error: str) -> ZoneResult:
+    assert info.page is not None and info.kind is not None and info.bbox is not None
+    return ZoneResult(
+        zone_id=info.zone_id,
+        index=info.index,
+        page=info.page,
+        kind=info.kind,
+        bbox=info.bbox,
+        status="failed",
+        tool=tool,
+        duration_ms=duration_ms,
+        error=error,
+    )
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise ProcessingCancelled()
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return reason[:_ERROR_CHARS]
+
+
+def _tool_versions() -> dict[str, str]:
+    versions = {}
+    for package in ("pdfplumber", "pdfminer.six", "pypdfium2"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:  # pragma: no cover - installed from a checkout
+            versions[package] = "unknown"
+    return versions

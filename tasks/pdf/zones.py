@@ -1,0 +1,274 @@
+"""Split a page into zones: text blocks, ruled tables and figures, each with a bounding box.
+
+Detection, per page:
+
+* **Tables**: pdfplumber's ``find_tables()`` with its default "lines" strategy, so only tables
+  drawn with rules are found; a table of fewer than two cells (a framed box) is not a table.
+* **Figures**: the page's images (``page.images``), clipped to the page; images smaller than
+  2 pt either way and exact duplicates (soft masks) are skipped. An image covering at least
+  80 % of the page is treated as a *background* (a scan with an OCR text layer, a letterhead):
+  it is still a figure zone, but the words over it stay text blocks. Vector drawings are not
+  figures (yet).
+* **Text blocks**: the remaining words (words whose centre lies in a table, or in a
+  non-background figure, belong to that zone) are grouped into lines (same baseline band; a
+  horizontal gap wider than 1.5 line heights starts a new line, which separates columns), then
+  lines into blocks: a line joins the block right above it when the vertical gap is at most half
+  a line height, they overlap horizontally, and their heights differ by less than 40 % (so a
+  heading is its own block).
+
+Reading order is top-to-bottom, then left-to-right, by each zone's top-left corner.
+
+Ids and indexes are a pure function of the page number, so page-range subtasks never collide
+and a document processed whole or in ranges yields the same zones: the n-th zone (1-based) of
+page p is ``p{p}-z{n}`` with ``index = (p - 1) * ZONES_PER_PAGE + (n - 1)``. Indexes are
+unique and increase in reading order across the document; they are not contiguous.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pdfplumber.page import Page
+from pdfplumber.table import Table
+
+from progress_bridge.events import ZoneInfo
+
+__all__ = [
+    "BACKGROUND_AREA_RATIO",
+    "ZONES_PER_PAGE",
+    "DetectedZone",
+    "detect_zones",
+    "page_zone_id",
+    "zone_index",
+]
+
+log = logging.getLogger(__name__)
+
+#: Index stride per page; a page with more zones than this has its text blocks merged.
+ZONES_PER_PAGE = 1000
+#: An image covering this share of the page is a background, not a figure holding words.
+BACKGROUND_AREA_RATIO = 0.8
+_MIN_FIGURE_PT = 2.0
+_COLUMN_GAP_LINE_HEIGHTS = 1.5
+_BLOCK_GAP_LINE_HEIGHTS = 0.5
+_HEIGHT_RATIO_LIMIT = 1.4
+
+BBox = tuple[float, float, float, float]
+Word = dict[str, Any]
+ZoneKind = Literal["text", "table", "figure"]
+
+
+def zone_index(page: int, n: int) -> int:
+    """Document-wide reading-order index of the ``n``-th (1-based) zone of ``page``."""
+    return (page - 1) * ZONES_PER_PAGE + (n - 1)
+
+
+def page_zone_id(page: int, n: int) -> str:
+    return f"p{page}-z{n}"
+
+
+@dataclass
+class _Line:
+    words: list[Word]
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        return max(self.bottom - self.top, 0.1)
+
+
+@dataclass
+class DetectedZone:
+    """A zone and what its extractor needs: the words of a text block or figure, the table."""
+
+    info: ZoneInfo
+    kind: ZoneKind
+    bbox: BBox
+    lines: list[list[Word]] = field(default_factory=list)
+    table: Table | None = None
+    image: dict[str, Any] | None = None
+    background: bool = False
+
+    @property
+    def zone_id(self) -> str:
+        return self.info.zone_id
+
+
+def detect_zones(page: Page, number: int) -> list[DetectedZone]:
+    """Find the zones of one page, in reading order, with ids and indexes assigned.
+
+    Args:
+        page: an open pdfplumber page.
+        number: its 1-based page number in the document.
+
+    Raises:
+        Exception: whatever pdfminer raises on a page it cannot parse; the caller reports the
+            page as failed.
+    """
+    bounds = _bbox_of(page.bbox)
+    page_area = max((bounds[2] - bounds[0]) * (bounds[3] - bounds[1]), 1.0)
+
+    tables = [t for t in page.find_tables() if len(t.cells) >= 2]
+    raw: list[DetectedZone] = []
+    for table in tables:
+        raw.append(_zone("table", _clip(_bbox_of(table.bbox), bounds), table=table))
+
+    seen: set[tuple[int, int, int, int]] = set()
+    for image in page.images:
+        box = _clip((image["x0"], image["top"], image["x1"], image["bottom"]), bounds)
+        if box[2] - box[0] < _MIN_FIGURE_PT or box[3] - box[1] < _MIN_FIGURE_PT:
+            continue
+        key = (round(box[0]), round(box[1]), round(box[2]), round(box[3]))
+        if key in seen:
+            continue
+        seen.add(key)
+        area = (box[2] - box[0]) * (box[3] - box[1])
+        raw.append(
+            _zone("figure", box, image=image, background=area >= BACKGROUND_AREA_RATIO * page_area)
+        )
+
+    holders = [z for z in raw if z.kind == "table" or not z.background]
+    free_words: list[Word] = []
+    for word in page.extract_words():
+        cx = (word["x0"] + word["x1"]) / 2
+        cy = (word["top"] + word["bottom"]) / 2
+        holder = next((z for z in holders if _contains(z.bbox, cx, cy)), None)
+        if holder is None:
+            free_words.append(word)
+        elif holder.kind == "figure":
+            holder.lines.append([word])
+    for zone in raw:
+        if zone.kind == "figure" and zone.lines:
+            zone.lines = [line.words for line in _lines([w for ln in zone.lines for w in ln])]
+
+    for block in _blocks(_lines(free_words)):
+        box = (
+            min(line.x0 for line in block),
+            min(line.top for line in block),
+            max(line.x1 for line in block),
+            max(line.bottom for line in block),
+        )
+        raw.append(_zone("text", _clip(box, bounds), lines=[line.words for line in block]))
+
+    raw = _cap(raw)
+    raw.sort(key=lambda z: (round(z.bbox[1], 1), z.bbox[0]))
+    for n, zone in enumerate(raw, start=1):
+        x0, top, x1, bottom = zone.bbox
+        zone.info = ZoneInfo(
+            zone_id=page_zone_id(number, n),
+            index=zone_index(number, n),
+            page=number,
+            kind=zone.kind,
+            bbox=(round(x0, 2), round(top, 2), round(x1, 2), round(bottom, 2)),
+        )
+    return raw
+
+
+_PENDING = ZoneInfo(zone_id="pending", index=0)
+
+
+def _zone(kind: ZoneKind, bbox: BBox, **kwargs: Any) -> DetectedZone:
+    return DetectedZone(info=_PENDING, kind=kind, bbox=bbox, **kwargs)
+
+
+def _bbox_of(box: Any) -> BBox:
+    x0, top, x1, bottom = (float(v) for v in box)
+    return (x0, top, x1, bottom)
+
+
+def _clip(box: BBox, bounds: BBox) -> BBox:
+    x0 = min(max(box[0], bounds[0]), bounds[2])
+    top = min(max(box[1], bounds[1]), bounds[3])
+    x1 = max(min(box[2], bounds[2]), x0)
+    bottom = max(min(box[3], bounds[3]), top)
+    return (float(x0), float(top), float(x1), float(bottom))
+
+
+def _contains(box: BBox, x: float, y: float) -> bool:
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def _lines(words: list[Word]) -> list[_Line]:
+    """Group words into lines: same vertical band, split at column-sized horizontal gaps."""
+    rows: list[list[Word]] = []
+    row_top = row_bottom = 0.0
+    for word in sorted(words, key=lambda w: (w["top"], w["x0"])):
+        height = word["bottom"] - word["top"]
+        middle = (word["top"] + word["bottom"]) / 2
+        if rows and row_top - 0.1 <= middle <= row_bottom + 0.1 and height > 0:
+            rows[-1].append(word)
+            row_bottom = max(row_bottom, word["bottom"])
+        else:
+            rows.append([word])
+            row_top, row_bottom = word["top"], word["bottom"]
+    lines: list[_Line] = []
+    for row in rows:
+        row.sort(key=lambda w: w["x0"])
+        height = max(w["bottom"] - w["top"] for w in row)
+        segment: list[Word] = []
+        for word in row:
+            if segment and word["x0"] - segment[-1]["x1"] > _COLUMN_GAP_LINE_HEIGHTS * height:
+                lines.append(_make_line(segment))
+                segment = []
+            segment.append(word)
+        lines.append(_make_line(segment))
+    return lines
+
+
+def _make_line(words: list[Word]) -> _Line:
+    return _Line(
+        words=words,
+        x0=min(w["x0"] for w in words),
+        top=min(w["top"] for w in words),
+        x1=max(w["x1"] for w in words),
+        bottom=max(w["bottom"] for w in words),
+    )
+
+
+def _blocks(lines: list[_Line]) -> list[list[_Line]]:
+    """Group lines into blocks (paragraphs) by vertical gap, overlap and height."""
+    blocks: list[list[_Line]] = []
+    for line in sorted(lines, key=lambda ln: (ln.top, ln.x0)):
+        best: list[_Line] | None = None
+        best_gap = 0.0
+        for block in blocks:
+            last = block[-1]
+            gap = line.top - last.bottom
+            limit = _BLOCK_GAP_LINE_HEIGHTS * max(line.height, last.height)
+            ratio = max(line.height, last.height) / min(line.height, last.height)
+            overlaps = line.x0 < max(ln.x1 for ln in block) and line.x1 > min(ln.x0 for ln in block)
+            fits = -0.5 * line.height <= gap <= limit and overlaps and ratio < _HEIGHT_RATIO_LIMIT
+            if fits and (best is None or gap < best_gap):
+                best, best_gap = block, gap
+        if best is None:
+            blocks.append([line])
+        else:
+            best.append(line)
+    return blocks
+
+
+def _cap(zones: list[DetectedZone]) -> list[DetectedZone]:
+    """Keep a page within ZONES_PER_PAGE zones by merging its text blocks into one."""
+    if len(zones) <= ZONES_PER_PAGE:
+        return zones
+    texts = [z for z in zones if z.kind == "text"]
+    others = [z for z in zones if z.kind != "text"]
+    log.warning("page has %d zones; merging its %d text blocks", len(zones), len(texts))
+    if texts:
+        merged = _zone(
+            "text",
+            (
+                min(z.bbox[0] for z in texts),
+                min(z.bbox[1] for z in texts),
+                max(z.bbox[2] for z in texts),
+                max(z.bbox[3] for z in texts),
+            ),
+            lines=[line for z in texts for line in z.lines],
+        )
+        others = [*others[: ZONES_PER_PAGE - 1], merged]
+    return others[:ZONES_PER_PAGE]

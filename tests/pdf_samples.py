@@ -1,0 +1,193 @@
+"""PDFs generated for the tests (fpdf2), good and bad, as bytes.
+
+Every generator is deterministic, so expected texts and counts can be asserted. Bad inputs are
+made by editing good ones at the byte level while keeping offsets valid, so each breaks exactly
+one thing.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from datetime import UTC, datetime
+
+import pypdf
+from fpdf import FPDF
+from fpdf.enums import TableBordersLayout
+from PIL import Image
+from pypdf.generic import ArrayObject, NameObject, NumberObject
+
+__all__ = [
+    "PARAGRAPHS",
+    "TABLE_ROWS",
+    "broken_page_pdf",
+    "encrypted_pdf",
+    "image_only_pdf",
+    "many_pages_pdf",
+    "mixed_pdf",
+    "not_a_pdf",
+    "text_pdf",
+    "truncated_pdf",
+    "zero_pages_pdf",
+]
+
+PARAGRAPHS = [
+    "Zones are detected on every page and processed one by one, each reporting its tool.",
+    "A second paragraph follows after a blank line, so it is a separate text block.",
+]
+TABLE_ROWS = [
+    ["Region", "Units", "Revenue"],
+    ["North", "120", "4,800"],
+    ["South", "95", "3,610"],
+    ["East", "143", "5,720"],
+]
+_TITLE = "Quarterly report"
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _new() -> FPDF:
+    pdf = FPDF(format="A4", unit="pt")
+    pdf.set_auto_page_break(auto=False)
+    pdf.set_font("helvetica", size=11)
+    pdf.set_creation_date(_EPOCH)  # deterministic output
+    return pdf
+
+
+@functools.lru_cache(maxsize=1)
+def _picture() -> Image.Image:
+    image = Image.new("RGB", (160, 100))
+    image.putdata([(x * 255 // 160, y * 255 // 100, 128) for y in range(100) for x in range(160)])
+    return image
+
+
+def _paragraph(pdf: FPDF, text: str, y: float) -> float:
+    pdf.set_xy(56, y)
+    pdf.multi_cell(480, 14, text)
+    return pdf.get_y() + 18  # a blank gap: the next paragraph is a new block
+
+
+def _table(pdf: FPDF, rows: list[list[str]], y: float) -> float:
+    pdf.set_xy(56, y)
+    with pdf.table(
+        width=360,
+        col_widths=(120, 120, 120),
+        line_height=18,
+        align="LEFT",
+        borders_layout=TableBordersLayout.ALL,
+        first_row_as_headings=False,
+    ) as table:
+        for cells in rows:
+            row = table.row()
+            for cell in cells:
+                row.cell(cell)
+    return pdf.get_y() + 24
+
+
+def _heading(pdf: FPDF, text: str, y: float) -> float:
+    pdf.set_font("helvetica", style="B", size=18)
+    pdf.set_xy(56, y)
+    pdf.cell(480, 22, text)
+    pdf.set_font("helvetica", size=11)
+    return y + 40
+
+
+def text_pdf() -> bytes:
+    """One page: a heading and the two :data:`PARAGRAPHS`."""
+    pdf = _new()
+    pdf.add_page()
+    y = _heading(pdf, _TITLE, 56)
+    for text in PARAGRAPHS:
+        y = _paragraph(pdf, text, y)
+    return bytes(pdf.output())
+
+
+def mixed_pdf() -> bytes:
+    """One page: heading, paragraph, the ruled :data:`TABLE_ROWS` table, an image, a paragraph."""
+    pdf = _new()
+    pdf.add_page()
+    y = _heading(pdf, _TITLE, 56)
+    y = _paragraph(pdf, PARAGRAPHS[0], y)
+    y = _table(pdf, TABLE_ROWS, y)
+    pdf.image(_picture(), x=56, y=y, w=160, h=100)
+    y += 100 + 24
+    _paragraph(pdf, PARAGRAPHS[1], y)
+    return bytes(pdf.output())
+
+
+def image_only_pdf() -> bytes:
+    """One page holding a single image and no text (a scan without OCR)."""
+    pdf = _new()
+    pdf.add_page()
+    pdf.image(_picture(), x=100, y=100, w=320, h=200)
+    return bytes(pdf.output())
+
+
+@functools.lru_cache(maxsize=4)
+def many_pages_pdf(pages: int = 30) -> bytes:
+    """``pages`` pages: each a heading and two paragraphs; every 3rd page a table, every 5th an
+    image. Zones per page: 3, +1 on pages divisible by 3, +1 on pages divisible by 5."""
+    pdf = _new()
+    for number in range(1, pages + 1):
+        pdf.add_page()
+        y = _heading(pdf, f"Section {number}", 56)
+        y = _paragraph(pdf, f"Page {number} begins. " + PARAGRAPHS[0] * 2, y)
+        if number % 3 == 0:
+            y = _table(pdf, [[f"{r}.{c}" for c in range(3)] for r in range(4)], y)
+        if number % 5 == 0:
+            pdf.image(_picture(), x=56, y=y, w=160, h=100)
+            y += 124
+        _paragraph(pdf, f"Page {number} ends. " + PARAGRAPHS[1], y)
+    return bytes(pdf.output())
+
+
+def expected_zone_count(pages: int) -> int:
+    return sum(3 + (n % 3 == 0) + (n % 5 == 0) for n in range(1, pages + 1))
+
+
+def not_a_pdf() -> bytes:
+    return b"PK\x03\x04 this is a zip file, not a PDF" + bytes(200)
+
+
+def truncated_pdf() -> bytes:
+    """The first half of :func:`mixed_pdf`, as an interrupted upload leaves it."""
+    data = mixed_pdf()
+    return data[: len(data) // 2]
+
+
+def encrypted_pdf(user_password: str = "s3cret") -> bytes:
+    pdf = _new()
+    pdf.set_encryption(owner_password="owner-pw", user_password=user_password)
+    pdf.add_page()
+    _paragraph(pdf, PARAGRAPHS[0], 56)
+    return bytes(pdf.output())
+
+
+def zero_pages_pdf() -> bytes:
+    """A well-formed PDF whose page tree is empty (written by hand: fpdf2 refuses to)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def broken_page_pdf(pages: int = 3, broken: int = 2) -> bytes:
+    """:func:`many_pages_pdf` where page ``broken`` has a MediaBox of two numbers instead of four
+    (rewritten with pypdf, which keeps the file otherwise valid): pdfminer cannot build that
+    page, PDFium opens the file, and every other page is fine."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(many_pages_pdf(pages))))
+    writer.pages[broken - 1][NameObject("/MediaBox")] = ArrayObject(
+        [NumberObject(0), NumberObject(0)]
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
