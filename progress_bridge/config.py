@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     outage_buffer_events: int = Field(
         default=10_000, ge=10, description="Events held in memory while Redis is unreachable."
     )
+    celery_broker_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROGRESS_CELERY_BROKER_URL", "CELERY_BROKER_URL"),
+        description="Celery broker; defaults to redis_url.",
+    )
+    celery_result_backend: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROGRESS_CELERY_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
+        description="Celery result backend; defaults to redis_url.",
+    )
 
     # -- Bridge and web app --------------------------------------------------------------------
     production: bool = Field(default=False, description="Refuse insecure defaults when true.")
@@ -66,6 +76,43 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path("var"), description="Uploads and exports live here (generated names only)."
+    )
+
+    # -- Bridge (WebSocket fan-out) --------------------------------------------------------------
+    bridge_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="Server ping op interval; silence for 2x closes 4000."
+    )
+    bridge_ws_ping_s: float = Field(
+        default=20.0, ge=0, description="WebSocket protocol ping interval (uvicorn); 0 = off."
+    )
+    bridge_max_connections: int = Field(default=20_000, ge=1, description="Per process (4009).")
+    bridge_max_connections_per_user: int = Field(default=50, ge=1, description="Per process.")
+    bridge_max_subscriptions: int = Field(default=200, ge=1, description="Per connection.")
+    bridge_max_frame_bytes: int = Field(
+        default=65_536, ge=256, description="Largest inbound frame; larger closes 1009."
+    )
+    bridge_rate_per_s: float = Field(default=20.0, gt=0, description="Inbound frames/s refill.")
+    bridge_rate_burst: int = Field(default=40, ge=1, description="Inbound frames burst.")
+    bridge_rate_strikes: int = Field(
+        default=50, ge=2, description="Frames dropped in one flood before closing 4029."
+    )
+    bridge_outbox_max_frames: int = Field(
+        default=20_000, ge=10, description="Queued frames per connection before closing 4008."
+    )
+    bridge_outbox_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Queued bytes per connection (4008)."
+    )
+    bridge_outbox_max_age_s: float = Field(
+        default=30.0, gt=0, description="A writer stuck this long on a queued outbox: 4008."
+    )
+    bridge_batch_max_events: int = Field(default=500, ge=1, description="Events per batch frame.")
+    bridge_read_block_ms: int = Field(default=1000, ge=10, description="Feed XREAD BLOCK.")
+    bridge_read_count: int = Field(default=1000, ge=1, description="Feed entries per XREAD.")
+    bridge_room_jobs_limit: int = Field(
+        default=50, ge=0, description="Job snapshots listed when subscribing to a user room."
+    )
+    bridge_close_grace_s: float = Field(
+        default=5.0, gt=0, description="How long a close may wait for a stalled socket."
     )
 
     @model_validator(mode="before")

@@ -1,0 +1,515 @@
+"""``ProgressTask``: one-line progress for a Celery task, and the reporter plain functions receive.
+
+Adopt it with ``@app.task(base=ProgressTask, bind=True)`` and report from the task body::
+
+    self.declare_zones(zones, pages)
+    self.zone_processing("p1-z0", tool="pdfplumber")
+    self.zone_completed("p1-z0", tool="pdfplumber", confidence=0.93, duration_ms=41)
+    self.set_progress(operation="tables")          # percent follows from zones when omitted
+
+Plain functions take ``self.progress`` (a :class:`ProgressReporter`), which has the same four
+methods. The lifecycle (queued, started, retrying, completed, failed, cancelled) is written by the
+signal handlers of :mod:`progress_bridge.signals`, connected when this module is imported.
+
+Publishing: ``task.submit(*args, owner="alice", document_id="doc-1")`` (or ``apply_async`` with
+``headers={"progress_owner": ..., "progress_document": ...}``) records who owns the job. A canvas
+child published with ``headers={"progress_parent": job_id}`` reports its zones, and summed zone
+counters, to that parent job's stream; its own lifecycle stays in its own stream.
+
+Contract: every call validates its arguments and raises :class:`InvalidEvent` at the call site
+(nothing is written then). Redis errors never raise: see :mod:`progress_bridge._producer`.
+Progress writes are coalesced to ``settings.progress_max_rate_hz`` per job; a pending update is
+written before the next zone or lifecycle event and when the task returns (there is no timer, so
+a trailing update waits for the next call or the end of the task).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from celery import Task
+from celery.result import AsyncResult
+from pydantic import ValidationError
+
+from . import signals as _signals
+from ._producer import Capture, EtaEstimator, capture_for
+from .events import (
+    ExportCompleted,
+    ExportFailed,
+    ExportFormat,
+    ExportProgress,
+    ExportStarted,
+    PageInfo,
+    ProcessingProgress,
+    ProgressEvent,
+    ZoneCompleted,
+    ZoneInfo,
+    ZoneProcessing,
+    ZonesDeclared,
+    ZoneStatus,
+)
+from .exceptions import InvalidEvent
+
+__all__ = ["HEADER_DOCUMENT", "HEADER_OWNER", "HEADER_PARENT", "ProgressReporter", "ProgressTask"]
+
+#: Message headers read by the worker and the publish signal.
+HEADER_OWNER = "progress_owner"
+HEADER_DOCUMENT = "progress_document"
+HEADER_PARENT = "progress_parent"
+
+_PENDING, _PROCESSING, _DONE = 0, 1, 2
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+def envelope_of(request: Any) -> dict[str, Any]:
+    """Envelope fields of events about the job running under ``request`` (a Celery Context)."""
+    parent = getattr(request, HEADER_PARENT, None) or getattr(request, "parent_id", None)
+    return {
+        "job_id": request.id,
+        "parent_id": parent,
+        "root_id": getattr(request, "root_id", None),
+        "owner": getattr(request, HEADER_OWNER, None),
+        "document_id": getattr(request, HEADER_DOCUMENT, None),
+    }
+
+
+class ProgressReporter:
+    """Progress of one task run. Plain functions receive it as their progress callback.
+
+    Not thread-safe: one task run reports from one thread.
+    """
+
+    def __init__(
+        self,
+        capture: Capture,
+        envelope: Mapping[str, Any],
+        *,
+        task: Any = None,
+        aggregate_to: str | None = None,
+    ) -> None:
+        self._capture = capture
+        self._send = capture.send
+        self._env = dict(envelope)
+        self.job_id: str = self._env["job_id"]
+        # Zone events of a canvas child go to the parent job the user watches.
+        self._zone_env = (
+            {**self._env, "job_id": aggregate_to, "parent_id": self.job_id}
+            if aggregate_to
+            else self._env
+        )
+        self._aggregate = aggregate_to is not None
+        self._task = task
+        self._interval = 1.0 / capture.settings.progress_max_rate_hz
+        self._next_write = 0.0
+        self._zones: dict[str, ZoneInfo] = {}
+        self._state: dict[str, int] = {}
+        self._indexes: set[int] = set()
+        self._done = 0
+        self._percent = 0.0
+        self._operation: str | None = None
+        self._zone: str | None = None
+        self._dirty = False
+        self._pending_counts: dict[str, int] = {}
+        self._pending_export: ProgressEvent | None = None
+        self._eta = EtaEstimator()
+        self.started_at = time.monotonic()
+
+    # -- the four calls the PDF functions use --------------------------------------------------
+
+    def declare_zones(
+        self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any] = ()
+    ) -> None:
+        """Declare zones (all at once, or page by page); ids and indexes must be new.
+
+        Raises:
+            InvalidEvent: a zone or page is malformed, or an id or index was declared before.
+        """
+        infos = [self._zone_info(z) for z in zones]
+        page_infos = [self._page_info(p) for p in pages]
+        ids = set()
+        for info in infos:
+            if info.zone_id in self._zones or info.zone_id in ids:
+                raise InvalidEvent(f"zone {info.zone_id!r} is declared twice", job_id=self.job_id)
+            if info.index in self._indexes:
+                raise InvalidEvent(
+                    f"zone index {info.index} of zone {info.zone_id!r} is already used",
+                    job_id=self.job_id,
+                )
+            ids.add(info.zone_id)
+            self._indexes.add(info.index)
+        for info in infos:
+            self._zones[info.zone_id] = info
+            self._state[info.zone_id] = _PENDING
+        self.flush()
+        total = None if self._aggregate else len(self._zones)
+        self._send(
+            ZonesDeclared(**self._zone_env, zones=infos, pages=page_infos, zones_total=total)
+        )
+        if self._aggregate:
+            self._send(
+                ProcessingProgress(**self._zone_env, percent=0),
+                {"zones_total": len(infos)},
+            )
+
+    def zone_processing(self, zone_id: str, *, tool: str) -> None:
+        """Mark a declared zone as being processed by ``tool``.
+
+        Raises:
+            InvalidEvent: the zone was not declared, or it already completed.
+        """
+        info = self._declared(zone_id)
+        if self._state[zone_id] == _DONE:
+            raise InvalidEvent(f"zone {zone_id!r} already completed", job_id=self.job_id)
+        self.flush()
+        event = self._build(
+            ZoneProcessing,
+            self._zone_env,
+            zone_id=zone_id,
+            zone_index=info.index,
+            page=info.page,
+            kind=info.kind,
+            processing_tool=tool,
+        )
+        self._send(event)
+        self._state[zone_id] = _PROCESSING
+        self._zone = zone_id
+
+    def zone_completed(
+        self,
+        zone_id: str,
+        *,
+        tool: str,
+        confidence: float | None = None,
+        duration_ms: int | None = None,
+        status: str = "completed",
+        error: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Record a zone's end: ``status`` is ``"completed"`` or ``"failed"`` (with ``error``).
+
+        Raises:
+            InvalidEvent: unknown zone, zone completed twice, or a value off-schema (confidence
+                outside 0..1 or NaN, negative duration, unknown status).
+        """
+        info = self._declared(zone_id)
+        if self._state[zone_id] == _DONE:
+            raise InvalidEvent(f"zone {zone_id!r} completed twice", job_id=self.job_id)
+        if status not in (ZoneStatus.COMPLETED, ZoneStatus.FAILED):
+            raise InvalidEvent(
+                f"zone status must be 'completed' or 'failed', got {status!r}", job_id=self.job_id
+            )
+        self.flush()
+        event = self._build(
+            ZoneCompleted,
+            self._zone_env,
+            zone_id=zone_id,
+            zone_index=info.index,
+            page=info.page,
+            processing_tool=tool,
+            status=status,
+            confidence=confidence,
+            duration_ms=duration_ms,
+            error=error,
+            summary=summary,
+        )
+        self._send(event)
+        self._state[zone_id] = _DONE
+        self._done += 1
+        if self._zone == zone_id:
+            self._zone = None
+        if self._aggregate:
+            self._pending_counts["zones_completed"] = (
+                self._pending_counts.get("zones_completed", 0) + 1
+            )
+        self._update(None, None, time.monotonic())
+
+    def set_progress(self, percent: float | None = None, *, operation: str | None = None) -> None:
+        """Set overall progress (0..100) and/or the current operation; writes are coalesced.
+
+        ``percent=None`` derives it from zones completed / declared (or keeps the last value
+        when no zones are declared); ``operation=None`` keeps the last operation.
+
+        Raises:
+            InvalidEvent: percent is not a number, NaN, negative or above 100.
+        """
+        if percent is not None:
+            if type(percent) is not float and (
+                isinstance(percent, bool) or not isinstance(percent, int | float)
+            ):
+                raise InvalidEvent(f"percent must be a number, got {percent!r}", job_id=self.job_id)
+            if not 0.0 <= percent <= 100.0:  # NaN fails both comparisons
+                raise InvalidEvent(
+                    f"percent must be between 0 and 100, got {percent!r}", job_id=self.job_id
+                )
+        if operation is not None and not isinstance(operation, str):
+            raise InvalidEvent(f"operation must be text, got {operation!r}", job_id=self.job_id)
+        self._update(percent, operation, time.monotonic())
+
+    # -- exports -------------------------------------------------------------------------------
+
+    def export_started(self, export_id: str, fmt: ExportFormat | str) -> None:
+        """Announce an export of this job's result (``fmt``: json, markdown or csv)."""
+        event = self._build(ExportStarted, self._env, export_id=export_id, format=fmt)
+        self.flush()
+        self._send(event)
+
+    def export_progress(self, export_id: str, fmt: ExportFormat | str, percent: float) -> None:
+        """Export progress; coalesced like :meth:`set_progress`."""
+        event = self._build(
+            ExportProgress, self._env, export_id=export_id, format=fmt, percent=percent
+        )
+        now = time.monotonic()
+        if now >= self._next_write:
+            self._next_write = now + self._interval
+            self._pending_export = None
+            self._send(event)
+        else:
+            self._pending_export = event
+            self._capture.stats.coalesced += 1
+
+    def export_completed(
+        self, export_id: str, fmt: ExportFormat | str, *, size_bytes: int, filename: str
+    ) -> None:
+        event = self._build(
+            ExportCompleted,
+            self._env,
+            export_id=export_id,
+            format=fmt,
+            size_bytes=size_bytes,
+            filename=filename,
+        )
+        self.flush()
+        self._send(event)
+
+    def export_failed(self, export_id: str, fmt: ExportFormat | str, *, error: str) -> None:
+        event = self._build(
+            ExportFailed, self._env, export_id=export_id, format=fmt, error_message=error
+        )
+        self.flush()
+        self._send(event)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def percent(self) -> float:
+        return self._percent
+
+    @property
+    def zones_completed(self) -> int:
+        return self._done
+
+    @property
+    def zones_total(self) -> int:
+        return len(self._zones)
+
+    def flush(self) -> None:
+        """Write the pending (coalesced) progress update now, if there is one."""
+        if self._pending_export is not None:
+            event, self._pending_export = self._pending_export, None
+            self._send(event)
+        if self._dirty:
+            self._write(time.monotonic())
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _update(self, percent: float | None, operation: str | None, now: float) -> None:
+        if percent is None:
+            percent = 100.0 * self._done / len(self._zones) if self._zones else self._percent
+        self._percent = float(percent)
+        if operation is not None:
+            self._operation = operation
+        self._eta.observe(now, self._percent)
+        if now >= self._next_write:
+            self._write(now)
+        else:
+            if self._dirty:
+                self._capture.stats.coalesced += 1
+            self._dirty = True
+
+    def _write(self, now: float) -> None:
+        self._dirty = False
+        self._next_write = now + self._interval
+        eta = self._eta.eta_s(self._percent)
+        total = len(self._zones)
+        if self._pending_counts:
+            counts, self._pending_counts = self._pending_counts, {}
+            self._send(ProcessingProgress(**self._zone_env, percent=0), counts)
+        self._send(
+            ProcessingProgress(
+                **self._env,
+                percent=round(self._percent, 2),
+                current_operation=self._operation,
+                current_zone=self._zone,
+                zones_completed=self._done if total else None,
+                zones_total=total or None,
+                eta_s=eta,
+            )
+        )
+        if self._task is not None:
+            self._celery_progress(eta)
+
+    def _celery_progress(self, eta: float | None) -> None:
+        meta = {
+            "percent": round(self._percent, 2),
+            "current_operation": self._operation,
+            "current_zone": self._zone,
+            "zones_completed": self._done,
+            "zones_total": len(self._zones),
+            "eta_s": eta,
+        }
+        task = self._task
+        try:
+            task.update_state(task_id=self.job_id, state="PROGRESS", meta=meta)
+        except Exception as exc:  # the result backend is advisory here too
+            self._capture.stats.redis_errors += 1
+            _signals.log.warning("update_state(PROGRESS) failed for %s: %s", self.job_id, exc)
+        try:
+            task.send_event("task-progress", **meta)
+        except Exception as exc:
+            self._capture.stats.redis_errors += 1
+            _signals.log.warning("task-progress event failed for %s: %s", self.job_id, exc)
+
+    def _declared(self, zone_id: str) -> ZoneInfo:
+        info = self._zones.get(zone_id)
+        if info is None:
+            raise InvalidEvent(
+                f"zone {zone_id!r} was not declared (declare_zones first)", job_id=self.job_id
+            )
+        return info
+
+    def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
+        try:
+            event: ProgressEvent = cls(**env, **fields)
+        except ValidationError as exc:
+            name = cls.model_fields["type"].default
+            raise InvalidEvent(
+                f"invalid {name}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None
+        return event
+
+    def _zone_info(self, zone: ZoneInfo | Mapping[str, Any]) -> ZoneInfo:
+        if isinstance(zone, ZoneInfo):
+            return zone
+        try:
+            return ZoneInfo.model_validate(zone)
+        except ValidationError as exc:
+            raise InvalidEvent(
+                f"invalid zone {zone!r}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None
+
+    def _page_info(self, page: Any) -> PageInfo:
+        if isinstance(page, PageInfo):
+            return page
+        try:
+            return PageInfo.model_validate(page)
+        except ValidationError as exc:
+            raise InvalidEvent(
+                f"invalid page {page!r}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None
+
+
+class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
+    """Celery task base that reports progress; use with ``bind=True``.
+
+    Celery's ``PROGRESS`` state (``AsyncResult.info``) and a ``task-progress`` Celery event carry
+    the same numbers as the stream, at the same (coalesced) rate.
+    """
+
+    #: Set False on a subclass (or a task) to write no lifecycle events for it.
+    track_progress = True
+    _progress_capture = True  # the marker the signal handlers look for
+
+    @property
+    def progress(self) -> ProgressReporter:
+        """The reporter of the current run (created on first use, one per run and thread)."""
+        request = self.request
+        reporter: ProgressReporter | None = getattr(request, "_progress_reporter", None)
+        if reporter is None:
+            if not request.id:
+                raise InvalidEvent(
+                    f"{self.name}: progress calls need a running task (none is running)"
+                )
+            capture = capture_for(self.app)
+            reporter = ProgressReporter(
+                capture,
+                envelope_of(request),
+                task=self,
+                aggregate_to=getattr(request, HEADER_PARENT, None),
+            )
+            request._progress_reporter = reporter
+        return reporter
+
+    def declare_zones(
+        self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any] = ()
+    ) -> None:
+        """See :meth:`ProgressReporter.declare_zones`."""
+        self.progress.declare_zones(zones, pages)
+
+    def zone_processing(self, zone_id: str, *, tool: str) -> None:
+        """See :meth:`ProgressReporter.zone_processing`."""
+        self.progress.zone_processing(zone_id, tool=tool)
+
+    def zone_completed(
+        self,
+        zone_id: str,
+        *,
+        tool: str,
+        confidence: float | None = None,
+        duration_ms: int | None = None,
+        status: str = "completed",
+        error: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """See :meth:`ProgressReporter.zone_completed`."""
+        self.progress.zone_completed(
+            zone_id,
+            tool=tool,
+            confidence=confidence,
+            duration_ms=duration_ms,
+            status=status,
+            error=error,
+            summary=summary,
+        )
+
+    def set_progress(self, percent: float | None = None, *, operation: str | None = None) -> None:
+        """See :meth:`ProgressReporter.set_progress`."""
+        self.progress.set_progress(percent, operation=operation)
+
+    def submit(
+        self,
+        *args: Any,
+        owner: str | None = None,
+        document_id: str | None = None,
+        parent: str | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Publish the task (``apply_async(args, **options)``) with the progress headers set.
+
+        Args:
+            owner: who may watch the job (recorded in the queued event and the owner index).
+            document_id: the document the job works on.
+            parent: report zones to this job (a canvas child of the job the user watches).
+        """
+        headers = dict(options.pop("headers", None) or {})
+        for name, value in ((HEADER_OWNER, owner), (HEADER_DOCUMENT, document_id)):
+            if value is not None:
+                headers[name] = value
+        if parent is not None:
+            headers[HEADER_PARENT] = parent
+        kwargs = options.pop("kwargs", None)
+        return self.apply_async(args, kwargs, headers=headers, **options)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
+        # The publish signal only gets the task's name; tell it which app (and settings) to use.
+        with _signals.publishing(self):
+            return super().apply_async(args, kwargs, **options)
+
+
+_signals.connect_signals()

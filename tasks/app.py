@@ -1,0 +1,37 @@
+"""The Celery app of the project's tasks: ``celery -A tasks worker`` finds it as ``tasks.app``.
+
+Configuration lives in ``celeryconfig.py`` (read from Settings). Task modules are listed in
+:data:`TASK_MODULES`; a module that is not present yet is skipped. Importing this module needs no
+server; starting a worker without ``REDIS_URL`` (or Celery's URLs) fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+
+import progress_bridge.task  # noqa: F401  (connects the lifecycle signal handlers)
+from progress_bridge.celery_app import require_broker
+
+__all__ = ["TASK_MODULES", "app"]
+
+#: Modules whose tasks the worker registers.
+TASK_MODULES = ("tasks.demo", "tasks.pdf")
+
+if importlib.util.find_spec("celeryconfig") is None:
+    # Run from outside the checkout (e.g. the console script in another directory): the config
+    # module sits next to the `tasks` package.
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+app = Celery("tasks")
+app.config_from_object("celeryconfig")
+app.conf.include = [m for m in TASK_MODULES if importlib.util.find_spec(m) is not None]
+
+
+@signals.worker_init.connect(weak=False)  # type: ignore[untyped-decorator]
+def _check_broker(sender: Any = None, **_: Any) -> None:
+    require_broker(getattr(sender, "app", None) or app)

@@ -1,0 +1,318 @@
+"""ProgressTask and the signal handlers with a real in-process worker (threads pool).
+
+Each test publishes real messages through the session's Redis-protocol server and reads the
+job's stream back; nothing runs eagerly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from celery.result import AsyncResult
+
+from progress_bridge._producer import capture_for
+from progress_bridge.config import Settings
+from progress_bridge.events import (
+    TERMINAL_TYPES,
+    ProcessingCompleted,
+    ProcessingFailed,
+    ProcessingProgress,
+    ProcessingQueued,
+    ProcessingRetrying,
+    ProcessingStarted,
+    ProgressEvent,
+    ZoneCompleted,
+    ZoneInfo,
+)
+from progress_bridge.keys import parse_stream_id
+from progress_bridge.streams import EventStore
+from progress_bridge.task import ProgressTask
+from tests.conftest import TIMEOUT
+
+ZONES = [ZoneInfo(zone_id=f"z{i}", index=i, page=1, kind="text") for i in range(3)]
+
+#: Gates that let a test hold a running task at a known point (threads pool: same process).
+gates: dict[str, threading.Event] = {}
+
+
+def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Celery:
+    app = Celery(f"test-{uuid.uuid4().hex[:6]}", set_as_current=False)
+    app.conf.update(
+        broker_url=redis_url,
+        result_backend=redis_url,
+        progress_settings=Settings(redis_url=progress_url or redis_url, progress_max_rate_hz=20),
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_acks_late=True,
+        broker_connection_retry_on_startup=True,
+        **conf,
+    )
+    task = app.task
+
+    @task(base=ProgressTask, bind=True, name="t.walk")
+    def walk(self: ProgressTask, calls: int = 3, gate: str | None = None) -> dict[str, Any]:
+        self.declare_zones(ZONES)
+        for zone in ZONES:
+            self.zone_processing(zone.zone_id, tool="ocr")
+            for i in range(calls):
+                self.set_progress(operation=f"{zone.zone_id} step {i}")
+            if gate and zone.index == 0:
+                gates[gate + ":reached"].set()
+                assert gates[gate].wait(TIMEOUT)
+            self.zone_completed(zone.zone_id, tool="ocr", confidence=0.9, duration_ms=5)
+        return {"summary": f"{len(ZONES)} zones"}
+
+    @task(base=ProgressTask, bind=True, name="t.fail")
+    def fail(self: ProgressTask) -> None:
+        self.set_progress(10, operation="reading")
+        raise ValueError("page 3 is unreadable")
+
+    @task(base=ProgressTask, bind=True, name="t.flaky", max_retries=2)
+    def flaky(self: ProgressTask) -> str:
+        self.set_progress(5)
+        if self.request.retries < 1:
+            raise self.retry(exc=ConnectionError("scanner offline"), countdown=0.05)
+        return "ok"
+
+    @task(base=ProgressTask, bind=True, name="t.bad")
+    def bad(self: ProgressTask, what: str) -> None:
+        self.declare_zones(ZONES[:1])
+        if what == "twice":
+            self.zone_completed("z0", tool="ocr")
+            self.zone_completed("z0", tool="ocr")
+        elif what == "unknown":
+            self.zone_processing("nope", tool="ocr")
+
+    @task(base=ProgressTask, bind=True, name="t.child")
+    def child(self: ProgressTask, n: int) -> int:
+        zones = [ZoneInfo(zone_id=f"{self.request.id}-{i}", index=i) for i in range(n)]
+        self.declare_zones(zones)
+        for zone in zones:
+            self.zone_processing(zone.zone_id, tool="t")
+            self.zone_completed(zone.zone_id, tool="t")
+        return n
+
+    @task(name="t.plain")
+    def plain() -> str:
+        return "untracked"
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def app(redis_url: str) -> Iterator[Celery]:
+    app = make_app(redis_url)
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False):
+        yield app
+
+
+def wait_for(predicate: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def finished_history(store: EventStore, job_id: str) -> list[ProgressEvent]:
+    """The job's events once its terminal event is in (polls with the shared deadline)."""
+
+    def ended() -> list[ProgressEvent] | None:
+        events = store.history(job_id)
+        return events if any(e.type in TERMINAL_TYPES for e in events) else None
+
+    events: list[ProgressEvent] = wait_for(ended, f"a terminal event of job {job_id}")
+    return events
+
+
+def assert_ids_increase(events: list[ProgressEvent]) -> None:
+    ids = [parse_stream_id(e.id or "") for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert len({e.epoch for e in events}) == 1
+
+
+def test_success_writes_the_whole_life_in_order_with_increasing_ids(
+    app: Celery, store: EventStore
+) -> None:
+    # Publish with owner and document headers; run 3 zones with many progress calls each.
+    result = app.tasks["t.walk"].submit(owner="alice", document_id="doc-7", kwargs={"calls": 50})
+    assert result.get(timeout=TIMEOUT) == {"summary": "3 zones"}
+    events = finished_history(store, result.id)
+
+    # Lifecycle first and last, zones in order, and exactly one terminal event.
+    types = [e.type for e in events]
+    assert types[:3] == ["processing_queued", "processing_started", "zones_declared"]
+    assert types[-1] == "processing_completed" and sum(t in TERMINAL_TYPES for t in types) == 1
+    zone_types = [t for t in types if t.startswith("zone_")]
+    assert zone_types == ["zone_processing", "zone_completed"] * 3
+    assert_ids_increase(events)
+    # Owner and document from the publish headers are on every event.
+    assert {(e.owner, e.document_id) for e in events} == {("alice", "doc-7")}
+    assert store.jobs_of("alice")[0] == result.id
+    queued, started, completed = events[0], events[1], events[-1]
+    assert isinstance(queued, ProcessingQueued) and queued.task_name == "t.walk"
+    assert isinstance(started, ProcessingStarted) and started.attempt == 1
+    assert isinstance(completed, ProcessingCompleted) and completed.result_summary == "3 zones"
+    # 150 progress calls in a few ms coalesce; the last state before the end is written.
+    progress = [e for e in events if isinstance(e, ProcessingProgress)]
+    assert 3 <= len(progress) < 20
+    assert (progress[-1].percent, progress[-1].zones_completed, progress[-1].zones_total) == (
+        100,
+        3,
+        3,
+    )
+    snap = store.snapshot(result.id)
+    assert snap is not None
+    assert (snap.status, snap.percent, snap.zones_completed, snap.attempt) == (
+        "completed",
+        100,
+        3,
+        1,
+    )
+
+
+def test_failure_ends_failed_with_type_and_message_and_no_traceback(
+    app: Celery, store: EventStore
+) -> None:
+    result = app.tasks["t.fail"].submit(owner="bob")
+    with pytest.raises(ValueError, match="unreadable"):
+        result.get(timeout=TIMEOUT)
+    events = finished_history(store, result.id)
+    failed = events[-1]
+    assert isinstance(failed, ProcessingFailed)
+    assert (failed.error_type, failed.error_message, failed.lost) == (
+        "ValueError",
+        "page 3 is unreadable",
+        False,
+    )
+    assert "Traceback" not in failed.model_dump_json()
+    # The pending progress update was flushed before the terminal event.
+    assert [e.type for e in events][-2:] == ["processing_progress", "processing_failed"]
+
+
+def test_retry_is_retrying_then_a_second_attempt_not_an_end(app: Celery, store: EventStore) -> None:
+    result = app.tasks["t.flaky"].submit()
+    assert result.get(timeout=TIMEOUT) == "ok"
+    events = finished_history(store, result.id)
+    lifecycle = [e for e in events if e.type != "processing_progress"]
+    assert [e.type for e in lifecycle] == [
+        "processing_queued",
+        "processing_started",
+        "processing_retrying",
+        "processing_started",
+        "processing_completed",
+    ]
+    retrying, second = lifecycle[2], lifecycle[3]
+    assert isinstance(retrying, ProcessingRetrying) and retrying.attempt == 2
+    assert retrying.reason == "ConnectionError: scanner offline"
+    assert isinstance(second, ProcessingStarted) and second.attempt == 2
+    assert_ids_increase(events)
+
+
+def test_revoked_job_ends_cancelled(app: Celery, store: EventStore) -> None:
+    # Revoke the id first (waiting for the worker's reply), then publish it: the worker
+    # refuses the message and the job ends cancelled without having started.
+    job_id = f"job-{uuid.uuid4().hex[:12]}"
+    replies = app.control.revoke(job_id, reply=True, limit=1, timeout=TIMEOUT)
+    assert replies
+    app.tasks["t.walk"].apply_async(task_id=job_id)
+    events = finished_history(store, job_id)
+    assert [e.type for e in events] == ["processing_queued", "processing_cancelled"]
+
+
+def test_progress_state_and_task_progress_event_show_the_same_numbers(
+    app: Celery, store: EventStore
+) -> None:
+    # Hold the task inside zone 0 and look at Celery's view of it.
+    gate = uuid.uuid4().hex
+    gates[gate], gates[gate + ":reached"] = threading.Event(), threading.Event()
+    seen: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        with app.connection_for_read() as conn:
+            recv = app.events.Receiver(conn, handlers={"task-progress": seen.append})
+            for _ in recv.itercapture(limit=None, timeout=TIMEOUT, wakeup=True):
+                if stop.is_set():
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.3)  # not synchronisation of the job: the event receiver needs its queue bound
+    result = app.tasks["t.walk"].submit(kwargs={"gate": gate})
+    assert gates[gate + ":reached"].wait(TIMEOUT)
+    info = wait_for(
+        lambda: (
+            AsyncResult(result.id, app=app).state == "PROGRESS"
+            and AsyncResult(result.id, app=app).info
+        ),
+        "PROGRESS state",
+    )
+    assert (info["zones_total"], info["zones_completed"]) == (3, 0)
+    assert info["current_zone"] == "z0"
+    gates[gate].set()
+    result.get(timeout=TIMEOUT)
+    wait_for(lambda: any(e.get("uuid") == result.id for e in seen), "a task-progress event")
+    stop.set()
+    mine = [e for e in seen if e.get("uuid") == result.id]
+    assert {"percent", "zones_completed", "zones_total", "eta_s"} <= set(mine[0])
+    written = [e for e in store.history(result.id) if isinstance(e, ProcessingProgress)]
+    assert {m["percent"] for m in mine} <= {e.percent for e in written}
+
+
+def test_bad_call_inside_a_task_fails_it_with_a_clear_message(
+    app: Celery, store: EventStore
+) -> None:
+    result = app.tasks["t.bad"].submit(kwargs={"what": "twice"})
+    events = finished_history(store, result.id)
+    failed = events[-1]
+    assert isinstance(failed, ProcessingFailed) and failed.error_type == "InvalidEvent"
+    assert failed.error_message == f"zone 'z0' completed twice (job {result.id})"
+    # What was written before the bad call stays.
+    assert [e.type for e in events if isinstance(e, ZoneCompleted)] == ["zone_completed"]
+
+    result = app.tasks["t.bad"].submit(kwargs={"what": "unknown"})
+    failed = finished_history(store, result.id)[-1]
+    assert isinstance(failed, ProcessingFailed)
+    assert failed.error_message == (
+        f"zone 'nope' was not declared (declare_zones first) (job {result.id})"
+    )
+
+
+def test_tasks_without_progress_task_write_nothing(app: Celery, store: EventStore) -> None:
+    result = app.tasks["t.plain"].delay()
+    assert result.get(timeout=TIMEOUT) == "untracked"
+    assert store.replay(result.id).reason == "unknown_job"
+
+
+def test_canvas_children_report_zones_to_the_parent_job(
+    app: Celery, store: EventStore, job_id: str
+) -> None:
+    # Two children of one user-visible job, published with the parent header.
+    child = app.tasks["t.child"]
+    results = [child.submit(n, parent=job_id, owner="carol") for n in (2, 3)]
+    assert [r.get(timeout=TIMEOUT) for r in results] == [2, 3]
+    for r in results:
+        finished_history(store, r.id)
+
+    # The parent's stream has every zone and summed counters; each child keeps its lifecycle.
+    snap = wait_for(
+        lambda: (s := store.snapshot(job_id)) and s.zones_completed == 5 and s,
+        "summed zone counters",
+    )
+    assert (snap.zones_total, snap.percent) == (5, 100)
+    parent_events = store.history(job_id)
+    assert sum(isinstance(e, ZoneCompleted) for e in parent_events) == 5
+    assert not any(e.type in TERMINAL_TYPES for e in parent_events)
+    child_events = store.history(results[0].id)
+    assert child_events[0].parent_id == job_id and child_events[-1].type == "processing_completed"
+    assert capture_for(app).stats.redis_errors == 0
