@@ -1,0 +1,54 @@
+/**
+ * One error hierarchy for the client (STYLE.md §9):
+ *
+ * ProgressClientError
+ * ├── AuthenticationError   the server closed with 4001 and a fresh token did not help
+ * ├── ConnectionForbiddenError   the server closed with 4003
+ * ├── ServerError           an `error` frame (code, message, ref); the connection stays open
+ * └── ProtocolViolationError   a frame the client cannot make sense of
+ */
+
+/** Base class of every error the client emits or throws. */
+export class ProgressClientError extends Error {
+  /** Close code of the connection that ended with this error, when there was one. */
+  readonly closeCode: number | undefined;
+
+  constructor(message: string, options: { closeCode?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.closeCode = options.closeCode;
+  }
+}
+
+/** The token was refused (close 4001) even after asking the token provider for a new one. */
+export class AuthenticationError extends ProgressClientError {}
+
+/** The token is valid but may not open a connection (close 4003); the client stops. */
+export class ConnectionForbiddenError extends ProgressClientError {}
+
+/** A typed `error` frame from the server (`bad_frame`, `forbidden`, `not_found`, …). */
+export class ServerError extends ProgressClientError {
+  /** The server's error code, e.g. `"forbidden"`. */
+  readonly code: string;
+  /** The `ref` of the client frame this error answers, if any. */
+  readonly ref: string | undefined;
+  /** The job the failed request was about, when the client can tell. */
+  readonly jobId: string | undefined;
+  /** The room the failed request was about, when the client can tell. */
+  readonly room: string | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    context: { ref?: string; jobId?: string; room?: string } = {},
+  ) {
+    super(`${code}: ${message}`);
+    this.code = code;
+    this.ref = context.ref;
+    this.jobId = context.jobId;
+    this.room = context.room;
+  }
+}
+
+/** The server sent something the protocol does not allow (bad JSON, unknown op, …). */
+export class ProtocolViolationError extends ProgressClientError {}

@@ -1,0 +1,56 @@
+export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
+export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
+export {
+  AuthenticationError,
+  ConnectionForbiddenError,
+  ProgressClientError,
+  ProtocolViolationError,
+  ServerError,
+} from "./errors";
+export {
+  JSON_SUBPROTOCOL,
+  PROTOCOL_VERSION,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  parseServerFrame,
+  type BatchFrame,
+  type ClientFrame,
+  type ErrorFrame,
+  type EventFrame,
+  type HelloFrame,
+  type PingFrame,
+  type ServerFrame,
+  type StreamPosition,
+  type SubscribedFrame,
+  type UnsubscribedFrame,
+} from "./frames";
+export {
+  applyEvent,
+  emptyJobState,
+  etaRemaining,
+  fromSnapshot,
+  isFinished,
+  zonesInOrder,
+  type ExportView,
+  type JobError,
+  type JobState,
+  type ZoneView,
+} from "./jobState";
+export {
+  DEFAULT_OPTIONS,
+  ProgressClient,
+  type ClientState,
+  type ClientStats,
+  type JobChange,
+  type NetworkMonitor,
+  type ProgressClientEvents,
+  type ProgressClientOptions,
+  type RetryInfo,
+  type RoomChange,
+  type SnapshotInfo,
+  type StateChange,
+  type SubscribeOptions,
+  type TokenSource,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from "./ProgressClient";
+export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
