@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -146,7 +147,9 @@ def _on_prerun(sender: Any = None, task_id: str | None = None, **_: Any) -> None
     capture = capture_for(sender.app)
     attempt = max(int(request.retries or 0) + 1, capture.stored_attempt(task_id) + 1)
     request.progress_attempt = attempt
-    event = ProcessingStarted(**_envelope(request), attempt=attempt, worker=request.hostname)
+    # "hostname/pid": which pool child runs the attempt (operators, and the lost-worker test).
+    worker = f"{request.hostname}/{os.getpid()}"
+    event = ProcessingStarted(**_envelope(request), attempt=attempt, worker=worker)
     _emit(capture, event)
 
 
