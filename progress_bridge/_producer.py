@@ -93,6 +93,11 @@ class Outbox:
         """Events waiting in the outage buffer."""
         return len(self._buffer)
 
+    def pending_events(self) -> list[ProgressEvent]:
+        """A copy of the buffered events, oldest first (diagnostics and tests)."""
+        with self._lock:
+            return [event for event, _ in self._buffer]
+
     def send(self, event: ProgressEvent, increments: Increments | None = None) -> None:
         """Append ``event`` now, or buffer it if Redis is away. Never raises for Redis errors."""
         with self._lock:
@@ -305,6 +310,11 @@ class Capture:
             retry=Retry(NoBackoff(), 0),  # the outbox retries, with backoff, off the task's path
         )
         return EventStore(client, self.settings)
+
+    def pending_events(self) -> list[ProgressEvent]:
+        """A copy of the buffered events, oldest first (diagnostics and tests)."""
+        with self._lock:
+            return [event for event, _ in self._buffer]
 
     def send(self, event: ProgressEvent, increments: Increments | None = None) -> None:
         self.outbox.send(event, increments)
