@@ -311,11 +311,6 @@ class Capture:
         )
         return EventStore(client, self.settings)
 
-    def pending_events(self) -> list[ProgressEvent]:
-        """A copy of the buffered events, oldest first (diagnostics and tests)."""
-        with self._lock:
-            return [event for event, _ in self._buffer]
-
     def send(self, event: ProgressEvent, increments: Increments | None = None) -> None:
         self.outbox.send(event, increments)
 
