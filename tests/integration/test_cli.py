@@ -1,0 +1,129 @@
+"""The ``progress-bridge`` command as a subprocess against the real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from progress_bridge.events import (
+    ProcessingCancelled,
+    ProcessingCompleted,
+    ProcessingFailed,
+    ProcessingProgress,
+    ProcessingStarted,
+)
+from progress_bridge.streams import EventStore
+from tests.conftest import TIMEOUT
+
+CLI = [sys.executable, "-m", "progress_bridge.cli"]
+
+
+def run_env(redis_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PROGRESS_REDIS_URL")}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def tail(redis_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "tail", job_id, *extra],
+        env=run_env(redis_url),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_tail_of_an_unknown_job_exits_2_with_a_message(redis_url: str) -> None:
+    done = tail(redis_url, "job-never-seen")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "unknown job 'job-never-seen'" in done.stderr
+
+
+def test_tail_prints_the_history_as_json_lines_and_exits_0_on_completed(
+    redis_url: str, store: EventStore, job_id: str
+) -> None:
+    written = [
+        store.append(ProcessingStarted(job_id=job_id)),
+        store.append(ProcessingProgress(job_id=job_id, percent=50)),
+        store.append(ProcessingCompleted(job_id=job_id, result_summary="ok")),
+    ]
+    done = tail(redis_url, job_id)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(d["id"], d["type"]) for d in lines] == [(e.id, e.type) for e in written]
+
+
+@pytest.mark.parametrize(
+    "terminal",
+    [
+        ProcessingFailed(job_id="x", error_type="E", error_message="boom"),
+        ProcessingCancelled(job_id="x", reason="revoked"),
+    ],
+)
+def test_tail_follows_live_events_and_exits_1_on_failed_or_cancelled(
+    redis_url: str, store: EventStore, job_id: str, terminal: Any
+) -> None:
+    # Start tail on a running job, then append while it follows.
+    first = store.append(ProcessingStarted(job_id=job_id))
+    proc = subprocess.Popen(
+        [*CLI, "tail", job_id],
+        env=run_env(redis_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["id"] == first.id  # history first
+        live = store.append(ProcessingProgress(job_id=job_id, percent=30))
+        assert json.loads(proc.stdout.readline())["id"] == live.id
+        end = store.append(terminal.model_copy(update={"job_id": job_id}))
+        line = json.loads(proc.stdout.readline())
+        assert (line["id"], line["type"], line["epoch"]) == (end.id, end.type, end.epoch)
+        assert proc.wait(timeout=TIMEOUT) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_dev_runs_a_worker_and_a_demo_job_and_stops_everything_on_sigterm() -> None:
+    # Embedded server (no REDIS_URL), a prefork worker, and a fast demo job.
+    proc = subprocess.Popen(
+        [*CLI, "dev", "--demo", "--demo-speed", "20", "--concurrency", "1"],
+        env=run_env(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        job_id = proc.stdout.readline().strip()
+        url = ""
+        deadline = time.monotonic() + TIMEOUT
+        while not url and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if "embedded valkey-server at " in line:
+                url = line.rsplit(" ", 1)[1].strip()
+        assert job_id and url
+        # The demo job is watched to its end with tail.
+        done = tail(url, job_id)
+        assert done.returncode == 0, done.stderr
+        types = [json.loads(line)["type"] for line in done.stdout.splitlines()]
+        assert types[0] == "processing_queued" and types[-1] == "processing_completed"
+        assert "zone_completed" in types
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert "[dev] stopping" in err
