@@ -5,6 +5,8 @@ the pydantic models of :mod:`progress_bridge.events`; everything lands in Redis 
 :class:`EventStore`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import Settings
 from .events import ProgressEvent
 from .exceptions import (
@@ -27,8 +29,23 @@ __all__ = [
     "JobSnapshot",
     "ProgressBridgeError",
     "ProgressEvent",
+    "ProgressReporter",
+    "ProgressTask",
     "ProtocolError",
     "Replay",
     "Settings",
     "StreamUnavailable",
 ]
+
+if TYPE_CHECKING:
+    from .task import ProgressReporter, ProgressTask
+
+
+def __getattr__(name: str) -> Any:
+    # ProgressTask needs Celery; processes that only read streams (the bridge) should not pay
+    # for importing it, so it is imported on first use.
+    if name in ("ProgressTask", "ProgressReporter"):
+        from . import task
+
+        return getattr(task, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
