@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 import pypdf
+import pytest
 from fpdf import FPDF
 from fpdf.enums import TableBordersLayout
 from PIL import Image
@@ -20,8 +22,10 @@ from pypdf.generic import ArrayObject, NameObject, NumberObject
 __all__ = [
     "PARAGRAPHS",
     "TABLE_ROWS",
+    "assert_sink_contract",
     "broken_page_pdf",
     "encrypted_pdf",
+    "expected_zone_count",
     "image_only_pdf",
     "many_pages_pdf",
     "mixed_pdf",
@@ -191,3 +195,47 @@ def broken_page_pdf(pages: int = 3, broken: int = 2) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def assert_sink_contract(sink: Any) -> None:
+    """Check a :class:`~tasks.pdf.sink.RecordingSink` against the sink contract.
+
+    Each zone is declared before it is processed; each declared zone gets exactly one
+    zone_processing and then one zone_completed, with no other zone in between; zone ids and
+    indexes are unique and indexes increase; the percent never decreases and ends at 100.
+    """
+    declared: set[str] = set()
+    indexes: list[int] = []
+    seen_processing: set[str] = set()
+    completed: set[str] = set()
+    open_zone: str | None = None
+    percents: list[float] = []
+    for call in sink.calls:
+        args = call.args
+        if call.method == "declare_zones":
+            for zone in args["zones"]:
+                assert zone.zone_id not in declared, f"{zone.zone_id} declared twice"
+                declared.add(zone.zone_id)
+                indexes.append(zone.index)
+        elif call.method == "zone_processing":
+            zone_id = args["zone_id"]
+            assert zone_id in declared, f"{zone_id} processed before it was declared"
+            assert zone_id not in seen_processing, f"{zone_id} processed twice"
+            assert open_zone is None, f"{zone_id} started while {open_zone} was open"
+            seen_processing.add(zone_id)
+            open_zone = zone_id
+        elif call.method == "zone_completed":
+            zone_id = args["zone_id"]
+            assert zone_id == open_zone, f"{zone_id} completed but {open_zone} was processing"
+            assert zone_id not in completed
+            completed.add(zone_id)
+            open_zone = None
+            if args["confidence"] is not None:
+                assert 0.0 <= args["confidence"] <= 1.0
+        elif call.method == "set_progress":
+            percents.append(args["percent"])
+    assert open_zone is None
+    assert completed == declared, f"never completed: {sorted(declared - completed)}"
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+    assert percents == sorted(percents), "percent went backwards"
+    assert percents and percents[-1] == pytest.approx(100.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ _HEADER_WINDOW = 1024
 #: Where to look for the ``%%EOF`` marker; writers may append a little junk after it.
 _TRAILER_WINDOW = 2048
 
+_PDFIUM_LOCK = threading.Lock()
+
 #: A path, or the file's bytes.
 PdfSource = str | os.PathLike[str] | bytes
 
@@ -76,8 +79,15 @@ class PageSlot:
 class PdfDocument:
     """An open, validated PDF. Use as a context manager; :meth:`close` releases both parsers."""
 
-    def __init__(self, data: bytes, page_sizes: list[tuple[float, float]], name: str | None):
+    def __init__(
+        self,
+        data: bytes,
+        page_sizes: list[tuple[float, float]],
+        name: str | None,
+        password: str | None = None,
+    ):
         self._data = data
+        self._password = password
         self.name = name
         self.page_sizes = page_sizes
         self._plumber: PDF | None = None
@@ -114,7 +124,7 @@ class PdfDocument:
         per-page caches, so memory stays flat over long documents).
         """
         if self._plumber is None:
-            self._plumber = pdfplumber.open(io.BytesIO(self._data))
+            self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
         plumber = self._plumber
         pages = PDFPage.create_pages(plumber.doc)
         doctop = 0.0
@@ -196,10 +206,17 @@ def open_document(
         raise EmptyPdf("The PDF has no pages.")
     if len(page_sizes) > max_pages:
         raise TooManyPages(len(page_sizes), max_pages)
-    return PdfDocument(data, page_sizes, name)
+    return PdfDocument(data, page_sizes, name, password)
 
 
 def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:
+    # PDFium is not thread-safe (and its last-error code is global): one caller at a time, so a
+    # threads-pool worker can run several documents.
+    with _PDFIUM_LOCK:
+        return _page_sizes_locked(data, password)
+
+
+def _page_sizes_locked(data: bytes, password: str | None) -> list[tuple[float, float]]:
     try:
         doc = pdfium.PdfDocument(data, password=password)
     except pdfium.PdfiumError as exc:
@@ -217,8 +234,14 @@ def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:
 
 
 def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> PdfRejected:
-    message = str(exc)
-    if "password" in message.lower():
+    message = str(exc).lower()
+    # PDFium refuses a document whose page tree is empty, and then leaves its last error code
+    # as the previous failure's (so the message may even say "password"): check for that first.
+    # pdfminer reads both an empty tree and some damaged files as zero pages, so look at the
+    # tree itself rather than at a page count.
+    if _declares_no_pages(data):
+        return EmptyPdf("The PDF has no pages.")
+    if "password" in message and b"/Encrypt" in data:
         if password:
             return EncryptedPdf("The PDF is encrypted and the password given is wrong.")
         return EncryptedPdf("The PDF is encrypted; it cannot be opened without its password.")
@@ -227,11 +250,7 @@ def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> Pd
             "The PDF is incomplete: it ends before its end-of-file marker, "
             "so it was probably cut off during upload or download."
         )
-    # PDFium refuses a document whose page tree is empty, as if it were damaged; pdfminer reads
-    # both an empty tree and some damaged files as zero pages, so look at the tree itself.
-    if _declares_no_pages(data):
-        return EmptyPdf("The PDF has no pages.")
-    return CorruptPdf(f"The PDF is damaged and cannot be read ({_pdfium_reason(message)}).")
+    return CorruptPdf(f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}).")
 
 
 def _declares_no_pages(data: bytes) -> bool:

@@ -74,13 +74,14 @@ def process_document(
             last_page=last,
             tools=_tool_versions(),
         )
-        sink.set_progress(0.0, operation=f"Opened {doc.page_count}-page document")
+        progress = _Progress(sink)
+        progress.report(0.0, f"Opened {doc.page_count}-page document")
         for done, slot in enumerate(doc.iter_pages(first, last)):
             _check_stop(should_stop)
             base = 100.0 * done / total
             share = 100.0 / total
             label = f"page {slot.number}/{doc.page_count}"
-            sink.set_progress(base, operation=f"Detecting zones on {label}")
+            progress.report(base, f"Detecting zones on {label}")
             info = slot.info
             page_result = PageResult(number=slot.number, width=info.width, height=info.height)
             result.pages.append(page_result)
@@ -94,15 +95,13 @@ def process_document(
             if error is not None:
                 page_result.status, page_result.error = "failed", error
                 _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
-                sink.set_progress(base + share, operation=f"Page {label} failed")
+                progress.report(base + share, f"Page {label} failed")
                 if slot.page is not None:
                     slot.page.close()
                 continue
 
             sink.declare_zones([z.info for z in zones], [info])
-            sink.set_progress(
-                base + DETECTION_SHARE * share, operation=f"Found {len(zones)} zones on {label}"
-            )
+            progress.report(base + DETECTION_SHARE * share, f"Found {len(zones)} zones on {label}")
             zone_share = (1 - DETECTION_SHARE) * share / max(len(zones), 1)
             for n, zone in enumerate(zones, start=1):
                 _check_stop(should_stop)
@@ -146,14 +145,25 @@ def process_document(
                         )
                     )
                 next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"
-                progress = base + DETECTION_SHARE * share + n * zone_share
-                sink.set_progress(min(progress, 100.0), operation=next_op)
+                progress.report(base + DETECTION_SHARE * share + n * zone_share, next_op)
             if not zones:
-                sink.set_progress(base + share, operation=f"Finished {label}")
+                progress.report(base + share, f"Finished {label}")
             if slot.page is not None:
                 slot.page.close()
         result.duration_ms = round((time.perf_counter() - started) * 1000)
         return result
+
+
+class _Progress:
+    """Rounds the percent to 0.01 and keeps it from going backwards through float error."""
+
+    def __init__(self, sink: ProgressSink) -> None:
+        self._sink = sink
+        self._last = 0.0
+
+    def report(self, percent: float, operation: str) -> None:
+        self._last = max(self._last, min(round(percent, 2), 100.0))
+        self._sink.set_progress(self._last, operation=operation)
 
 
 def plan_page_ranges(page_count: int, pages_per_task: int) -> list[tuple[int, int]]:

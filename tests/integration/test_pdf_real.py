@@ -1,0 +1,133 @@
+"""Real-world PDFs written by others (pypdf's test corpus, fetched with pip and cached)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pdfplumber
+import pytest
+
+from tasks.pdf import (
+    EncryptedPdf,
+    RecordingSink,
+    TruncatedPdf,
+    process_document,
+)
+from tests.pdf_samples import assert_sink_contract
+from tests.real_pdfs import DownloadFailed, pypdf_resources
+
+
+@pytest.fixture(scope="module")
+def resources() -> Path:
+    try:
+        return pypdf_resources()
+    except DownloadFailed as exc:
+        pytest.skip(f"real PDFs unavailable: {exc}")
+
+
+def test_a_ruled_table_pdf_yields_one_table_zone_with_its_cells(resources: Path) -> None:
+    sink = RecordingSink()
+    result = process_document(resources / "Sample_Td-matrix.pdf", sink)
+
+    assert_sink_contract(sink)
+    assert [(z.zone_id, z.kind) for z in result.zones] == [("p1-z1", "table")]
+    assert result.zones[0].rows == [
+        ["Hello PDF 2 1!", "Hello PDF 10 7!"],
+        ["Hello PDF!", "Hello PDF 200 0 Td!"],
+    ]
+    assert result.zones[0].confidence == 1.0
+
+
+def test_a_government_form_yields_text_and_table_zones(resources: Path) -> None:
+    result = process_document(resources / "SF424_page2.pdf", RecordingSink())
+
+    kinds = [z.kind for z in result.zones]
+    assert kinds.count("table") == 2
+    assert result.zones[0].text == "OMB Number: 4040-0004"
+    first_table = next(z for z in result.zones if z.kind == "table")
+    assert first_table.rows is not None
+    assert first_table.rows[0] == ["Application for Federal Assistance SF-424 Version 02"]
+    # one column: the single-row/column penalty halves the confidence
+    assert first_table.confidence == 0.5
+
+
+def test_a_text_page_is_split_into_paragraph_blocks(resources: Path) -> None:
+    result = process_document(resources / "crazyones.pdf", RecordingSink())
+
+    assert all(z.kind == "text" for z in result.zones)
+    assert len(result.zones) == 9
+    assert result.zones[0].text == "The Crazy Ones"
+    assert result.zones[1].text == "October 14, 1998"
+    assert result.zones[-1].text is not None
+    assert result.zones[-1].text.startswith("While some see them as the crazy ones, we see genius.")
+
+
+@pytest.mark.parametrize("name", ["git.pdf", "imagemagick-lzw.pdf", "box.pdf"])
+def test_an_image_only_page_yields_a_figure_zone_and_no_text(resources: Path, name: str) -> None:
+    result = process_document(resources / name, RecordingSink())
+
+    assert [z.kind for z in result.zones] == ["figure"]
+    figure = result.zones[0].figure
+    assert figure is not None and figure.pixel_width and figure.pixel_height
+
+
+def test_an_ocr_scan_is_a_background_figure_with_its_text_layer_as_blocks(resources: Path) -> None:
+    result = process_document(
+        resources / "Seige_of_Vicksburg_Sample_OCR.pdf", RecordingSink(), last_page=1
+    )
+
+    assert result.zones[0].kind == "figure"
+    assert result.zones[0].bbox == (0.0, 0.0, 432.0, 648.0)  # the whole page
+    texts = [z.text or "" for z in result.zones if z.kind == "text"]
+    assert "THE SIEGE OF VICKSBURG." in texts
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "encrypted-file.pdf",
+        "crazyones-encrypted-256.pdf",
+        "libreoffice-writer-password.pdf",
+        "encryption/r4-aes-user-password.pdf",
+        "encryption/r6-user-password.pdf",
+    ],
+)
+def test_encrypted_files_are_refused_without_their_password(resources: Path, name: str) -> None:
+    with pytest.raises(EncryptedPdf, match="cannot be opened without its password"):
+        process_document(resources / name, RecordingSink())
+
+
+def test_a_revision_5_user_password_file_is_refused_although_pdfminer_opens_it(
+    resources: Path,
+) -> None:
+    # Why PDFium validates: pdfminer opens this user-password file without the password.
+    path = resources / "encryption/r5-user-password.pdf"
+    with pdfplumber.open(path) as pdf:
+        assert len(pdf.pages) == 1
+    with pytest.raises(EncryptedPdf):
+        process_document(path, RecordingSink())
+
+
+def test_the_right_password_opens_an_encrypted_file(resources: Path) -> None:
+    # pypdf's tests: qpdf --encrypt "asdfzxcv" "" 256 -- unencrypted.pdf r6-user-password.pdf
+    result = process_document(
+        resources / "encryption/r6-user-password.pdf", RecordingSink(), password="asdfzxcv"
+    )
+    plain = process_document(resources / "encryption/unencrypted.pdf", RecordingSink())
+    assert [z.text for z in result.zones] == [z.text for z in plain.zones]
+
+
+def test_a_real_pdf_cut_in_half_is_reported_as_truncated(resources: Path) -> None:
+    data = (resources / "crazyones.pdf").read_bytes()
+    with pytest.raises(TruncatedPdf):
+        process_document(data[: len(data) // 2], RecordingSink())
+
+
+def test_a_multi_page_real_document_keeps_the_sink_contract(resources: Path) -> None:
+    sink = RecordingSink()
+    result = process_document(resources / "pdflatex-outline.pdf", sink)
+
+    assert_sink_contract(sink)
+    assert [p.number for p in result.pages] == [1, 2, 3, 4]
+    assert {z.page for z in result.zones} == {1, 2, 3, 4}
+    assert all(z.status == "completed" for z in result.zones)
