@@ -35,13 +35,21 @@ __all__ = [
     "Replay",
     "Settings",
     "StreamUnavailable",
+    "create_router",
 ]
 
 if TYPE_CHECKING:
+    from .asgi import create_router
     from .task import ProgressReporter, ProgressTask
 
 
 def __getattr__(name: str) -> Any:
+    # The bridge needs FastAPI (the ``web`` extra); Celery workers import this package too and
+    # should not pay for FastAPI, so ``create_router`` is imported on first use.
+    if name == "create_router":
+        from .asgi import create_router
+
+        return create_router
     # ProgressTask needs Celery; processes that only read streams (the bridge) should not pay
     # for importing it, so it is imported on first use.
     if name in ("ProgressTask", "ProgressReporter"):

@@ -1,0 +1,430 @@
+"""Fan-out: one feed reader per process, routing live entries to connections' outboxes.
+
+:class:`Hub` owns every connection of the process and three routing tables (by job, by
+``user:`` room, by ``document:`` room). :meth:`Hub.run_reader` is the process's only Redis
+reader: it tails every feed shard with ``XREAD BLOCK``, starting from each shard's newest id at
+start-up and resuming from the last id it saw after a Redis hiccup (never from ``$`` again, so
+nothing written during the hiccup is skipped — unless the feed was trimmed past it meanwhile;
+subscribers then still recover by replay on their next subscribe). Each entry becomes one
+:class:`~progress_bridge.protocol.FeedEntry` shared by every recipient; routing only appends to
+outboxes and wakes idle writers, with no await per delivery. Each :class:`Connection` has its
+own writer task, so a slow socket only ever delays itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from .config import Settings
+from .keys import KeySpace
+from .metrics import BridgeMetrics
+from .protocol import CloseCode, FeedEntry, Principal, Session
+
+__all__ = ["Connection", "Hub"]
+
+log = logging.getLogger("progress_bridge.fanout")
+
+#: Jobs whose owner and document the hub remembers (for room routing).
+META_CACHE_SIZE = 100_000
+#: How often connections are checked for heartbeats and stalled outboxes (seconds).
+SWEEP_INTERVAL_S = 0.5
+
+Send = Callable[[str | bytes], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]
+
+
+class Connection:
+    """The I/O side of one socket: its :class:`Session`, writer task and end signal."""
+
+    _next_id = 0
+
+    def __init__(
+        self,
+        session: Session,
+        send: Send,
+        close: Close,
+        *,
+        remote: str = "",
+        metrics: BridgeMetrics | None = None,
+        close_grace_s: float = 5.0,
+    ) -> None:
+        Connection._next_id += 1
+        self.id = Connection._next_id
+        self.session = session
+        self.remote = remote
+        self.opened_at = time.time()
+        self._send = send
+        self._close = close
+        self._metrics = metrics
+        self._grace = close_grace_s
+        self._wake = asyncio.Event()
+        self._wake.set()  # the hello frame is queued
+        self.sending_since: float | None = None
+        #: Resolved when the connection must end (closed by us, or the writer failed).
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.writer = asyncio.create_task(self._run_writer(), name=f"pb-writer-{self.id}")
+
+    def wake(self) -> None:
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def poke(self, now: float) -> None:
+        """Called by the sweeper: wake the writer, or give up on one stuck past the grace."""
+        if self.session.close_code is None or self.done.done():
+            return
+        if self.sending_since is None:
+            self.wake()
+        elif now - self.sending_since > self._grace:
+            self.writer.cancel()
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    async def _run_writer(self) -> None:
+        session, metrics = self.session, self._metrics
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if session.close_code is not None:
+                    break
+                result = session.take()
+                if not result.frames:
+                    continue
+                self.sending_since = time.monotonic()
+                for frame in result.frames:
+                    await self._send(frame)
+                self.sending_since = None
+                if metrics is not None:
+                    metrics.frames_sent.inc(len(result.frames))
+                    if result.events:
+                        metrics.events_relayed.inc(result.events)
+                        if result.oldest_ts:
+                            metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
+            code = session.close_code
+            if metrics is not None:
+                metrics.closed.labels(str(code)).inc()
+                if code == CloseCode.SLOW_CONSUMER:
+                    metrics.closed_slow.inc()
+            log.info(
+                "closing connection",
+                extra={
+                    "conn": self.id,
+                    "user": session.principal.user,
+                    "code": code,
+                    "reason": session.close_reason,
+                },
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._close(code, session.close_reason), self._grace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-send: end quietly
+            log.debug("writer ended: %r", exc, extra={"conn": self.id})
+        finally:
+            self.sending_since = None
+            self._finish()
+
+    def describe(self, now: float) -> dict[str, Any]:
+        s = self.session
+        return {
+            "id": self.id,
+            "user": s.principal.user,
+            "admin": s.principal.admin,
+            "remote": self.remote,
+            "format": s.format.value,
+            "connected_s": round(time.time() - self.opened_at, 3),
+            "jobs": sorted(s.jobs),
+            "rooms": sorted(s.rooms),
+            "outbox_depth": s.outbox_depth,
+            "outbox_bytes": s.outbox_bytes,
+            "outbox_age_s": round(s.outbox_age(now), 3),
+            "acks": dict(s.acks),
+            "coalesced": s.coalesced,
+        }
+
+
+class Hub:
+    """Every connection of one process and the single feed reader that serves them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        reader_client: aioredis.Redis,
+        metrics: BridgeMetrics,
+    ) -> None:
+        self.settings = settings
+        self.keys = KeySpace(settings.key_prefix, settings.feed_shards)
+        self.client = reader_client
+        self.metrics = metrics
+        self.conns: dict[int, Connection] = {}
+        self.per_user: Counter[str] = Counter()
+        self.by_job: dict[str, set[Connection]] = {}
+        self.by_user: dict[str, set[Connection]] = {}
+        self.by_doc: dict[str, set[Connection]] = {}
+        self.meta: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self.positions: dict[str, str] = {}
+        self.started = False
+        self.reader_ok_at = 0.0
+        self.backlogged = True
+        self._tasks: list[asyncio.Task[None]] = []
+        metrics.sample_outboxes(lambda: [c.session.outbox_depth for c in self.conns.values()])
+
+    # -- connections -------------------------------------------------------------------------
+
+    def admit(self, principal: Principal) -> tuple[int, str] | None:
+        """None, or the close code and reason refusing one more connection for this user."""
+        s = self.settings
+        if len(self.conns) >= s.bridge_max_connections:
+            return CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
+        if self.per_user[principal.user] >= s.bridge_max_connections_per_user:
+            return CloseCode.TOO_MANY_CONNECTIONS, "too many connections for this user"
+        return None
+
+    def add(self, conn: Connection) -> None:
+        self.conns[conn.id] = conn
+        self.per_user[conn.session.principal.user] += 1
+        self.metrics.connections.set(len(self.conns))
+        self.metrics.connections_opened.inc()
+
+    def remove(self, conn: Connection) -> None:
+        if self.conns.pop(conn.id, None) is None:
+            return
+        user = conn.session.principal.user
+        self.per_user[user] -= 1
+        if self.per_user[user] <= 0:
+            del self.per_user[user]
+        for job in list(conn.session.jobs):
+            self.unwatch_job(conn, job)
+        for room in list(conn.session.rooms):
+            self.unwatch_room(conn, room)
+        self.metrics.connections.set(len(self.conns))
+        self.metrics.coalesced.inc(conn.session.coalesced)
+
+    def watch_job(self, conn: Connection, job_id: str) -> None:
+        subs = self.by_job.setdefault(job_id, set())
+        if conn not in subs:
+            subs.add(conn)
+            self.metrics.subscriptions.labels("job").inc()
+
+    def unwatch_job(self, conn: Connection, job_id: str) -> None:
+        subs = self.by_job.get(job_id)
+        if subs is not None and conn in subs:
+            subs.discard(conn)
+            self.metrics.subscriptions.labels("job").dec()
+            if not subs:
+                del self.by_job[job_id]
+
+    def _room_table(self, room: str) -> tuple[dict[str, set[Connection]], str]:
+        kind, _, name = room.partition(":")
+        return (self.by_user if kind == "user" else self.by_doc), name
+
+    def watch_room(self, conn: Connection, room: str) -> None:
+        table, name = self._room_table(room)
+        subs = table.setdefault(name, set())
+        if conn not in subs:
+            subs.add(conn)
+            self.metrics.subscriptions.labels("room").inc()
+
+    def unwatch_room(self, conn: Connection, room: str) -> None:
+        table, name = self._room_table(room)
+        subs = table.get(name)
+        if subs is not None and conn in subs:
+            subs.discard(conn)
+            self.metrics.subscriptions.labels("room").dec()
+            if not subs:
+                del table[name]
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
+        """Append each entry to the outbox of every connection that may see it (no awaits)."""
+        if now is None:
+            now = time.monotonic()
+        by_job, by_user, by_doc = self.by_job, self.by_user, self.by_doc
+        rooms = bool(by_user or by_doc)
+        for entry in entries:
+            job_subs = by_job.get(entry.job_id)
+            if not rooms:
+                if job_subs:
+                    for conn in job_subs:
+                        if conn.session.deliver(entry, now):
+                            conn.wake()
+                continue
+            owner, doc = self._meta_of(entry)
+            user_subs = by_user.get(owner) if owner else None
+            doc_subs = by_doc.get(doc) if doc else None
+            if user_subs is None and doc_subs is None:
+                for conn in job_subs or ():
+                    if conn.session.deliver(entry, now):
+                        conn.wake()
+                continue
+            seen: set[Connection] = set()
+            for group in (job_subs, user_subs):
+                for conn in group or ():
+                    if conn not in seen:
+                        seen.add(conn)
+                        if conn.session.deliver(entry, now):
+                            conn.wake()
+            for conn in doc_subs or ():
+                if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
+                    seen.add(conn)
+                    if conn.session.deliver(entry, now):
+                        conn.wake()
+
+    def _meta_of(self, entry: FeedEntry) -> tuple[str | None, str | None]:
+        cached = self.meta.get(entry.job_id)
+        if entry.owner is not None or entry.document_id is not None:
+            owner = entry.owner or (cached[0] if cached else None)
+            doc = entry.document_id or (cached[1] if cached else None)
+            if cached != (owner, doc):
+                self._remember(entry.job_id, owner, doc)
+            return owner, doc
+        return cached or (None, None)
+
+    def _remember(self, job_id: str, owner: str | None, doc: str | None) -> None:
+        self.meta[job_id] = (owner, doc)
+        if len(self.meta) > META_CACHE_SIZE:
+            self.meta.popitem(last=False)
+
+    async def _learn_meta(self, entries: list[FeedEntry]) -> None:
+        """Fetch owner and document of jobs the entries do not name (one round trip)."""
+        unknown = sorted(
+            {
+                e.job_id
+                for e in entries
+                if e.owner is None and e.document_id is None and e.job_id not in self.meta
+            }
+        )
+        if not unknown:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for job in unknown:
+            pipe.hmget(self.keys.snapshot(job), ["owner", "document_id"])
+        for job, (owner, doc) in zip(unknown, await pipe.execute(), strict=True):
+            self._remember(
+                job,
+                json.loads(owner) if owner else None,
+                json.loads(doc) if doc else None,
+            )
+
+    # -- the reader --------------------------------------------------------------------------
+
+    async def _start_positions(self) -> dict[str, str]:
+        """Each feed's newest id now (``0-0`` for a feed that does not exist yet)."""
+        pipe = self.client.pipeline(transaction=False)
+        feeds = self.keys.all_feeds()
+        for feed in feeds:
+            pipe.xinfo_stream(feed)
+        out: dict[str, str] = {}
+        for feed, info in zip(feeds, await pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(info, ResponseError):
+                out[feed] = "0-0"
+            elif isinstance(info, Exception):
+                raise info
+            else:
+                out[feed] = str(info["last-generated-id"])
+        return out
+
+    async def run_reader(self) -> None:
+        """Tail every feed shard until cancelled; survive Redis hiccups by resuming."""
+        s = self.settings
+        delay = 0.05
+        while True:
+            try:
+                if not self.positions:
+                    self.positions = await self._start_positions()
+                    log.info("feed reader started", extra={"shards": len(self.positions)})
+                reply: Any = await self.client.xread(
+                    self.positions,  # type: ignore[arg-type]
+                    count=s.bridge_read_count,
+                    block=s.bridge_read_block_ms,
+                )
+                self.reader_ok_at = time.monotonic()
+                delay = 0.05
+                total = 0
+                batch: list[FeedEntry] = []
+                for feed, rows in reply or ():
+                    for entry_id, fields in rows:
+                        self.positions[feed] = entry_id
+                        try:
+                            batch.append(
+                                FeedEntry(fields["j"], fields["i"], fields["p"], fields["e"])
+                            )
+                        except (KeyError, ValueError) as exc:
+                            log.warning("skipping malformed feed entry %s: %r", entry_id, exc)
+                    total += len(rows)
+                    self.backlogged = len(rows) >= s.bridge_read_count
+                if not reply:
+                    self.backlogged = False
+                if batch:
+                    self.metrics.feed_entries.inc(total)
+                    if self.by_user or self.by_doc:
+                        await self._learn_meta(batch)
+                    self.route(batch)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.metrics.reader_errors.inc()
+                log.warning("feed reader: %r; retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:
+                self.metrics.reader_errors.inc()
+                log.exception("feed reader failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def run_sweeper(self) -> None:
+        """Heartbeats, dead peers and stalled outboxes, checked for all connections at once."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = time.monotonic()
+            for conn in list(self.conns.values()):
+                if conn.session.tick(now):
+                    conn.wake()
+                conn.poke(now)
+
+    @property
+    def ready(self) -> bool:
+        """The reader answered recently and is not behind."""
+        limit = self.settings.bridge_read_block_ms / 1000 + 5.0
+        return self.started and not self.backlogged and time.monotonic() - self.reader_ok_at < limit
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self._tasks = [
+            asyncio.create_task(self.run_reader(), name="pb-feed-reader"),
+            asyncio.create_task(self.run_sweeper(), name="pb-sweeper"),
+        ]
+
+    async def stop(self) -> None:
+        """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""
+        for conn in list(self.conns.values()):
+            conn.session.close(CloseCode.RESTART, "server restarting")
+            conn.wake()
+        if self.conns:
+            await asyncio.wait(
+                [c.done for c in self.conns.values()], timeout=self.settings.bridge_close_grace_s
+            )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.started = False

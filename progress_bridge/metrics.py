@@ -1,0 +1,87 @@
+"""Prometheus metrics of one bridge, in a registry of its own (several bridges may share a
+process in tests). Counters are bumped per batch or per frame, never per delivery in the fan-out
+loop, so metrics stay off the fast path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["BridgeMetrics"]
+
+_AGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class BridgeMetrics:
+    """Every metric the bridge exports (names start with ``progress_bridge_``)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        p = "progress_bridge_"
+        self.connections = Gauge(p + "connections", "Open WebSocket connections.", registry=r)
+        self.connections_opened = Counter(
+            p + "connections_opened", "Accepted WebSocket connections.", registry=r
+        )
+        self.closed = Counter(
+            p + "connections_closed",
+            "Connections closed by the server, by code.",
+            ["code"],
+            registry=r,
+        )
+        self.closed_slow = Counter(
+            p + "closed_slow", "Connections closed as slow consumers (4008).", registry=r
+        )
+        self.subscriptions = Gauge(
+            p + "subscriptions", "Live subscriptions, by kind.", ["kind"], registry=r
+        )
+        self.events_relayed = Counter(
+            p + "events_relayed", "Events written to sockets (deliveries).", registry=r
+        )
+        self.frames_sent = Counter(p + "frames_sent", "Frames written to sockets.", registry=r)
+        self.feed_entries = Counter(
+            p + "feed_entries", "Entries read from the live feed.", registry=r
+        )
+        self.replayed = Counter(p + "replayed_events", "History events replayed.", registry=r)
+        self.coalesced = Counter(
+            p + "coalesced", "Progress updates replaced in a lagging outbox.", registry=r
+        )
+        self.errors = Counter(
+            p + "client_errors", "Error frames sent, by code.", ["code"], registry=r
+        )
+        self.reader_errors = Counter(
+            p + "reader_errors", "Feed reader failures (Redis unreachable...).", registry=r
+        )
+        self.event_age = Histogram(
+            p + "event_age_seconds",
+            "Event age when written (now - event ts); the oldest event of each frame.",
+            buckets=_AGE_BUCKETS,
+            registry=r,
+        )
+        self.ack_lag = Histogram(
+            p + "ack_lag_seconds",
+            "Acknowledged position lag: last sent id time minus acked id time, per ack.",
+            buckets=_AGE_BUCKETS,
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            p + "outbox_depth", "Frames queued in all outboxes (sampled at scrape).", registry=r
+        )
+        self.outbox_max_depth = Gauge(
+            p + "outbox_max_depth", "Largest single outbox (sampled at scrape).", registry=r
+        )
+
+    def sample_outboxes(self, depths: Callable[[], list[int]]) -> None:
+        """Read outbox depths at scrape time (no cost on the delivery path)."""
+        self.outbox_depth.set_function(lambda: float(sum(depths())))
+        self.outbox_max_depth.set_function(lambda: float(max(depths(), default=0)))
+
+    def render(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data
