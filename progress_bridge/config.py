@@ -115,6 +115,25 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How long a close may wait for a stalled socket."
     )
 
+    # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------
+    max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest PDF upload, bytes (413 above)."
+    )
+    max_pages: int = Field(default=2_000, ge=1, description="Largest PDF, pages (422 above).")
+    canvas_page_threshold: int = Field(
+        default=40, ge=1, description="Documents with more pages fan out as a Celery chord."
+    )
+    pages_per_subtask: int = Field(default=10, ge=1, description="Pages per canvas subtask.")
+    cancel_poll_s: float = Field(
+        default=0.25, gt=0, description="How often a running PDF task checks for cancellation."
+    )
+    upload_retention_s: int = Field(
+        default=86_400, ge=60, description="Uploads, results and exports older than this go."
+    )
+    cleanup_interval_s: float = Field(
+        default=600.0, gt=0, description="How often the web app runs the retention cleanup."
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _split_origins(cls, data: object) -> object:
