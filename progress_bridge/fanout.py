@@ -70,6 +70,7 @@ class Connection:
         self._wake = asyncio.Event()
         self._wake.set()  # the hello frame is queued
         self.sending_since: float | None = None
+        self._close_seen: float | None = None
         #: Resolved when the connection must end (closed by us, or the writer failed).
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.writer = asyncio.create_task(self._run_writer(), name=f"pb-writer-{self.id}")
@@ -79,12 +80,16 @@ class Connection:
             self._wake.set()
 
     def poke(self, now: float) -> None:
-        """Called by the sweeper: wake the writer, or give up on one stuck past the grace."""
+        """Called by the sweeper once the session decided to close: wake the writer so it
+        sends the close frame, or give up on a writer still stuck in a send after the grace
+        (a stalled peer never drains its socket; the handler then ends without the frame)."""
         if self.session.close_code is None or self.done.done():
             return
+        if self._close_seen is None:
+            self._close_seen = now
         if self.sending_since is None:
             self.wake()
-        elif now - self.sending_since > self._grace:
+        elif now - self._close_seen > self._grace:
             self.writer.cancel()
             self._finish()
 
@@ -105,6 +110,8 @@ class Connection:
                     continue
                 self.sending_since = time.monotonic()
                 for frame in result.frames:
+                    if session.close_code is not None:
+                        break
                     await self._send(frame)
                 self.sending_since = None
                 if metrics is not None:
@@ -153,6 +160,7 @@ class Connection:
             "outbox_age_s": round(s.outbox_age(now), 3),
             "acks": dict(s.acks),
             "coalesced": s.coalesced,
+            "closing": s.close_code,
         }
 
 
