@@ -1,0 +1,4 @@
+/** React hooks over the progress-bridge client (entry point "./react"). */
+export { useConnectionState } from "./useConnectionState";
+export { useJobList, type JobList } from "./useJobList";
+export { useJobProgress, type JobProgress, type UseJobProgressOptions } from "./useJobProgress";
