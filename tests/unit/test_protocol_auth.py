@@ -1,0 +1,71 @@
+"""Tokens and the Origin check, with plain values."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from progress_bridge.auth import AuthError, TokenAuthority, origin_allowed
+from progress_bridge.config import Settings
+from progress_bridge.protocol import Principal
+
+
+@pytest.fixture
+def authority() -> TokenAuthority:
+    return TokenAuthority(Settings(token_secret=secrets.token_urlsafe(32)))
+
+
+def test_minted_token_verifies_to_its_principal(authority: TokenAuthority) -> None:
+    token = authority.mint("alice", jobs=["j1"])
+    assert authority.verify(token) == Principal("alice", jobs=frozenset({"j1"}))
+    assert authority.verify(authority.mint("root", admin=True)).admin is True
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda a: None, "no token"),
+        (lambda a: "abc", "invalid token: Not enough segments"),
+        (lambda a: a.mint("alice", ttl_s=-5), "token expired"),
+        (
+            lambda a: TokenAuthority(Settings(token_secret=secrets.token_urlsafe(32))).mint("x"),
+            "bad token signature",
+        ),
+    ],
+)
+def test_bad_tokens_are_refused_with_a_reason(
+    authority: TokenAuthority, make: object, message: str
+) -> None:
+    with pytest.raises(AuthError) as exc:
+        authority.verify(make(authority))  # type: ignore[operator]
+    assert str(exc.value) == message
+
+
+def test_without_a_secret_outside_production_a_random_one_is_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    one, two = TokenAuthority(Settings()), TokenAuthority(Settings())
+    assert "PROGRESS_TOKEN_SECRET is not set" in caplog.text
+    with pytest.raises(AuthError):
+        two.verify(one.mint("alice"))
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "secure", "allowed", "ok"),
+    [
+        (None, "h:1", False, [], True),  # not a browser
+        ("http://h:1", "h:1", False, [], True),  # same origin
+        ("https://h", "h", True, [], True),  # same origin, default port
+        ("http://h:1", "h:1", True, [], False),  # scheme differs
+        ("http://evil.example", "h:1", False, [], False),
+        ("http://app.example", "h:1", False, ["http://app.example"], True),
+        ("http://APP.example/", "h:1", False, ["http://app.example"], True),
+        ("http://other.example", "h:1", False, ["*"], True),
+        ("null", "h:1", False, [], False),
+    ],
+)
+def test_origin_check(
+    origin: str | None, host: str, secure: bool, allowed: list[str], ok: bool
+) -> None:
+    assert origin_allowed(origin, host, secure, allowed) is ok
