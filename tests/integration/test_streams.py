@@ -28,7 +28,8 @@ from progress_bridge.streams import EventStore
 def test_append_returns_position_and_updates_history_snapshot_and_feed_together(
     store: EventStore, job_id: str
 ) -> None:
-    queued = store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="alice"))
+    owner = f"owner-of-{job_id}"  # unique: the session's server is shared by every test
+    queued = store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner=owner))
     started = store.append(ProcessingStarted(job_id=job_id, attempt=1))
 
     assert queued.id and started.id and queued.epoch == started.epoch
@@ -38,14 +39,14 @@ def test_append_returns_position_and_updates_history_snapshot_and_feed_together(
     assert snap is not None
     assert (snap.status, snap.owner, snap.last_id, snap.epoch) == (
         "started",
-        "alice",
+        owner,
         started.id,
         started.epoch,
     )
     feed = store.client.xrange(store.keys.feed_of(job_id))
     mine = [fields for _, fields in feed if fields["j"] == job_id]
     assert [f["i"] for f in mine] == [queued.id, started.id]
-    assert store.jobs_of("alice") == [job_id]
+    assert store.jobs_of(owner) == [job_id]
 
 
 def test_zone_state_keeps_declared_shape_after_completion(store: EventStore, job_id: str) -> None:
