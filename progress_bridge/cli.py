@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import redis
 
+from ._cli_bridge import add_serve_args, add_token_args, cmd_serve, cmd_token
 from .config import Settings
 from .embedded import EmbeddedValkey
 from .events import TERMINAL_TYPES
@@ -247,6 +248,8 @@ SUBCOMMANDS: dict[
 ] = {
     "dev": (add_dev_args, cmd_dev, "run the local stack (Redis, worker) until Ctrl-C"),
     "tail": (add_tail_args, cmd_tail, "print a job's events as JSON lines and follow it"),
+    "serve": (add_serve_args, cmd_serve, "serve the WebSocket bridge and the web app"),
+    "token": (add_token_args, cmd_token, "print a development token (needs the secret)"),
 }
 
 

@@ -100,31 +100,16 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **overrid
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m progress_bridge.server`` — the same as ``progress-bridge serve``."""
+    from ._cli_bridge import add_serve_args, cmd_serve
+
     parser = argparse.ArgumentParser(prog="python -m progress_bridge.server")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="info")
-    parser.add_argument("--log-json", action="store_true", help="structured logs on stderr")
-    parser.add_argument("--bare", action="store_true", help="serve only the bridge routes")
-    args = parser.parse_args(argv)
-    if args.log_json:
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonLogFormatter())
-        logging.basicConfig(level=args.log_level.upper(), handlers=[handler], force=True)
-    else:
-        logging.basicConfig(level=args.log_level.upper())
+    add_serve_args(parser)
     try:
-        settings = Settings.from_env()
+        return cmd_serve(parser.parse_args(argv))
     except ConfigError as exc:
         print(f"progress-bridge: {exc}", file=sys.stderr)
         return 2
-    app = None
-    if args.bare:
-        from .asgi import create_app
-
-        app = create_app(settings)
-    run(settings, args.host, args.port, app=app, log_level=args.log_level)
-    return 0
 
 
 if __name__ == "__main__":

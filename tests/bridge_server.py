@@ -141,16 +141,20 @@ class BridgeServer(_Urls):
 class BridgeProcess(_Urls):
     """``python -m progress_bridge.server`` as a child process on a given (or free) port."""
 
-    def __init__(self, settings: Settings, port: int | None = None, *, bare: bool = True):
+    def __init__(
+        self, settings: Settings, port: int | None = None, *, bare: bool = True, cli: bool = False
+    ):
         self.settings = settings
         self.port = port or free_port()
         self.bare = bare
+        self.cli = cli  # run ``progress-bridge serve`` instead of ``-m progress_bridge.server``
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BridgeProcess:
         env = {**os.environ, **settings_env(self.settings)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        cmd = [sys.executable, "-m", "progress_bridge.server", "--port", str(self.port)]
+        module = ["progress_bridge.cli", "serve"] if self.cli else ["progress_bridge.server"]
+        cmd = [sys.executable, "-m", *module, "--port", str(self.port)]
         cmd += ["--log-level", "warning"] + (["--bare"] if self.bare else [])
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
         _wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)
