@@ -1,0 +1,142 @@
+import { useEffect, useId, useState } from "react";
+import { etaRemaining, type ProgressClient } from "../../client/index";
+import type { ProgressEvent } from "../../generated/events";
+import { useJobProgress } from "../../react/index";
+import { cancelJob } from "../api";
+import { Exports } from "./Exports";
+import { describeEvent, formatDuration, statusLabel } from "./format";
+import { ZoneMap } from "./ZoneMap";
+
+interface LogLine {
+  key: string;
+  time: string;
+  text: string;
+}
+
+function clock(ts: number | null | undefined): string {
+  return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
+}
+
+/** Re-renders every `ms` while `active`, for the ETA countdown. */
+function useNow(active: boolean, ms = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const timer = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(timer);
+  }, [active, ms]);
+  return now;
+}
+
+/** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
+export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
+  const id = useId();
+  const [log, setLog] = useState<LogLine[]>([]);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [cancelling, setCancelling] = useState(false);
+
+  // Lines are keyed by stream id; the client already delivers each event once, and the key
+  // check keeps the log free of repeats even if a listener fires twice (StrictMode).
+  const append = (line: LogLine) =>
+    setLog((lines) => (lines.some((l) => l.key === line.key) ? lines : [...lines, line]));
+
+  const { job, finished, error } = useJobProgress(client, jobId, {
+    onEvent: (event: ProgressEvent) =>
+      append({ key: event.id ?? `${event.type}-${event.ts}`, time: clock(event.ts), text: describeEvent(event) }),
+    onSnapshot: (info) =>
+      append({
+        key: `snapshot-${info.snapshot.epoch}-${info.snapshot.last_id}`,
+        time: clock(info.snapshot.updated_ts),
+        text: info.recovered
+          ? `Loaded: ${statusLabel(info.snapshot.status ?? "queued")}, ${Math.round(info.snapshot.percent ?? 0)}%`
+          : `Caught up from a snapshot (${info.reason}): ${Math.round(info.snapshot.percent ?? 0)}%`,
+      }),
+  });
+
+  const now = useNow(!!job && !finished && job.etaS != null);
+
+  if (error && !job) {
+    return (
+      <section className="card">
+        <h2>Job {jobId}</h2>
+        <p role="alert" className="error">
+          Cannot watch this job: {error.message}
+        </p>
+      </section>
+    );
+  }
+  if (!job) {
+    return (
+      <section className="card" aria-busy="true">
+        <h2>Job {jobId}</h2>
+        <p className="hint">Loading…</p>
+      </section>
+    );
+  }
+
+  const percent = Math.round(job.percent);
+  const eta = finished ? null : etaRemaining(job, now);
+
+  async function cancel() {
+    setCancelling(true);
+    setActionError(null);
+    try {
+      await cancelJob(token(), jobId);
+    } catch (e) {
+      setActionError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setCancelling(false);
+    }
+  }
+
+  return (
+    <section className="card job" aria-labelledby={`${id}-h`} data-status={job.status}>
+      <div className="job-head">
+        <h2 id={`${id}-h`}>{job.documentId ?? `Job ${jobId}`}</h2>
+        <span className={`pill pill--${job.status}`} data-testid="job-status">
+          {statusLabel(job.status)}
+        </span>
+      </div>
+      <progress id={`${id}-bar`} className="bar" max={100} value={percent} aria-label="Job progress" />
+      <p className="progress-text" aria-live="polite" data-testid="progress-text">
+        {percent}% · {job.zonesCompleted}/{job.zonesTotal} zones
+        {eta != null && <> · about {formatDuration(eta)} left</>}
+      </p>
+      <p className="operation" data-testid="current-operation">
+        {job.currentOperation ?? (finished ? "" : "Waiting for the worker…")}
+      </p>
+      {job.error && (
+        <p role="alert" className="error">
+          {job.status === "cancelled" ? "Cancelled" : `${job.error.type}: ${job.error.message}`}
+          {job.error.lost ? " (the worker was lost)" : ""}
+        </p>
+      )}
+      {job.status === "completed" && job.resultSummary && <p className="ok">{job.resultSummary}</p>}
+      <div className="button-row">
+        <button type="button" onClick={() => void cancel()} disabled={finished || cancelling}>
+          {cancelling ? "Cancelling…" : "Cancel job"}
+        </button>
+      </div>
+      {actionError && (
+        <p role="alert" className="error">
+          {actionError}
+        </p>
+      )}
+
+      <h3>Pages and zones</h3>
+      <ZoneMap job={job} />
+
+      <h3>Exports</h3>
+      <Exports job={job} token={token} />
+
+      <h3 id={`${id}-log`}>Event log</h3>
+      <ol className="log" aria-labelledby={`${id}-log`} data-testid="event-log">
+        {log.map((line) => (
+          <li key={line.key} data-key={line.key}>
+            <time>{line.time}</time> {line.text}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
