@@ -11,7 +11,8 @@ signal                 where it runs               event
 before_task_publish    publisher                   processing_queued (owner/document from headers;
                                                    not for the republish of ``self.retry()``)
 task_prerun            pool child / thread         processing_started (attempt, see below)
-task_retry             pool child / thread         processing_retrying (attempt that comes next)
+before_task_publish    pool child / thread, when   processing_retrying (attempt that comes next),
+  (retries > 0)        self.retry() republishes    written before the next attempt can start
 task_success           pool child / thread         processing_completed (short result summary)
 task_failure           pool child / thread, or     processing_failed (exception type and message,
                        worker main process for a   never a traceback; ``lost=True`` for
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -126,7 +128,10 @@ def _on_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
         task = app.tasks.get(sender) if isinstance(sender, str) else None
     if task is None or not _tracked(task):
         return
-    if headers.get("retries"):  # the republish of self.retry(): task_retry covers it
+    if headers.get("retries"):
+        # The republish of self.retry(), in the worker, before the next attempt can start: the
+        # only point where "retrying" is sure to precede the next "started".
+        _retrying(task, task.request)
         return
     parent = headers.get("progress_parent") or headers.get("parent_id")
     event = ProcessingQueued(
@@ -136,6 +141,29 @@ def _on_publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
         owner=headers.get("progress_owner"),
         document_id=headers.get("progress_document"),
         task_name=sender if isinstance(sender, str) else task.name,
+    )
+    _emit(capture_for(task.app), event)
+
+
+def _retrying(task: Any, request: Any) -> None:
+    if not getattr(request, "id", None):
+        return
+    _flush_reporter(request)
+    attempt = int(getattr(request, "progress_attempt", None) or (request.retries or 0) + 1)
+    cause, countdown = getattr(request, "_progress_retry", (None, None))
+    if cause is None:
+        cause = sys.exc_info()[1]
+    if cause is None:
+        text = "retry requested"
+    elif isinstance(cause, BaseException):
+        text = f"{type(cause).__name__}: {cause}"
+    else:
+        text = str(cause)
+    event = ProcessingRetrying(
+        **_envelope(request),
+        attempt=attempt + 1,
+        reason=_short(text, ERROR_CHARS),
+        countdown_s=countdown,
     )
     _emit(capture_for(task.app), event)
 
@@ -151,26 +179,6 @@ def _on_prerun(sender: Any = None, task_id: str | None = None, **_: Any) -> None
     worker = f"{request.hostname}/{os.getpid()}"
     event = ProcessingStarted(**_envelope(request), attempt=attempt, worker=worker)
     _emit(capture, event)
-
-
-def _on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
-    if not _tracked(sender) or request is None:
-        return
-    _flush_reporter(request)
-    attempt = int(getattr(request, "progress_attempt", None) or (request.retries or 0) + 1)
-    countdown = None
-    when = getattr(reason, "when", None)
-    if isinstance(when, int | float):
-        countdown = float(when)
-    cause = getattr(reason, "exc", None) or reason
-    text = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else str(cause)
-    event = ProcessingRetrying(
-        **_envelope(request),
-        attempt=attempt + 1,
-        reason=_short(text, ERROR_CHARS),
-        countdown_s=countdown,
-    )
-    _emit(capture_for(sender.app), event)
 
 
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
@@ -231,7 +239,6 @@ def _on_revoked(
 _HANDLERS = (
     (signals.before_task_publish, _on_publish),
     (signals.task_prerun, _on_prerun),
-    (signals.task_retry, _on_retry),
     (signals.task_success, _on_success),
     (signals.task_failure, _on_failure),
     (signals.task_revoked, _on_revoked),

@@ -506,6 +506,21 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
         kwargs = options.pop("kwargs", None)
         return self.apply_async(args, kwargs, headers=headers, **options)
 
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        # Remember why, for the processing_retrying event written when the retry is published.
+        self.request._progress_retry = (exc, countdown)
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
         # The publish signal only gets the task's name; tell it which app (and settings) to use.
         with _signals.publishing(self):

@@ -56,7 +56,7 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
     )
     task = app.task
 
-    @task(base=ProgressTask, bind=True, name="t.walk")
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.walk")
     def walk(self: ProgressTask, calls: int = 3, gate: str | None = None) -> dict[str, Any]:
         self.declare_zones(ZONES)
         for zone in ZONES:
@@ -69,19 +69,19 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
             self.zone_completed(zone.zone_id, tool="ocr", confidence=0.9, duration_ms=5)
         return {"summary": f"{len(ZONES)} zones"}
 
-    @task(base=ProgressTask, bind=True, name="t.fail")
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.fail")
     def fail(self: ProgressTask) -> None:
         self.set_progress(10, operation="reading")
         raise ValueError("page 3 is unreadable")
 
-    @task(base=ProgressTask, bind=True, name="t.flaky", max_retries=2)
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.flaky", max_retries=2)
     def flaky(self: ProgressTask) -> str:
         self.set_progress(5)
         if self.request.retries < 1:
             raise self.retry(exc=ConnectionError("scanner offline"), countdown=0.05)
         return "ok"
 
-    @task(base=ProgressTask, bind=True, name="t.bad")
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.bad")
     def bad(self: ProgressTask, what: str) -> None:
         self.declare_zones(ZONES[:1])
         if what == "twice":
@@ -90,7 +90,7 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
         elif what == "unknown":
             self.zone_processing("nope", tool="ocr")
 
-    @task(base=ProgressTask, bind=True, name="t.child")
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.child")
     def child(self: ProgressTask, n: int) -> int:
         zones = [ZoneInfo(zone_id=f"{self.request.id}-{i}", index=i) for i in range(n)]
         self.declare_zones(zones)
@@ -99,7 +99,7 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
             self.zone_completed(zone.zone_id, tool="t")
         return n
 
-    @task(name="t.plain")
+    @task(name=f"{app.main}.plain")
     def plain() -> str:
         return "untracked"
 
@@ -144,7 +144,9 @@ def test_success_writes_the_whole_life_in_order_with_increasing_ids(
     app: Celery, store: EventStore
 ) -> None:
     # Publish with owner and document headers; run 3 zones with many progress calls each.
-    result = app.tasks["t.walk"].submit(owner="alice", document_id="doc-7", kwargs={"calls": 50})
+    result = app.tasks[f"{app.main}.walk"].submit(
+        owner="alice", document_id="doc-7", kwargs={"calls": 50}
+    )
     assert result.get(timeout=TIMEOUT) == {"summary": "3 zones"}
     events = finished_history(store, result.id)
 
@@ -159,7 +161,7 @@ def test_success_writes_the_whole_life_in_order_with_increasing_ids(
     assert {(e.owner, e.document_id) for e in events} == {("alice", "doc-7")}
     assert store.jobs_of("alice")[0] == result.id
     queued, started, completed = events[0], events[1], events[-1]
-    assert isinstance(queued, ProcessingQueued) and queued.task_name == "t.walk"
+    assert isinstance(queued, ProcessingQueued) and queued.task_name == f"{app.main}.walk"
     assert isinstance(started, ProcessingStarted) and started.attempt == 1
     assert isinstance(completed, ProcessingCompleted) and completed.result_summary == "3 zones"
     # 150 progress calls in a few ms coalesce; the last state before the end is written.
@@ -183,7 +185,7 @@ def test_success_writes_the_whole_life_in_order_with_increasing_ids(
 def test_failure_ends_failed_with_type_and_message_and_no_traceback(
     app: Celery, store: EventStore
 ) -> None:
-    result = app.tasks["t.fail"].submit(owner="bob")
+    result = app.tasks[f"{app.main}.fail"].submit(owner="bob")
     with pytest.raises(ValueError, match="unreadable"):
         result.get(timeout=TIMEOUT)
     events = finished_history(store, result.id)
@@ -200,7 +202,7 @@ def test_failure_ends_failed_with_type_and_message_and_no_traceback(
 
 
 def test_retry_is_retrying_then_a_second_attempt_not_an_end(app: Celery, store: EventStore) -> None:
-    result = app.tasks["t.flaky"].submit()
+    result = app.tasks[f"{app.main}.flaky"].submit()
     assert result.get(timeout=TIMEOUT) == "ok"
     events = finished_history(store, result.id)
     lifecycle = [e for e in events if e.type != "processing_progress"]
@@ -224,7 +226,7 @@ def test_revoked_job_ends_cancelled(app: Celery, store: EventStore) -> None:
     job_id = f"job-{uuid.uuid4().hex[:12]}"
     replies = app.control.revoke(job_id, reply=True, limit=1, timeout=TIMEOUT)
     assert replies
-    app.tasks["t.walk"].apply_async(task_id=job_id)
+    app.tasks[f"{app.main}.walk"].apply_async(task_id=job_id)
     events = finished_history(store, job_id)
     assert [e.type for e in events] == ["processing_queued", "processing_cancelled"]
 
@@ -248,7 +250,7 @@ def test_progress_state_and_task_progress_event_show_the_same_numbers(
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     time.sleep(0.3)  # not synchronisation of the job: the event receiver needs its queue bound
-    result = app.tasks["t.walk"].submit(kwargs={"gate": gate})
+    result = app.tasks[f"{app.main}.walk"].submit(kwargs={"gate": gate})
     assert gates[gate + ":reached"].wait(TIMEOUT)
     info = wait_for(
         lambda: (
@@ -272,7 +274,7 @@ def test_progress_state_and_task_progress_event_show_the_same_numbers(
 def test_bad_call_inside_a_task_fails_it_with_a_clear_message(
     app: Celery, store: EventStore
 ) -> None:
-    result = app.tasks["t.bad"].submit(kwargs={"what": "twice"})
+    result = app.tasks[f"{app.main}.bad"].submit(kwargs={"what": "twice"})
     events = finished_history(store, result.id)
     failed = events[-1]
     assert isinstance(failed, ProcessingFailed) and failed.error_type == "InvalidEvent"
@@ -280,7 +282,7 @@ def test_bad_call_inside_a_task_fails_it_with_a_clear_message(
     # What was written before the bad call stays.
     assert [e.type for e in events if isinstance(e, ZoneCompleted)] == ["zone_completed"]
 
-    result = app.tasks["t.bad"].submit(kwargs={"what": "unknown"})
+    result = app.tasks[f"{app.main}.bad"].submit(kwargs={"what": "unknown"})
     failed = finished_history(store, result.id)[-1]
     assert isinstance(failed, ProcessingFailed)
     assert failed.error_message == (
@@ -289,7 +291,7 @@ def test_bad_call_inside_a_task_fails_it_with_a_clear_message(
 
 
 def test_tasks_without_progress_task_write_nothing(app: Celery, store: EventStore) -> None:
-    result = app.tasks["t.plain"].delay()
+    result = app.tasks[f"{app.main}.plain"].delay()
     assert result.get(timeout=TIMEOUT) == "untracked"
     assert store.replay(result.id).reason == "unknown_job"
 
@@ -298,7 +300,7 @@ def test_canvas_children_report_zones_to_the_parent_job(
     app: Celery, store: EventStore, job_id: str
 ) -> None:
     # Two children of one user-visible job, published with the parent header.
-    child = app.tasks["t.child"]
+    child = app.tasks[f"{app.main}.child"]
     results = [child.submit(n, parent=job_id, owner="carol") for n in (2, 3)]
     assert [r.get(timeout=TIMEOUT) for r in results] == [2, 3]
     for r in results:

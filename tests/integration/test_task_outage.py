@@ -48,7 +48,7 @@ def test_task_succeeds_while_the_store_is_down_and_buffered_events_flush_in_orde
     # 1. Run a job up to zone 0 with the store up.
     gate = uuid.uuid4().hex
     gates[gate], gates[gate + ":reached"] = threading.Event(), threading.Event()
-    result = outage_app.tasks["t.walk"].submit(owner="dana", kwargs={"gate": gate})
+    result = outage_app.tasks[f"{outage_app.main}.walk"].submit(owner="dana", kwargs={"gate": gate})
     assert gates[gate + ":reached"].wait(TIMEOUT)
     # 2. Stop the store; the task runs on to success.
     progress_server.stop()
