@@ -701,6 +701,14 @@ export class ProgressClient {
         safeCompare(current.lastId, snapshot.last_id) <= 0;
       if (!keep) this.replaceWithSnapshot(snapshot, frame.recovered, reason, room);
     }
+    // The bridge also reports each resumed job's outcome; a position it could not honour comes
+    // with that job's snapshot.
+    for (const replay of frame.replays ?? []) {
+      sub.jobIds.add(replay.job_id);
+      if (!replay.recovered && replay.snapshot) {
+        this.replaceWithSnapshot(replay.snapshot, false, replay.reason ?? "unknown", room);
+      }
+    }
     this.roomChanged(room);
   }
 

@@ -39,6 +39,17 @@ export interface SubscribedFrame {
   epoch?: string | null;
   snapshot?: JobSnapshot | null;
   jobs?: JobSnapshot[] | null;
+  /** Room replies: the outcome of each job listed in `positions` (not yet in protocol.md). */
+  replays?: RoomReplay[] | null;
+}
+
+/** Outcome of one job's resume inside a room subscribe. */
+export interface RoomReplay {
+  job_id: string;
+  recovered: boolean;
+  reason?: string | null;
+  epoch?: string | null;
+  snapshot?: JobSnapshot | null;
 }
 
 /** One event. */

@@ -18,6 +18,7 @@ export {
   type EventFrame,
   type HelloFrame,
   type PingFrame,
+  type RoomReplay,
   type ServerFrame,
   type StreamPosition,
   type SubscribedFrame,
