@@ -318,3 +318,20 @@ def test_canvas_children_report_zones_to_the_parent_job(
     child_events = store.history(results[0].id)
     assert child_events[0].parent_id == job_id and child_events[-1].type == "processing_completed"
     assert capture_for(app).stats.redis_errors == 0
+
+
+def test_solo_pool_writes_the_same_lifecycle(redis_url: str, store: EventStore) -> None:
+    solo = make_app(redis_url)
+    with start_worker(solo, pool="solo", perform_ping_check=False):
+        ok = solo.tasks[f"{solo.main}.walk"].submit(owner="sol")
+        bad = solo.tasks[f"{solo.main}.fail"].submit(owner="sol")
+        ok.get(timeout=TIMEOUT)
+        with pytest.raises(ValueError, match="unreadable"):
+            bad.get(timeout=TIMEOUT)
+        ok_events, bad_events = finished_history(store, ok.id), finished_history(store, bad.id)
+    assert [ok_events[0].type, ok_events[1].type, ok_events[-1].type] == [
+        "processing_queued",
+        "processing_started",
+        "processing_completed",
+    ]
+    assert bad_events[-1].type == "processing_failed"
