@@ -32,6 +32,7 @@ __all__ = [
     "not_a_pdf",
     "text_pdf",
     "truncated_pdf",
+    "unreadable_pages_pdf",
     "zero_pages_pdf",
 ]
 
@@ -239,3 +240,11 @@ def assert_sink_contract(sink: Any) -> None:
     assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
     assert percents == sorted(percents), "percent went backwards"
     assert percents and percents[-1] == pytest.approx(100.0)
+
+
+def unreadable_pages_pdf(pages: int = 3) -> bytes:
+    """:func:`many_pages_pdf` whose page tree node has ``/Type /Pagex``: PDFium still finds the
+    pages, pdfminer cannot walk the tree, so no page can be parsed."""
+    data = many_pages_pdf(pages)
+    assert data.count(b"/Type /Pages") == 1
+    return data.replace(b"/Type /Pages", b"/Type /Pagex")

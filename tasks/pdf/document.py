@@ -61,6 +61,8 @@ _HEADER_WINDOW = 1024
 _TRAILER_WINDOW = 2048
 
 _PDFIUM_LOCK = threading.Lock()
+#: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
+_US_LETTER = (612.0, 792.0)
 
 #: A path, or the file's bytes.
 PdfSource = str | os.PathLike[str] | bytes
@@ -222,15 +224,24 @@ def _page_sizes_locked(data: bytes, password: str | None) -> list[tuple[float, f
     except pdfium.PdfiumError as exc:
         raise _rejection(data, password, exc) from None
     try:
-        sizes = []
+        sizes: list[tuple[float, float]] = []
+        unreadable = 0
         for index in range(len(doc)):
-            width, height = doc.get_page_size(index)
-            if not (width > 0 and height > 0):  # a broken MediaBox: fall back to US Letter
-                width, height = 612.0, 792.0
+            try:
+                width, height = doc.get_page_size(index)
+            except pdfium.PdfiumError:  # a broken page object; pdfminer will say what is wrong
+                width = height = 0.0
+                unreadable += 1
+            if not (width > 0 and height > 0):  # no usable MediaBox: assume US Letter
+                width, height = _US_LETTER
             sizes.append((float(width), float(height)))
-        return sizes
     finally:
         doc.close()
+    if sizes and unreadable == len(sizes):
+        raise CorruptPdf(
+            f"The PDF is damaged and cannot be read (none of its {len(sizes)} pages can be found)."
+        )
+    return sizes
 
 
 def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> PdfRejected:

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from progress_bridge.events import PageInfo, ZoneInfo
 
 from .document import DEFAULT_MAX_PAGES, PdfSource, open_document
-from .errors import ProcessingCancelled
+from .errors import CorruptPdf, ProcessingCancelled
 from .extract import PAGE_TOOL, extract_zone, tool_for
 from .result import DocumentResult, PageResult, ZoneResult
 from .sink import ProgressSink
@@ -60,7 +60,9 @@ def process_document(
             revoke cannot terminate the running task).
 
     Raises:
-        PdfRejected: a subclass saying why the document cannot be processed.
+        PdfRejected: a subclass saying why the document cannot be processed. Raised before
+            anything is reported, except :class:`CorruptPdf` when *every* page of the range
+            fails to parse: then the pages' failed zones have been reported first.
         ProcessingCancelled: ``should_stop`` returned true.
     """
     started = time.perf_counter()
@@ -150,6 +152,12 @@ def process_document(
                 progress.report(base + share, f"Finished {label}")
             if slot.page is not None:
                 slot.page.close()
+        if all(page.status == "failed" for page in result.pages):
+            # Nothing usable came out: a failed job with the reason serves the user better than
+            # a "completed" one holding only failed zones.
+            count = len(result.pages)
+            what = "the page could not" if count == 1 else f"none of the {count} pages could"
+            raise CorruptPdf(f"The PDF is damaged: {what} be parsed. {result.pages[0].error}")
         result.duration_ms = round((time.perf_counter() - started) * 1000)
         return result
 

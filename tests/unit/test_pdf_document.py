@@ -58,6 +58,15 @@ def test_a_damaged_cross_reference_with_an_eof_marker_is_corrupt() -> None:
     assert str(exc).startswith("The PDF is damaged and cannot be read")
 
 
+def test_a_broken_page_tree_is_corrupt_not_empty() -> None:
+    # "/Kids" misspelt: pdfminer finds no pages (pdfplumber raises TypeError listing them),
+    # PDFium counts one page it cannot size.
+    data = pdf_samples.many_pages_pdf(3).replace(b"/Kids [", b"/Kidz [", 1)
+    exc = _rejection(data)
+    assert type(exc) is CorruptPdf
+    assert str(exc) == "The PDF is damaged and cannot be read (its page tree is broken)."
+
+
 def test_an_encrypted_pdf_without_password_is_refused() -> None:
     exc = _rejection(pdf_samples.encrypted_pdf())
     assert isinstance(exc, EncryptedPdf)

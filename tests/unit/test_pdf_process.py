@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.pdf import (
+    CorruptPdf,
     DocumentResult,
     ProcessingCancelled,
     RecordingSink,
@@ -113,6 +114,18 @@ def test_a_page_that_fails_to_parse_is_reported_failed_and_the_rest_is_processed
     assert [(c["zone_id"], c["tool"], c["error"]) for c in reported] == [
         ("p2-z1", "pdfplumber.page", failed[0].error)
     ]
+
+
+def test_a_document_whose_pages_all_fail_to_parse_is_corrupt_after_reporting_them() -> None:
+    # PDFium finds 3 pages, pdfminer cannot walk the page tree: each page is reported failed,
+    # then the document is rejected, so the job fails with a reason instead of "completing".
+    sink = RecordingSink()
+    with pytest.raises(CorruptPdf) as info:
+        process_document(pdf_samples.unreadable_pages_pdf(3), sink)
+    assert str(info.value).startswith(
+        "The PDF is damaged: none of the 3 pages could be parsed. Page 1 cannot be parsed ("
+    )
+    assert [c["status"] for c in sink.of("zone_completed")] == ["failed"] * 3
 
 
 def test_should_stop_cancels_between_zones(thirty_pages: bytes) -> None:
