@@ -238,9 +238,7 @@ def _page_sizes_locked(data: bytes, password: str | None) -> list[tuple[float, f
     finally:
         doc.close()
     if sizes and unreadable == len(sizes):
-        raise CorruptPdf(
-            f"The PDF is damaged and cannot be read (none of its {len(sizes)} pages can be found)."
-        )
+        raise CorruptPdf("The PDF is damaged and cannot be read (its page tree is broken).")
     return sizes
 
 
