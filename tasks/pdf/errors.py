@@ -13,7 +13,8 @@
     ProcessingCancelled          the caller's cancel check said stop (not a rejection)
 
 A page that fails to parse is *not* an exception: :func:`tasks.pdf.process_document` reports a
-failed zone for it and processes the other pages (see :class:`tasks.pdf.result.PageResult`).
+failed zone for it and processes the other pages (see :class:`tasks.pdf.result.PageResult`),
+unless every page of the range fails: then it raises :class:`CorruptPdf` after reporting them.
 
 Every :class:`PdfRejected` has a stable ``code`` (for the REST API and the ``error_type`` of a
 ``processing_failed`` event) and ``reason``, the human-readable sentence that ``str()`` returns.
