@@ -26,11 +26,12 @@ import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
+from progress_bridge._producer import Capture
 from progress_bridge.config import Settings
 from progress_bridge.embedded import redis_url_or_embedded
 from progress_bridge.events import ProcessingProgress, ZoneCompleted
 from progress_bridge.streams import EventStore
-from progress_bridge.task import ProgressTask
+from progress_bridge.task import ProgressReporter, ProgressTask
 
 PAYLOAD_FIELDS = 9  # roughly what one of our events carries
 
@@ -62,6 +63,19 @@ def task_call_us(url: str, rate_hz: float, calls: int) -> float:
     with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False):
         runs = [app.tasks["bench.progress"].delay(calls).get(timeout=300) for _ in range(3)]
     return float(statistics.median(runs))
+
+
+def reporter_call_us(url: str, settings: Settings, rate_hz: float, calls: int) -> float:
+    """A progress call on a reporter outside Celery: the stream append alone, no PROGRESS state."""
+    capture = Capture(
+        settings.model_copy(update={"redis_url": url, "progress_max_rate_hz": rate_hz})
+    )
+    reporter = ProgressReporter(capture, {"job_id": f"bench-{uuid.uuid4().hex[:8]}"})
+    reporter.set_progress(0.0)
+    began = time.perf_counter()
+    for i in range(calls):
+        reporter.set_progress(100.0 * i / calls, operation="step")
+    return (time.perf_counter() - began) / calls * 1e6
 
 
 def xadd_us(client: redis.Redis, calls: int) -> float:
@@ -144,6 +158,7 @@ def main() -> None:
         base_call = xadd_us(client, 5_000)
         coalesced = task_call_us(url, 10.0, args.calls)
         uncoalesced = task_call_us(url, 1e9, 2_000)
+        stream_only = reporter_call_us(url, settings, 1e9, 2_000)
         print(f"plain XADD per call (baseline)            {base_call:8.1f} µs")
         print(
             f"set_progress in a task, coalesced (10 Hz) {coalesced:8.2f} µs"
@@ -153,6 +168,11 @@ def main() -> None:
             f"set_progress in a task, every call written{uncoalesced:8.1f} µs"
             f"   ratio to XADD {uncoalesced / base_call:6.2f}"
             "   (stream append + PROGRESS state + task-progress event)"
+        )
+
+        print(
+            f"set_progress, every call written, stream only{stream_only:8.1f} µs"
+            f"   ratio to XADD {stream_only / base_call:6.2f}   (reporter outside Celery)"
         )
 
         events = sample_events(args.events, args.jobs)
