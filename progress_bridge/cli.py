@@ -30,7 +30,7 @@ from .events import TERMINAL_TYPES
 from .exceptions import ConfigError
 from .streams import EventStore, with_position
 
-__all__ = ["SUBCOMMANDS", "Supervisor", "main"]
+__all__ = ["DEV_PROCESSES", "SUBCOMMANDS", "Supervisor", "main"]
 
 #: Exit codes of ``tail`` (3: ``--no-follow`` on a job that has not ended).
 EXIT_COMPLETED, EXIT_FAILED, EXIT_UNKNOWN, EXIT_RUNNING = 0, 1, 2, 3
@@ -130,6 +130,13 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     ]
 
 
+#: The children ``dev`` runs, in start order (stopped in reverse): name → argv from the options.
+#: Each child gets ``REDIS_URL`` in its environment. Add the web app here when it exists.
+DEV_PROCESSES: list[tuple[str, Callable[[argparse.Namespace], list[str]]]] = [
+    ("worker", worker_argv),
+]
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run Redis (embedded unless REDIS_URL is set) and a worker until Ctrl-C; stop all after."""
     settings = Settings.from_env()
@@ -144,7 +151,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         # Children inherit our environment plus the server we chose.
         child_env = {**os.environ, "REDIS_URL": url}
         stack.callback(supervisor.stop_all)
-        supervisor.start("worker", worker_argv(args), cwd=_project_root(), env=child_env)
+        for name, argv_of in DEV_PROCESSES:
+            supervisor.start(name, argv_of(args), cwd=_project_root(), env=child_env)
         if args.demo:
             job_id = _submit_demo(settings, url, args)
             _out(job_id)
