@@ -22,6 +22,7 @@ from pypdf.generic import ArrayObject, NameObject, NumberObject
 __all__ = [
     "PARAGRAPHS",
     "TABLE_ROWS",
+    "TWO_COLUMN_ORDER",
     "assert_sink_contract",
     "broken_page_pdf",
     "encrypted_pdf",
@@ -32,6 +33,7 @@ __all__ = [
     "not_a_pdf",
     "text_pdf",
     "truncated_pdf",
+    "two_column_pdf",
     "unreadable_pages_pdf",
     "zero_pages_pdf",
 ]
@@ -248,3 +250,21 @@ def unreadable_pages_pdf(pages: int = 3) -> bytes:
     data = many_pages_pdf(pages)
     assert data.count(b"/Type /Pages") == 1
     return data.replace(b"/Type /Pages", b"/Type /Pagex")
+
+
+TWO_COLUMN_ORDER = ["Two columns", "Left one.", "Left two.", "Right one.", "Right two.", "Footer."]
+
+
+def two_column_pdf() -> bytes:
+    """A full-width heading, two columns of two paragraphs whose tops line up across the
+    columns, and a full-width footer; reading order is :data:`TWO_COLUMN_ORDER`."""
+    pdf = _new()
+    pdf.add_page()
+    _heading(pdf, "Two columns", 56)
+    for x, side in ((56, "Left"), (316, "Right")):
+        for y, which in ((110, "one"), (200, "two")):
+            pdf.set_xy(x, y)
+            pdf.multi_cell(220, 14, f"{side} {which}.")
+    pdf.set_xy(56, 300)
+    pdf.multi_cell(480, 14, "Footer.")
+    return bytes(pdf.output())

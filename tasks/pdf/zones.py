@@ -16,7 +16,10 @@ Detection, per page:
   a line height, they overlap horizontally, and their heights differ by less than 40 % (so a
   heading is its own block).
 
-Reading order is top-to-bottom, then left-to-right, by each zone's top-left corner.
+Reading order is a recursive XY-cut: the page is split into horizontal bands wherever no zone
+spans the gap, each band into columns the same way, and so on; so a two-column page reads down
+the left column, then the right one, and a full-width heading or table above or below the
+columns stays in place. Zones that overlap both ways are read top-left first.
 
 Ids and indexes are a pure function of the page number, so page-range subtasks never collide
 and a document processed whole or in ranges yields the same zones: the n-th zone (1-based) of
@@ -26,6 +29,7 @@ unique and increase in reading order across the document; they are not contiguou
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -54,6 +58,8 @@ _MIN_FIGURE_PT = 2.0
 _COLUMN_GAP_LINE_HEIGHTS = 1.5
 _BLOCK_GAP_LINE_HEIGHTS = 0.5
 _HEIGHT_RATIO_LIMIT = 1.4
+#: Zones may overlap this much (points) across a reading-order cut, e.g. descenders.
+_CUT_TOLERANCE_PT = 1.0
 
 BBox = tuple[float, float, float, float]
 Word = dict[str, Any]
@@ -155,8 +161,7 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
         )
         raw.append(_zone("text", _clip(box, bounds), lines=[line.words for line in block]))
 
-    raw = _cap(raw)
-    raw.sort(key=lambda z: (round(z.bbox[1], 1), z.bbox[0]))
+    raw = _reading_order(_cap(raw))
     for n, zone in enumerate(raw, start=1):
         x0, top, x1, bottom = zone.bbox
         zone.info = ZoneInfo(
@@ -250,6 +255,78 @@ def _blocks(lines: list[_Line]) -> list[list[_Line]]:
         else:
             best.append(line)
     return blocks
+
+
+def _reading_order(zones: list[DetectedZone], columns_first: bool = False) -> list[DetectedZone]:
+    """Recursive XY-cut with column runs kept together.
+
+    Split into horizontal bands where no zone spans the gap. Consecutive bands that are each
+    split by the same column gutter (a vertical gap they share) are one multi-column run: it is
+    cut into columns first, so paragraphs that happen to line up across columns are still read
+    column by column. Each part is ordered the same way; what cannot be cut is read top-left
+    first.
+    """
+    if len(zones) <= 1:
+        return zones
+    if columns_first:
+        columns = _cut(zones, axis=0)
+        if len(columns) > 1:
+            return [z for column in columns for z in _reading_order(column)]
+    bands = _cut(zones, axis=1)
+    if len(bands) == 1:
+        columns = _cut(zones, axis=0)
+        if len(columns) == 1:
+            return sorted(zones, key=lambda z: (round(z.bbox[1], 1), z.bbox[0]))
+        return [z for column in columns for z in _reading_order(column)]
+    runs: list[tuple[list[DetectedZone], list[tuple[float, float]]]] = []
+    for band in bands:
+        gutters = _gutters(band)
+        if runs and gutters and _share_gutter(runs[-1][1], gutters):
+            previous, previous_gutters = runs[-1]
+            runs[-1] = (previous + band, _common_gutters(previous_gutters, gutters))
+        else:
+            runs.append((band, gutters))
+    if len(runs) == 1 and columns_first:  # the columns cut was just tried: read by bands
+        runs = [(band, []) for band in bands]
+    return [z for run, gutters in runs for z in _reading_order(run, bool(gutters))]
+
+
+def _cut(zones: list[DetectedZone], axis: int) -> list[list[DetectedZone]]:
+    """Groups separated by gaps along ``axis`` (1: rows, 0: columns) that no zone spans."""
+    ordered = sorted(zones, key=lambda z: (z.bbox[axis], z.bbox[1 - axis]))
+    groups: list[list[DetectedZone]] = [[ordered[0]]]
+    reach = ordered[0].bbox[axis + 2]
+    for zone in ordered[1:]:
+        if zone.bbox[axis] >= reach - _CUT_TOLERANCE_PT:
+            groups.append([zone])
+        else:
+            groups[-1].append(zone)
+        reach = max(reach, zone.bbox[axis + 2])
+    return groups
+
+
+def _gutters(zones: list[DetectedZone]) -> list[tuple[float, float]]:
+    columns = _cut(zones, axis=0)
+    return [
+        (max(z.bbox[2] for z in left), min(z.bbox[0] for z in right))
+        for left, right in itertools.pairwise(columns)
+    ]
+
+
+def _share_gutter(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    return bool(_common_gutters(a, b))
+
+
+def _common_gutters(
+    a: list[tuple[float, float]], b: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    common = []
+    for a0, a1 in a:
+        for b0, b1 in b:
+            lo, hi = max(a0, b0), min(a1, b1)
+            if hi - lo > -_CUT_TOLERANCE_PT:
+                common.append((lo, hi))
+    return common
 
 
 def _cap(zones: list[DetectedZone]) -> list[DetectedZone]:

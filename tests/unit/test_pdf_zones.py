@@ -53,6 +53,13 @@ def test_an_image_only_page_is_one_figure_zone_and_no_text() -> None:
     assert [(z.kind, z.bbox) for z in result.zones] == [("figure", (100.0, 100.0, 420.0, 300.0))]
 
 
+def test_two_columns_are_read_column_by_column_between_full_width_zones() -> None:
+    # The columns' paragraphs line up across the gutter, which a plain top-to-bottom sort
+    # (or a naive XY-cut) would read row by row.
+    result = process_document(pdf_samples.two_column_pdf(), RecordingSink())
+    assert [z.text for z in result.zones] == pdf_samples.TWO_COLUMN_ORDER
+
+
 def test_zone_indexes_depend_only_on_page_and_position() -> None:
     assert zone_index(1, 1) == 0
     assert zone_index(3, 2) == 2 * ZONES_PER_PAGE + 1
