@@ -9,6 +9,7 @@
  * `silent` (stop sending anything), `repeatOnReplay` (re-send entries before `last_id`, as a
  * retry on the wire may), `batch` (send replays as one batch frame).
  */
+import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { JobSnapshot, ProgressEvent } from "../src/generated/events";
@@ -54,6 +55,8 @@ export interface ProtocolServerOptions {
   pingIntervalMs?: number | null;
   /** Valid tokens and the user each stands for; a token of user "nobody" is closed with 4003. */
   tokens?: Record<string, string>;
+  /** Serve `/ws` on this (listening) HTTP server instead of a port of its own. */
+  httpServer?: HttpServer;
 }
 
 let epochCounter = 0;
@@ -76,6 +79,8 @@ export class ProtocolServer {
   batch = false;
   /** Close the next N connections with this code right after the handshake. */
   refuseNext: { code: number; count: number } | null = null;
+  /** While set, close every new connection with this code right after the handshake. */
+  refuseAll: number | null = null;
 
   private readonly jobs = new Map<string, StoredJob>();
   private readonly conns = new Set<Conn>();
@@ -90,12 +95,12 @@ export class ProtocolServer {
 
   /** Start on a free loopback port. */
   static async start(options: ProtocolServerOptions = {}): Promise<ProtocolServer> {
-    const wss = new WebSocketServer({
-      host: "127.0.0.1",
-      port: 0,
-      handleProtocols: (protocols) => (protocols.has("progress.v1.json") ? "progress.v1.json" : false),
-    });
-    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
+    const handleProtocols = (protocols: Set<string>) =>
+      protocols.has("progress.v1.json") ? "progress.v1.json" : false;
+    const wss = options.httpServer
+      ? new WebSocketServer({ server: options.httpServer, path: "/ws", handleProtocols })
+      : new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols });
+    if (!options.httpServer) await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
     const server = new ProtocolServer(wss, options);
     wss.on("connection", (ws, req) => server.accept(ws, req.headers["sec-websocket-protocol"] ?? ""));
     if (options.pingIntervalMs) {
@@ -106,7 +111,7 @@ export class ProtocolServer {
 
   /** ws:// URL of the endpoint. */
   get url(): string {
-    const { port } = this.wss.address() as AddressInfo;
+    const { port } = (this.options.httpServer?.address() ?? this.wss.address()) as AddressInfo;
     return `ws://127.0.0.1:${port}/ws`;
   }
 
@@ -184,6 +189,11 @@ export class ProtocolServer {
     job.trimmedThrough = null;
   }
 
+  /** Snapshots of every job `owner` owns (what `GET /api/jobs` returns). */
+  jobsOf(owner: string): JobSnapshot[] {
+    return [...this.jobs.values()].filter((j) => j.owner === owner).map(buildSnapshot);
+  }
+
   /** The server's current snapshot of a job (what `GET /api/jobs/{id}` returns). */
   snapshot(jobId: string): JobSnapshot {
     const job = this.jobs.get(jobId);
@@ -212,6 +222,10 @@ export class ProtocolServer {
 
   private accept(ws: WebSocket, offered: string): void {
     const id = ++this.connectionsAccepted;
+    if (this.refuseAll !== null) {
+      ws.close(this.refuseAll, "restarting");
+      return;
+    }
     if (this.refuseNext && this.refuseNext.count > 0) {
       this.refuseNext.count -= 1;
       ws.close(this.refuseNext.code, "refused");

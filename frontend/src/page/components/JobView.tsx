@@ -1,5 +1,5 @@
 import { useEffect, useId, useState } from "react";
-import { etaRemaining, type ProgressClient } from "../../client/index";
+import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
 import { useJobProgress } from "../../react/index";
 import { cancelJob } from "../api";
@@ -28,6 +28,22 @@ function useNow(active: boolean, ms = 1000): number {
   return now;
 }
 
+/**
+ * Seconds left, counted down on this machine's clock from when the ETA arrived (the event's
+ * `ts` comes from the worker's clock, which may be skewed; `etaRemaining` uses that one).
+ */
+function useLocalEta(etaS: number | null, etaTs: number | null, now: number): number | null {
+  const [anchor, setAnchor] = useState<{ etaS: number | null; etaTs: number | null; at: number }>(
+    () => ({ etaS, etaTs, at: Date.now() }),
+  );
+  if (anchor.etaS !== etaS || anchor.etaTs !== etaTs) {
+    // Adjusting state while rendering when an input changed (React's documented pattern).
+    setAnchor({ etaS, etaTs, at: Date.now() });
+  }
+  if (etaS == null) return null;
+  return Math.max(0, etaS - Math.max(0, now - anchor.at) / 1000);
+}
+
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
 export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
   const id = useId();
@@ -54,6 +70,7 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   });
 
   const now = useNow(!!job && !finished && job.etaS != null);
+  const eta = useLocalEta(finished ? null : (job?.etaS ?? null), job?.etaTs ?? null, now);
 
   if (error && !job) {
     return (
@@ -75,7 +92,6 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   }
 
   const percent = Math.round(job.percent);
-  const eta = finished ? null : etaRemaining(job, now);
 
   async function cancel() {
     setCancelling(true);
