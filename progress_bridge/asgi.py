@@ -97,7 +97,15 @@ class Bridge:
                 self._embedded = EmbeddedValkey().start()
                 url = self._embedded.url
                 log.warning("PROGRESS_REDIS_URL is not set: started an embedded valkey at %s", url)
-            self.store = AsyncEventStore.from_url(url, self.settings)
+            # A blocking pool: a burst of subscribes (a reconnect storm) queues for a connection
+            # instead of failing with "too many connections".
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                decode_responses=True,
+                max_connections=self.settings.bridge_redis_pool_size,
+                timeout=self.settings.bridge_redis_pool_timeout_s,
+            )
+            self.store = AsyncEventStore(aioredis.Redis.from_pool(pool), self.settings)
             # The reader blocks in XREAD: its socket must wait longer than redis-py's 5 s default.
             reader = aioredis.Redis.from_url(
                 url,

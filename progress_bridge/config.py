@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     bridge_room_jobs_limit: int = Field(
         default=50, ge=0, description="Job snapshots listed when subscribing to a user room."
     )
+    bridge_redis_pool_size: int = Field(
+        default=64, ge=1, description="Redis connections for subscribes and snapshots."
+    )
+    bridge_redis_pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="Wait for a pooled connection before 'unavailable'."
+    )
     bridge_close_grace_s: float = Field(
         default=5.0, gt=0, description="How long a close may wait for a stalled socket."
     )

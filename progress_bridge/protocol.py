@@ -158,6 +158,7 @@ class FeedEntry:
     """
 
     __slots__ = (
+        "_ckey",
         "_data",
         "_json_event",
         "_json_frame",
@@ -193,6 +194,9 @@ class FeedEntry:
         self.document_id: str | None = data.get("document_id")
         self.export_id: str | None = data.get("export_id")
         self.size = len(payload) + len(event_id) + len(epoch) + 48
+        self._ckey = (
+            (job_id, self.type, self.export_id or "") if self.type in COALESCED_TYPES else None
+        )
         self._json_event: str | None = None
         self._json_frame: str | None = None
         self._mp_event: bytes | None = None
@@ -205,9 +209,7 @@ class FeedEntry:
     @property
     def coalesce_key(self) -> tuple[str, str, str] | None:
         """Entries with the same key replace each other in a lagging outbox; None: never."""
-        if self.type not in COALESCED_TYPES:
-            return None
-        return (self.job_id, self.type, self.export_id or "")
+        return self._ckey
 
     def json_event(self) -> str:
         if self._json_event is None:
@@ -427,8 +429,10 @@ class _Control:
         self.size = len(frame)
 
 
-# One outbox slot: [item or None when coalesced away, enqueue time (monotonic)].
-_Slot = list[Any]
+# Outbox items: a FeedEntry or a _Control, or for coalescable entries a one-item list (a slot
+# set to None when a newer update of the same key replaces it).
+_Slot = list[FeedEntry | None]
+_Item = FeedEntry | _Control | _Slot
 
 
 @dataclass(slots=True)
@@ -472,7 +476,7 @@ class Session:
         self.coalesced = 0
         self._jobs: dict[str, _JobState] = {}
         self._held: list[FeedEntry] | None = None
-        self._outbox: deque[_Slot] = deque()
+        self._outbox: deque[_Item] = deque()
         self._coalesce: dict[tuple[str, str, str], _Slot] = {}
         self._depth = 0
         self._bytes = 0
@@ -782,14 +786,19 @@ class Session:
         oldest: float | None = None
         limit = self.limits.batch_max_events
         outbox = self._outbox
+        coalesce = self._coalesce
         while outbox:
-            item = outbox.popleft()[0]
-            if item is None:
-                continue
+            item = outbox.popleft()
+            if isinstance(item, list):
+                slot = item
+                entry = slot[0]
+                if entry is None:
+                    continue  # replaced by a newer update further back
+                key = entry._ckey
+                if key is not None and coalesce.get(key) is slot:
+                    del coalesce[key]
+                item = entry
             if isinstance(item, FeedEntry):
-                key = item.coalesce_key
-                if key is not None:
-                    self._coalesce.pop(key, None)
                 if oldest is None or item.ts < oldest:
                     oldest = item.ts
                 run.append(item)
@@ -798,6 +807,7 @@ class Session:
                     frames.append(self._events_frame(run))
                     run = []
             else:
+                assert isinstance(item, _Control)
                 if run:
                     frames.append(self._events_frame(run))
                     run = []
@@ -829,7 +839,7 @@ class Session:
         if self.close_code is not None:
             return False
         item = _Control(self.encode(obj))
-        self._outbox.append([item, now])
+        self._outbox.append(item)
         if not self._depth:
             self._pending_since = now
         self._depth += 1
@@ -839,24 +849,29 @@ class Session:
     def _push(self, entry: FeedEntry, now: float) -> bool:
         if not self._depth:
             self._pending_since = now
-        key = entry.coalesce_key
-        if key is not None:
-            old = self._coalesce.get(key)
-            if old is not None and old[0] is not None:
-                # Latest wins: drop the queued update and queue the new one at the end, so
-                # ids still increase on the wire.
-                self._bytes -= old[0].size
-                self._depth -= 1
-                old[0] = None
-                self.coalesced += 1
-            slot: _Slot = [entry, now]
-            self._coalesce[key] = slot
+        key = entry._ckey
+        if key is None:
+            self._outbox.append(entry)
         else:
-            slot = [entry, now]
-        self._outbox.append(slot)
+            old = self._coalesce.get(key)
+            if old is not None:
+                replaced = old[0]
+                if replaced is not None:
+                    # Latest wins: drop the queued update and queue the new one at the end, so
+                    # ids still increase on the wire.
+                    self._bytes -= replaced.size
+                    self._depth -= 1
+                    old[0] = None
+                    self.coalesced += 1
+            slot: _Slot = [entry]
+            self._coalesce[key] = slot
+            self._outbox.append(slot)
         self._depth += 1
         self._bytes += entry.size
-        return self._check_bound()
+        lim = self.limits
+        if self._depth > lim.outbox_max_frames or self._bytes > lim.outbox_max_bytes:
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full")
+        return True
 
     def _check_bound(self) -> bool:
         lim = self.limits

@@ -36,6 +36,7 @@ def bridge(redis_url: str) -> Iterator[BridgeServer]:
         bridge_max_subscriptions=3,
         bridge_max_connections_per_user=3,
         bridge_outbox_max_frames=300,
+        bridge_redis_pool_size=2,
     )
     with BridgeServer(settings) as server:
         yield server
@@ -230,6 +231,23 @@ async def test_subscription_and_connection_limits(
     assert await extra.closed_code() == 4009
     for c in [client, *others]:
         await c.close()
+
+
+async def test_burst_of_subscribes_queues_for_redis_connections_instead_of_failing(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    # 20 clients subscribe at once through a pool of 2 Redis connections: all are answered.
+    _publish(store, job_id, owner="erin")
+    clients = [
+        await open_client(bridge.ws_url, mint(bridge.settings, f"b{n}", jobs=[job_id]))
+        for n in range(20)
+    ]
+    for client in clients:
+        await client.send({"op": "subscribe", "job_id": job_id})
+    replies = await asyncio.gather(*(c.op("subscribed") for c in clients))
+    assert all(r["recovered"] for r in replies)
+    for client in clients:
+        await client.close()
 
 
 # -- slow consumers ----------------------------------------------------------------------------
