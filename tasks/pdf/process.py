@@ -97,13 +97,14 @@ def process_document(
             if error is not None:
                 page_result.status, page_result.error = "failed", error
                 _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
-                progress.report(base + share, f"Page {label} failed")
+                progress.report(base + share, f"Could not parse {label}")
                 if slot.page is not None:
                     slot.page.close()
                 continue
 
             sink.declare_zones([z.info for z in zones], [info])
-            progress.report(base + DETECTION_SHARE * share, f"Found {len(zones)} zones on {label}")
+            first_op = _operation(zones[0]) if zones else f"Found no zones on {label}"
+            progress.report(base + DETECTION_SHARE * share, first_op)
             zone_share = (1 - DETECTION_SHARE) * share / max(len(zones), 1)
             for n, zone in enumerate(zones, start=1):
                 _check_stop(should_stop)

@@ -128,6 +128,32 @@ def test_a_document_whose_pages_all_fail_to_parse_is_corrupt_after_reporting_the
     assert [c["status"] for c in sink.of("zone_completed")] == ["failed"] * 3
 
 
+def test_a_zone_whose_extraction_raises_is_reported_failed_and_the_next_zones_continue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No generated table makes pdfplumber raise, so stand in for one that does.
+    import tasks.pdf.extract
+
+    def broken_table(zone: object) -> object:
+        raise ValueError("cell text cannot be decoded")
+
+    monkeypatch.setattr(tasks.pdf.extract, "extract_table", broken_table)
+    sink = RecordingSink()
+    result = process_document(pdf_samples.mixed_pdf(), sink)
+
+    assert_sink_contract(sink)
+    assert [(z.kind, z.status) for z in result.zones] == [
+        ("text", "completed"),
+        ("text", "completed"),
+        ("table", "failed"),
+        ("figure", "completed"),
+        ("text", "completed"),
+    ]
+    assert result.zones[2].error == "ValueError: cell text cannot be decoded"
+    failed = [c for c in sink.of("zone_completed") if c["status"] == "failed"]
+    assert [(c["zone_id"], c["tool"]) for c in failed] == [("p1-z3", "pdfplumber.table")]
+
+
 def test_should_stop_cancels_between_zones(thirty_pages: bytes) -> None:
     sink = RecordingSink()
     calls = 0
