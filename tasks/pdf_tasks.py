@@ -1,0 +1,550 @@
+"""PDF jobs as Celery tasks: thin wrappers around :mod:`tasks.pdf`, wired to ``ProgressTask``.
+
+One job is one :func:`process_pdf` task; its Celery task id is the job id the user watches.
+
+* **Small documents** (at most ``settings.canvas_page_threshold`` pages) are processed in the job
+  task itself with ``self.progress`` as the sink. Its lifecycle comes from the signal handlers
+  (:mod:`progress_bridge.signals`): started, then completed (task_success) or failed
+  (task_failure).
+* **Large documents** fan out: the job task *replaces itself* (``Task.replace``) with a chord of
+  :func:`process_pages` subtasks (``settings.pages_per_subtask`` pages each) whose body is
+  :func:`finish_canvas`. Each child is published with the ``progress_parent`` header, so its
+  zones go to the job's stream and its zone counters are summed into the job's snapshot by the
+  store (aggregated progress as events arrive, no polling of children). Children carry no owner:
+  they have their own streams (queued/started/... for operators) but never enter the user's
+  owner index, so ``GET /api/jobs`` and ``user:`` rooms only show the job.
+
+Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
+
+* ``Task.replace`` raises ``Ignore``: Celery sends neither task_success nor task_failure for the
+  job task, so the signal handlers write no terminal event for it. ``replace`` freezes the chord
+  body with the job's task id, so ``AsyncResult(job_id).get()`` returns the merged result.
+* The body (:func:`finish_canvas`) is a plain task (no lifecycle signals) that writes
+  ``processing_completed`` on the job after merging the parts.
+* A failing child writes ``processing_failed`` on the job with its page range and reason, before
+  Celery records the failure; the chord errback (:func:`canvas_failed`, on the body) writes the
+  same for failures a child cannot report itself (a lost worker) once every part has returned.
+* A cancel (``DELETE /api/jobs/{id}``) writes ``processing_cancelled`` first, then revokes the
+  job and its children. Running parts poll the job's terminal state (``should_stop``, every
+  ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked.
+* Whichever of these writes first wins: the store's append script refuses a second terminal event
+  atomically (:class:`~progress_bridge.exceptions.DuplicateTerminal`), so races between a cancel,
+  a failing child and the body cannot produce two.
+
+Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
+generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
+``results/<job>/part-<first>-<last>.json`` and ``exports/<export>.<ext>``. Messages carry ids,
+never paths, so a message cannot make a worker read or write anywhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import redis
+from celery import chord, states
+from celery.exceptions import Ignore
+from celery.result import AsyncResult, GroupResult
+from vine import barrier  # type: ignore[import-untyped]
+
+from progress_bridge._producer import Capture, capture_for
+from progress_bridge.config import Settings
+from progress_bridge.events import (
+    ExportFormat,
+    ProcessingCancelled,
+    ProcessingCompleted,
+    ProcessingFailed,
+)
+from progress_bridge.task import HEADER_PARENT, ProgressReporter, ProgressTask, envelope_of
+
+from .app import app
+from .pdf import (
+    DocumentResult,
+    PdfRejected,
+    export_document,
+    merge_results,
+    open_document,
+    plan_page_ranges,
+    process_document,
+)
+from .pdf import ProcessingCancelled as PdfCancelled
+
+__all__ = [
+    "EXPORT_SUFFIXES",
+    "JobFiles",
+    "StopCheck",
+    "UploadMissing",
+    "canvas_failed",
+    "children_group_id",
+    "export_result",
+    "finish_canvas",
+    "process_pages",
+    "process_pdf",
+    "revoke_job",
+    "settings_of",
+]
+
+log = logging.getLogger("tasks.pdf_tasks")
+
+#: File name suffix of each export format.
+EXPORT_SUFFIXES = {
+    ExportFormat.JSON: ".json",
+    ExportFormat.MARKDOWN: ".md",
+    ExportFormat.CSV: ".csv",
+}
+#: Ids that may become file names: no dots, slashes or colons, so never a path.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_ERROR_CHARS = 500
+
+
+class UploadMissing(PdfRejected):
+    """The job's upload is gone (expired by the retention rule, or never stored)."""
+
+    code = "upload_missing"
+
+
+class JobFiles:
+    """Where a job's files live under ``data_dir``; every name is generated from an id.
+
+    Raises:
+        ValueError: (from every method) an id that is not a safe file name.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self.uploads = self.root / "uploads"
+        self.results = self.root / "results"
+        self.exports = self.root / "exports"
+
+    @staticmethod
+    def check_id(value: str, what: str = "id") -> str:
+        if not isinstance(value, str) or not _SAFE_ID.match(value):
+            raise ValueError(f"{what} {value!r} is not a valid id")
+        return value
+
+    def upload(self, job_id: str) -> Path:
+        return self.uploads / f"{self.check_id(job_id, 'job id')}.pdf"
+
+    def result(self, job_id: str) -> Path:
+        return self.results / f"{self.check_id(job_id, 'job id')}.json"
+
+    def parts_dir(self, job_id: str) -> Path:
+        return self.results / self.check_id(job_id, "job id")
+
+    def part(self, job_id: str, first_page: int, last_page: int) -> Path:
+        return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
+
+    def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
+        suffix = EXPORT_SUFFIXES[ExportFormat(fmt)]
+        return self.exports / f"{self.check_id(export_id, 'export id')}{suffix}"
+
+
+def children_group_id(job_id: str) -> str:
+    """Id under which the job's canvas children are saved as a ``GroupResult`` (for revoking)."""
+    return f"{job_id}.children"
+
+
+def revoke_job(celery_app: Any, job_id: str) -> list[str]:
+    """Revoke the job's task and its canvas children; return the revoked task ids.
+
+    Call it after the job's ``processing_cancelled`` is written: workers drop queued messages of
+    revoked ids, and running parts stop at their next page or zone because the job has ended
+    (:class:`StopCheck`). A job that fans out after this call finds itself ended and its children
+    stop before their first page, so no work outlives the cancel by more than a poll interval.
+    """
+    ids = [job_id]
+    children = GroupResult.restore(children_group_id(job_id), app=celery_app)
+    if children is not None:
+        ids += [child.id for child in children.results]
+    celery_app.control.revoke(ids)
+    return ids
+
+
+def settings_of(celery_app: Any) -> Settings:
+    """The app's :class:`Settings` (``conf.progress_settings``), else the capture's."""
+    configured = celery_app.conf.get("progress_settings")
+    return configured if isinstance(configured, Settings) else capture_for(celery_app).settings
+
+
+class StopCheck:
+    """``should_stop`` for :func:`process_document`: true once ``job_id`` has ended.
+
+    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HGET), so
+    cancellation is cooperative and works with every pool (threads and solo cannot terminate a
+    running task) and on every host. A Redis error reads as "keep going": progress is advisory.
+    """
+
+    def __init__(self, capture: Capture, job_id: str, interval_s: float) -> None:
+        self._capture = capture
+        self.job_id = job_id
+        self.interval_s = interval_s
+        self._next = 0.0
+        #: The terminal event type that stopped the job, once seen.
+        self.ended: str | None = None
+
+    def __call__(self) -> bool:
+        if self.ended is not None:
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self.interval_s
+        store = self._capture.outbox.store
+        try:
+            value = store.client.hget(store.keys.snapshot(self.job_id), "terminal")
+        except redis.RedisError:
+            return False
+        self.ended = str(value) if value else None
+        return self.ended is not None
+
+
+# celery ships no type hints: give its decorator a type once
+_task: Callable[..., Callable[[Callable[..., Any]], Any]] = app.task
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PdfRejected):
+        return exc.reason[:_ERROR_CHARS]
+    text = " ".join(str(exc).split())
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:_ERROR_CHARS]
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write atomically (temporary file, then rename), so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+def _read_upload(files: JobFiles, upload_id: str) -> bytes:
+    try:
+        return files.upload(upload_id).read_bytes()
+    except (FileNotFoundError, ValueError):
+        raise UploadMissing(
+            "The uploaded file is no longer available (uploads are deleted after a while); "
+            "upload it again."
+        ) from None
+
+
+def _summary(result: DocumentResult, name: str | None) -> dict[str, Any]:
+    failed = len(result.failed_zones)
+    pages = result.last_page - result.first_page + 1
+    text = f"{name or 'document'}: {pages} pages, {len(result.zones)} zones"
+    if failed:
+        text += f" ({failed} failed)"
+    return {
+        "summary": text,
+        "pages": pages,
+        "zones": len(result.zones),
+        "failed_zones": failed,
+        "tables": len(result.tables()),
+    }
+
+
+def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
+    """End this run because its job ended elsewhere (cancelled, or failed by a sibling).
+
+    Records the run as REVOKED in Celery (a chord part counts as returned, so the chord does not
+    wait for it forever) and raises ``Ignore`` so no success or failure signal fires. A canvas
+    child also writes ``processing_cancelled`` in its own stream (``own_event``); the job itself
+    already has its terminal event.
+    """
+    request = task.request
+    reporter = getattr(request, "_progress_reporter", None)
+    if reporter is not None:
+        reporter.flush()
+    reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
+    if own_event:
+        capture_for(task.app).send(ProcessingCancelled(**envelope_of(request), reason=reason))
+    task.backend.mark_as_revoked(request.id, reason, request=request)
+    raise Ignore(reason)
+
+
+@_task(base=ProgressTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
+def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = None) -> Any:
+    """The job: validate the upload, then process it here or fan out as a chord.
+
+    Args:
+        upload_id: the generated name of the upload (``uploads/<upload_id>.pdf``).
+        display_name: the sanitised client file name, shown in summaries and export names.
+
+    Raises:
+        PdfRejected: the document cannot be processed (``processing_failed`` with the reason).
+    """
+    settings = settings_of(self.app)
+    files = JobFiles(settings.data_dir)
+    job_id: str = self.request.id
+    capture = capture_for(self.app)
+    stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+    data = _read_upload(files, upload_id)
+    with open_document(data, max_pages=settings.max_pages) as doc:
+        page_count = doc.page_count
+    if page_count > settings.canvas_page_threshold:
+        return _fan_out(self, upload_id, display_name, page_count, settings, stop)
+    try:
+        result = process_document(
+            data, self.progress, max_pages=settings.max_pages, should_stop=stop
+        )
+    except PdfCancelled:
+        _stop(self, stop, own_event=False)
+    result.source_name = display_name
+    _write_json(files.result(job_id), result.to_dict())
+    return _summary(result, display_name)
+
+
+def _fan_out(
+    task: Any,
+    upload_id: str,
+    display_name: str | None,
+    page_count: int,
+    settings: Settings,
+    stop: StopCheck,
+) -> Any:
+    """Replace the job task with a chord of page-range children; never returns (``Ignore``)."""
+    job_id: str = task.request.id
+    group_id = children_group_id(job_id)
+    if GroupResult.restore(group_id, app=task.app) is not None:
+        # A redelivered message (the worker died right after fanning out): the chord runs.
+        raise Ignore(f"job {job_id} already fanned out")
+    if stop():
+        _stop(task, stop, own_event=False)
+    env = envelope_of(task.request)
+    ranges = plan_page_ranges(page_count, settings.pages_per_subtask)
+    parts: dict[str, list[int]] = {}
+    children = []
+    for first, last in ranges:
+        child_id = f"{job_id}-p{first}"
+        parts[child_id] = [first, last]
+        children.append(
+            process_pages.s(upload_id, first, last, job_id=job_id).set(
+                task_id=child_id, headers={HEADER_PARENT: job_id}
+            )
+        )
+    # Saved before anything is published, so a cancel can always find the children to revoke.
+    # (An empty ready barrier: the default one would subscribe this worker to every child's
+    # result channel.)
+    children_result = GroupResult(
+        group_id,
+        [AsyncResult(cid, app=task.app) for cid in parts],
+        app=task.app,
+        ready_barrier=barrier(),
+    )
+    children_result.save(backend=task.backend)
+    task.progress.set_progress(0.0, operation=f"Split {page_count} pages into {len(ranges)} parts")
+    task.progress.flush()
+    meta = {"owner": env["owner"], "document_id": env["document_id"]}
+    body = finish_canvas.s(
+        job_id=job_id, display_name=display_name, started_ts=time.time(), **meta
+    ).on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
+    return task.replace(chord(children, body))
+
+
+@_task(
+    base=ProgressTask,
+    bind=True,
+    name="tasks.pdf_tasks.process_pages",
+    throws=(PdfRejected,),
+    # A rerun would declare its zones to the job a second time (the totals are summed), so a
+    # part whose worker died fails the job instead of running again.
+    reject_on_worker_lost=False,
+)
+def process_pages(
+    self: ProgressTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
+) -> dict[str, Any]:
+    """A canvas child: pages ``first_page..last_page`` of the job's upload.
+
+    Zones and summed counters go to ``job_id`` (the ``progress_parent`` header). On an error it
+    fails the job with the page range and reason, then raises (the chord errback's write is then
+    refused as a duplicate). When the job has ended meanwhile, it stops (REVOKED).
+    """
+    settings = settings_of(self.app)
+    files = JobFiles(settings.data_dir)
+    capture = capture_for(self.app)
+    stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+    try:
+        if stop():
+            raise PdfCancelled()
+        result = process_document(
+            _read_upload(files, upload_id),
+            self.progress,
+            first_page=first_page,
+            last_page=last_page,
+            max_pages=settings.max_pages,
+            should_stop=stop,
+        )
+    except PdfCancelled:
+        _stop(self, stop, own_event=True)
+    except Exception as exc:
+        self.progress.flush()
+        _report_part_failure(capture, job_id, first_page, last_page, exc)
+        raise
+    # Counters are coalesced: write them before the result is stored, because storing the last
+    # part's result is what publishes the chord body (which completes the job).
+    self.progress.flush()
+    _write_json(files.part(job_id, first_page, last_page), result.to_dict())
+    return {"first_page": first_page, "last_page": last_page, "zones": len(result.zones)}
+
+
+def _part_failed(
+    job_id: str, first_page: int, last_page: int, exc: BaseException, **envelope: Any
+) -> ProcessingFailed:
+    """The job's ``processing_failed`` for a failed part: its page range, then the reason."""
+    pages = f"Page {first_page}" if first_page == last_page else f"Pages {first_page}–{last_page}"
+    return ProcessingFailed(
+        job_id=job_id,
+        **envelope,
+        error_type=type(exc).__name__,
+        error_message=f"{pages}: {_describe(exc)}"[:_ERROR_CHARS],
+    )
+
+
+def _report_part_failure(
+    capture: Capture, job_id: str, first_page: int, last_page: int, exc: BaseException
+) -> None:
+    capture.send(_part_failed(job_id, first_page, last_page, exc))
+
+
+@_task(bind=True, name="tasks.pdf_tasks.finish_canvas")
+def finish_canvas(
+    self: Any,
+    parts: list[dict[str, Any]],
+    *,
+    job_id: str,
+    display_name: str | None = None,
+    started_ts: float | None = None,
+    owner: str | None = None,
+    document_id: str | None = None,
+) -> dict[str, Any]:
+    """Chord body (runs under the job's task id): merge the parts, complete the job.
+
+    A plain task, so no lifecycle signal writes for it: it writes the job's terminal event
+    itself, ``processing_completed`` or, if merging fails, ``processing_failed``.
+    """
+    settings = settings_of(self.app)
+    files = JobFiles(settings.data_dir)
+    capture = capture_for(self.app)
+    envelope = {"job_id": job_id, "owner": owner, "document_id": document_id}
+    try:
+        results = [
+            DocumentResult.from_dict(
+                json.loads(files.part(job_id, p["first_page"], p["last_page"]).read_text())
+            )
+            for p in parts
+        ]
+        merged = merge_results(results)
+        merged.source_name = display_name
+        _write_json(files.result(job_id), merged.to_dict())
+    except Exception as exc:
+        capture.send(
+            ProcessingFailed(
+                **envelope,
+                error_type=type(exc).__name__,
+                error_message=f"The page ranges could not be merged: {_describe(exc)}",
+            )
+        )
+        raise
+    finally:
+        shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+    summary = _summary(merged, display_name)
+    summary["parts"] = len(parts)
+    duration = None if started_ts is None else max(0, int((time.time() - started_ts) * 1000))
+    capture.send(
+        ProcessingCompleted(**envelope, result_summary=summary["summary"], duration_ms=duration)
+    )
+    return summary
+
+
+@_task(name="tasks.pdf_tasks.canvas_failed")
+def canvas_failed(
+    request: Any,
+    exc: BaseException,
+    traceback: Any,
+    *,
+    job_id: str,
+    parts: dict[str, list[int]],
+    owner: str | None = None,
+    document_id: str | None = None,
+) -> None:
+    """Chord errback (new-style: called in the worker with the chord's error): fail the job.
+
+    Runs once every part has returned and one failed or was revoked. The failing part's own
+    reason is preferred over the generic ``ChordError``. Usually a duplicate (the part, or a
+    cancel, ended the job first) and then refused by the store.
+    """
+    reason: BaseException = exc
+    failed_range: list[int] | None = None
+    for child_id, page_range in sorted(parts.items(), key=lambda item: item[1][0]):
+        child = AsyncResult(child_id, app=app)
+        with contextlib.suppress(Exception):
+            if child.state == states.FAILURE and isinstance(child.result, BaseException):
+                reason, failed_range = child.result, page_range
+                break
+    capture = capture_for(app)
+    envelope = {"owner": owner, "document_id": document_id}
+    if failed_range is not None:
+        capture.send(_part_failed(job_id, failed_range[0], failed_range[1], reason, **envelope))
+    else:
+        capture.send(
+            ProcessingFailed(
+                job_id=job_id,
+                **envelope,
+                error_type=type(reason).__name__,
+                error_message=_describe(reason),
+            )
+        )
+    with contextlib.suppress(ValueError):
+        shutil.rmtree(JobFiles(settings_of(app).data_dir).parts_dir(job_id), ignore_errors=True)
+
+
+@_task(bind=True, name="tasks.pdf_tasks.export_result")
+def export_result(
+    self: Any, job_id: str, export_id: str, fmt: str, *, owner: str | None = None
+) -> dict[str, Any]:
+    """Export a completed job's result to ``exports/<export_id>.<ext>``.
+
+    Reports ``export_started``, ``export_progress`` (coalesced) and ``export_completed`` (with
+    the download name and size) or ``export_failed`` on the job's stream. Not a ProgressTask: the
+    export is part of the job the user watches, not a job of its own.
+    """
+    settings = settings_of(self.app)
+    files = JobFiles(settings.data_dir)
+    export_format = ExportFormat(fmt)
+    reporter = ProgressReporter(capture_for(self.app), {"job_id": job_id, "owner": owner})
+    reporter.export_started(export_id, export_format)
+    try:
+        try:
+            raw = files.result(job_id).read_text()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                "The job has no result to export: it has not completed, or its files expired."
+            ) from None
+        result = DocumentResult.from_dict(json.loads(raw))
+        output = export_document(
+            result,
+            export_format,
+            on_progress=lambda percent: reporter.export_progress(export_id, export_format, percent),
+        )
+        target = files.export(export_id, export_format)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(output.data)
+        os.replace(tmp, target)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, FileNotFoundError) else _describe(exc)
+        reporter.export_failed(export_id, export_format, error=message[:_ERROR_CHARS])
+        raise
+    reporter.export_completed(
+        export_id, export_format, size_bytes=len(output.data), filename=output.filename
+    )
+    return {"export_id": export_id, "filename": output.filename, "size_bytes": len(output.data)}
