@@ -1,10 +1,11 @@
 """The bridge's protocol core: what to send, decided from plain values. No I/O here.
 
 This module holds the wire protocol of ``docs/protocol.md`` (version :data:`PROTOCOL_VERSION`):
-client frame parsing, server frame encoding (JSON text and msgpack), and :class:`Session`, the
-state of one WebSocket connection — its subscriptions, its per-job replay positions, its bounded
-outbox with coalescing, its inbound rate limit and its heartbeat clock. It has no ``await``, no
-Redis client and no web framework: :mod:`.asgi` feeds it frames and Redis answers and writes what
+client frame parsing and server frame encoding (JSON text and msgpack; implemented in
+``_wire.py`` and re-exported here), and :class:`Session`, the state of one WebSocket
+connection — its subscriptions, its per-job replay positions, its bounded outbox with
+coalescing, its inbound rate limit and its heartbeat clock. It has no ``await``, no Redis client
+and no web framework: :mod:`.asgi` feeds it frames and Redis answers and writes what
 :meth:`Session.take` returns; :mod:`.fanout` calls :meth:`Session.deliver` for live entries.
 
 Replay (the full contract is in ``docs/protocol.md``): while a subscribe is in progress the
@@ -22,19 +23,35 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 
-from .events import JOB_ID_PATTERN
-from .exceptions import ProtocolError
+from ._wire import (
+    COALESCED_TYPES,
+    JSON_SUBPROTOCOL,
+    MSGPACK_SUBPROTOCOL,
+    PROTOCOL_VERSION,
+    TOKEN_SUBPROTOCOL_PREFIX,
+    Ack,
+    ClientOp,
+    FeedEntry,
+    FrameError,
+    Pong,
+    SubscribeJob,
+    SubscribeRoom,
+    Unsubscribe,
+    WireFormat,
+    events_frame,
+    negotiate,
+    parse_client_frame,
+)
 from .keys import parse_stream_id
 from .snapshot import JobSnapshot
-from .streams import Replay, StoredEntry, with_position
+from .streams import Replay, StoredEntry
 
 __all__ = [
     "COALESCED_TYPES",
@@ -60,25 +77,6 @@ __all__ = [
     "parse_client_frame",
 ]
 
-PROTOCOL_VERSION = 1
-JSON_SUBPROTOCOL = "progress.v1.json"
-MSGPACK_SUBPROTOCOL = "progress.v1.msgpack"
-TOKEN_SUBPROTOCOL_PREFIX = "token."
-
-#: Event types a lagging connection's outbox coalesces per job (latest wins). Every other type
-#: is delivered, in order, or the connection is closed with 4008.
-COALESCED_TYPES = frozenset({"processing_progress", "export_progress"})
-
-_JOB_ID_RE = re.compile(JOB_ID_PATTERN)
-_MAX_REF = 64
-_MAX_EPOCH = 64
-_MAX_ROOM_NAME = 200
-
-
-class WireFormat(enum.StrEnum):
-    JSON = "json"
-    MSGPACK = "msgpack"
-
 
 class CloseCode(enum.IntEnum):
     """Every close code the bridge sends (documented in ``docs/protocol.md``)."""
@@ -95,25 +93,6 @@ class CloseCode(enum.IntEnum):
     RATE_LIMITED = 4029
 
 
-def negotiate(offered: Iterable[str]) -> tuple[WireFormat, str | None, str | None]:
-    """Pick the wire format and find the token among the offered subprotocols.
-
-    Returns:
-        ``(format, subprotocol to echo or None, token or None)``. The ``token.<JWT>``
-        subprotocol is never echoed; when the client offered no format, JSON is used and
-        nothing is echoed.
-    """
-    fmt, echo, token = WireFormat.JSON, None, None
-    for proto in offered:
-        if proto.startswith(TOKEN_SUBPROTOCOL_PREFIX):
-            token = token or proto[len(TOKEN_SUBPROTOCOL_PREFIX) :]
-        elif proto == MSGPACK_SUBPROTOCOL and echo is None:
-            fmt, echo = WireFormat.MSGPACK, proto
-        elif proto == JSON_SUBPROTOCOL and echo is None:
-            fmt, echo = WireFormat.JSON, proto
-    return fmt, echo, token
-
-
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a connection or request acts for: the token's ``sub``, ``admin`` and ``jobs``."""
@@ -128,276 +107,6 @@ class Principal:
 
     def may_join_user_room(self, name: str) -> bool:
         return self.admin or name == self.user
-
-
-# -- Live entries ------------------------------------------------------------------------------
-
-
-def _mp_map2_prefix(op: str, key: str) -> bytes:
-    """msgpack of ``{"op": op, key: `` — the event(s) follow, already packed."""
-    return b"\x82" + msgpack.packb("op") + msgpack.packb(op) + msgpack.packb(key)  # type: ignore[no-any-return]
-
-
-_MP_EVENT_PREFIX = _mp_map2_prefix("event", "event")
-_MP_BATCH_PREFIX = _mp_map2_prefix("batch", "events")
-
-
-def _mp_array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 0x10000:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
-class FeedEntry:
-    """One event on its way to subscribers; parsed once, encoded at most once per wire format.
-
-    Built by the feed reader (one per feed entry, shared by every session it is routed to) or
-    from replayed history. ``key`` is the parsed id, for cheap ordering checks.
-    """
-
-    __slots__ = (
-        "_ckey",
-        "_data",
-        "_json_event",
-        "_json_frame",
-        "_mp_event",
-        "_mp_frame",
-        "document_id",
-        "epoch",
-        "export_id",
-        "id",
-        "job_id",
-        "key",
-        "owner",
-        "payload",
-        "size",
-        "ts",
-        "type",
-    )
-
-    def __init__(self, job_id: str, event_id: str, epoch: str, payload: str) -> None:
-        data = json.loads(payload)
-        if not isinstance(data, dict):
-            raise ValueError(f"feed payload of {job_id} {event_id} is not a JSON object")
-        self.job_id = job_id
-        self.id = event_id
-        self.epoch = epoch
-        self.payload = payload
-        self.key = parse_stream_id(event_id)
-        self._data: dict[str, Any] | None = data
-        self.type: str = str(data.get("type", ""))
-        ts = data.get("ts")
-        self.ts: float = float(ts) if isinstance(ts, int | float) else 0.0
-        self.owner: str | None = data.get("owner")
-        self.document_id: str | None = data.get("document_id")
-        self.export_id: str | None = data.get("export_id")
-        self.size = len(payload) + len(event_id) + len(epoch) + 48
-        self._ckey = (
-            (job_id, self.type, self.export_id or "") if self.type in COALESCED_TYPES else None
-        )
-        self._json_event: str | None = None
-        self._json_frame: str | None = None
-        self._mp_event: bytes | None = None
-        self._mp_frame: bytes | None = None
-
-    @classmethod
-    def from_stored(cls, entry: StoredEntry) -> FeedEntry:
-        return cls(entry.job_id, entry.id, entry.epoch, entry.payload)
-
-    @property
-    def coalesce_key(self) -> tuple[str, str, str] | None:
-        """Entries with the same key replace each other in a lagging outbox; None: never."""
-        return self._ckey
-
-    def json_event(self) -> str:
-        if self._json_event is None:
-            self._json_event = with_position(self.payload, self.id, self.epoch)
-        return self._json_event
-
-    def json_frame(self) -> str:
-        if self._json_frame is None:
-            self._json_frame = '{"op":"event","event":' + self.json_event() + "}"
-        return self._json_frame
-
-    def mp_event(self) -> bytes:
-        if self._mp_event is None:
-            data = self._data if self._data is not None else json.loads(self.payload)
-            packed: bytes = msgpack.packb({"id": self.id, "epoch": self.epoch, **data})
-            self._mp_event = packed
-            self._data = None  # the packed form is all msgpack sessions need from now on
-        return self._mp_event
-
-    def mp_frame(self) -> bytes:
-        if self._mp_frame is None:
-            self._mp_frame = _MP_EVENT_PREFIX + self.mp_event()
-        return self._mp_frame
-
-    def __repr__(self) -> str:
-        return f"FeedEntry({self.job_id!r}, {self.id!r}, {self.type!r})"
-
-
-# -- Client frames -----------------------------------------------------------------------------
-
-
-class FrameError(ProtocolError):
-    """A client frame was refused; ``code`` and ``ref`` go back in an ``error`` frame."""
-
-    def __init__(self, message: str, *, code: str, ref: str | int | None = None) -> None:
-        super().__init__(message, code=code)
-        self.ref = ref
-
-
-@dataclass(frozen=True, slots=True)
-class SubscribeJob:
-    job_id: str
-    epoch: str | None = None
-    last_id: str | None = None
-    ref: str | int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SubscribeRoom:
-    room: str
-    kind: Literal["user", "document"]
-    name: str
-    positions: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    ref: str | int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    job_id: str | None = None
-    room: str | None = None
-    ref: str | int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    job_id: str
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pong:
-    pass
-
-
-ClientOp = SubscribeJob | SubscribeRoom | Unsubscribe | Ack | Pong
-
-
-def _decode(data: str | bytes, fmt: WireFormat) -> dict[str, Any]:
-    try:
-        if isinstance(data, bytes):
-            if fmt is not WireFormat.MSGPACK:
-                raise FrameError("binary frames are not JSON; send text frames", code="bad_json")
-            obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
-        else:
-            obj = json.loads(data)
-    except FrameError:
-        raise
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        what = "msgpack" if isinstance(data, bytes) else "JSON"
-        raise FrameError(f"frame is not valid {what}: {exc}", code="bad_json") from None
-    except Exception as exc:  # msgpack raises assorted errors on garbage
-        raise FrameError(f"frame is not valid msgpack: {exc}", code="bad_json") from None
-    if not isinstance(obj, dict):
-        raise FrameError("a frame must be an object with an 'op'", code="bad_frame")
-    return obj
-
-
-def _ref(obj: Mapping[str, Any]) -> str | int | None:
-    ref = obj.get("ref")
-    if ref is None or (isinstance(ref, int) and not isinstance(ref, bool)):
-        return ref
-    if isinstance(ref, str) and len(ref) <= _MAX_REF:
-        return ref
-    raise FrameError(f"'ref' must be a string of at most {_MAX_REF} characters", code="bad_frame")
-
-
-def _job_id(value: Any, ref: str | int | None, name: str = "job_id") -> str:
-    if not isinstance(value, str) or not _JOB_ID_RE.match(value):
-        raise FrameError(f"'{name}' must be a job id", code="bad_frame", ref=ref)
-    return value
-
-
-def _position(
-    epoch: Any, last_id: Any, ref: str | int | None, where: str = ""
-) -> tuple[str, str] | None:
-    if epoch is None and last_id is None:
-        return None
-    if not isinstance(epoch, str) or not epoch or len(epoch) > _MAX_EPOCH:
-        raise FrameError(f"'last_id'{where} needs its 'epoch'", code="invalid_position", ref=ref)
-    if not isinstance(last_id, str):
-        raise FrameError(f"'epoch'{where} needs a 'last_id'", code="invalid_position", ref=ref)
-    try:
-        parse_stream_id(last_id)
-    except ValueError as exc:
-        raise FrameError(f"{exc}{where}", code="invalid_position", ref=ref) from None
-    return epoch, last_id
-
-
-def _room(value: Any, ref: str | int | None) -> tuple[Literal["user", "document"], str]:
-    if isinstance(value, str):
-        kind, sep, name = value.partition(":")
-        if sep and name and len(name) <= _MAX_ROOM_NAME:
-            if kind == "user":
-                return "user", name
-            if kind == "document":
-                return "document", name
-    raise FrameError("'room' must be 'user:<name>' or 'document:<id>'", code="bad_frame", ref=ref)
-
-
-def parse_client_frame(data: str | bytes, fmt: WireFormat = WireFormat.JSON) -> ClientOp:
-    """Parse one client frame.
-
-    Raises:
-        FrameError: with the protocol's error ``code`` (``bad_json``, ``bad_frame``,
-            ``unknown_op``, ``invalid_position``) and the frame's ``ref`` when it had one.
-    """
-    obj = _decode(data, fmt)
-    ref = _ref(obj)
-    op = obj.get("op")
-    if op == "subscribe":
-        if "room" in obj:
-            kind, name = _room(obj["room"], ref)
-            raw_positions = obj.get("positions") or {}
-            if not isinstance(raw_positions, dict):
-                raise FrameError("'positions' must be an object", code="bad_frame", ref=ref)
-            positions: dict[str, tuple[str, str]] = {}
-            for job, pos in raw_positions.items():
-                job = _job_id(job, ref, "positions")
-                if not isinstance(pos, dict):
-                    raise FrameError(
-                        "each position must be {epoch, last_id}", code="bad_frame", ref=ref
-                    )
-                parsed = _position(pos.get("epoch"), pos.get("last_id"), ref, f" (job {job})")
-                if parsed is not None:
-                    positions[job] = parsed
-            return SubscribeRoom(obj["room"], kind, name, positions, ref)
-        job_id = _job_id(obj.get("job_id"), ref)
-        pos = _position(obj.get("epoch"), obj.get("last_id"), ref)
-        return SubscribeJob(job_id, pos[0] if pos else None, pos[1] if pos else None, ref)
-    if op == "unsubscribe":
-        if "room" in obj:
-            kind, name = _room(obj["room"], ref)
-            return Unsubscribe(room=f"{kind}:{name}", ref=ref)
-        return Unsubscribe(job_id=_job_id(obj.get("job_id"), ref), ref=ref)
-    if op == "ack":
-        job_id = _job_id(obj.get("job_id"), ref)
-        event_id = obj.get("id")
-        try:
-            parse_stream_id(event_id if isinstance(event_id, str) else "")
-        except ValueError:
-            raise FrameError("'id' must be a stream id", code="bad_frame", ref=ref) from None
-        assert isinstance(event_id, str)
-        return Ack(job_id, event_id)
-    if op == "pong":
-        return Pong()
-    if not isinstance(op, str):
-        raise FrameError("a frame needs an 'op' string", code="bad_frame", ref=ref)
-    raise FrameError(f"unknown op {op[:40]!r}", code="unknown_op", ref=ref)
 
 
 # -- Sessions ----------------------------------------------------------------------------------
@@ -736,8 +445,6 @@ class Session:
 
     def deliver(self, entry: FeedEntry, now: float) -> bool:
         """Queue one live entry (the fan-out fast path). Returns "wake the writer"."""
-        if self.close_code is not None:
-            return False
         if self._held is not None:
             self._held.append(entry)
             return False
@@ -794,7 +501,7 @@ class Session:
                 entry = slot[0]
                 if entry is None:
                     continue  # replaced by a newer update further back
-                key = entry._ckey
+                key = entry.coalesce_key
                 if key is not None and coalesce.get(key) is slot:
                     del coalesce[key]
                 item = entry
@@ -818,15 +525,7 @@ class Session:
         return TakeResult(frames, events, oldest)
 
     def _events_frame(self, run: list[FeedEntry]) -> str | bytes:
-        if self.format is WireFormat.MSGPACK:
-            if len(run) == 1:
-                return run[0].mp_frame()
-            return (
-                _MP_BATCH_PREFIX + _mp_array_header(len(run)) + b"".join(e.mp_event() for e in run)
-            )
-        if len(run) == 1:
-            return run[0].json_frame()
-        return '{"op":"batch","events":[' + ",".join(e.json_event() for e in run) + "]}"
+        return events_frame(run, self.format)
 
     def encode(self, obj: Mapping[str, Any]) -> str | bytes:
         if self.format is WireFormat.MSGPACK:
@@ -847,9 +546,11 @@ class Session:
         return self._check_bound()
 
     def _push(self, entry: FeedEntry, now: float) -> bool:
+        if self.close_code is not None:
+            return False
         if not self._depth:
             self._pending_since = now
-        key = entry._ckey
+        key = entry.coalesce_key
         if key is None:
             self._outbox.append(entry)
         else:

@@ -3,6 +3,7 @@ serve``), and the reader's recovery from a dropped Redis connection."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 
@@ -87,3 +88,39 @@ async def test_reader_resumes_after_its_redis_connection_drops_without_losing_ev
     events = await client.events_until(job_id, ids[-1])
     assert [e["id"] for e in events] == ids
     await client.close()
+
+
+async def test_client_moved_to_another_bridge_mid_job_resumes_without_loss_or_duplicate(
+    redis_url: str, store: EventStore, job_id: str
+) -> None:
+    # Two bridges on one Redis; the client follows the job through the first.
+    settings = bridge_settings(redis_url)
+    token = mint(settings, "alice")
+    with BridgeServer(settings) as first, BridgeServer(settings) as second:
+        store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="alice"))
+        client = await open_client(first.ws_url, token)
+        await client.send({"op": "subscribe", "job_id": job_id})
+        epoch = (await client.op("subscribed"))["epoch"]
+        before = [_zone(store, job_id, n) for n in range(5)]
+        seen = [e["id"] for e in await client.events_until(job_id, before[-1])]
+        assert seen == before
+        # The first bridge goes away (its client is told 1012); events keep coming.
+        stopping = asyncio.create_task(asyncio.to_thread(first.stop))
+        assert await client.closed_code() == 1012
+        await stopping
+        missed = [_zone(store, job_id, n) for n in range(5, 10)]
+        # The client resumes on the second bridge from its last position.
+        moved = await open_client(second.ws_url, token)
+        await moved.send({"op": "subscribe", "job_id": job_id, "epoch": epoch, "last_id": seen[-1]})
+        assert (await moved.op("subscribed"))["recovered"] is True
+        live = _zone(store, job_id, 10)
+        assert [e["id"] for e in await moved.events_until(job_id, live)] == [*missed, live]
+        await moved.close()
+
+
+def _zone(store: EventStore, job_id: str, n: int) -> str:
+    event = store.append(
+        ZoneCompleted(job_id=job_id, zone_id=f"z{n}", zone_index=n, processing_tool="t")
+    )
+    assert event.id is not None
+    return event.id
