@@ -369,6 +369,34 @@ describe("connection health", () => {
     expect(t.client.stats.connections).toBe(2);
   });
 
+  it("gives up on a connection whose hello does not come within connectTimeout", async () => {
+    server.silent = true;
+    const t = track(clientFor(server, { connectTimeout: 100 }));
+    t.client.connect();
+    await waitFor(() => t.retries.length === 1, "retry");
+    expect(t.retries[0]?.closeCode).toBe(CloseCode.HeartbeatTimeout);
+    expect(t.states).toEqual(["connecting", "reconnecting"]);
+    server.silent = false;
+    await waitFor(() => t.client.state === "open", "open");
+  });
+
+  it("retries with backoff when the token provider fails", async () => {
+    let calls = 0;
+    const t = track(
+      clientFor(server, {
+        token: async () => {
+          calls += 1;
+          if (calls === 1) throw new Error("token endpoint down");
+          return "any";
+        },
+      }),
+    );
+    t.client.connect();
+    await waitFor(() => t.client.state === "open", "open");
+    expect(t.errors.map((e) => [e.name, e.message])).toEqual([["ProgressClientError", "token provider failed"]]);
+    expect(t.retries).toHaveLength(1);
+  });
+
   it("answers ping with pong", async () => {
     await server.stop();
     await startServer({ pingIntervalMs: 20 });

@@ -344,12 +344,8 @@ export class ProgressClient {
 
   /** Close for good (until the next `connect()`); subscriptions are kept for that. */
   close(): void {
-    this.generation++;
-    this.clearTimers();
-    this.removeNetworkListeners();
     this.flushAcks();
-    this.dropSocket(CloseCode.Normal, "client closed");
-    this.setState("closed");
+    this.toClosed();
   }
 
   /**
@@ -485,8 +481,7 @@ export class ProgressClient {
         if (code === CloseCode.Forbidden) {
           this.fail(new ConnectionForbiddenError(`connection forbidden: ${reason || code}`, { closeCode: code }));
         } else {
-          this.generation++;
-          this.setState("closed");
+          this.toClosed();
         }
         return;
       case "reauthenticate":
@@ -528,11 +523,19 @@ export class ProgressClient {
   }
 
   private fail(error: ProgressClientError): void {
-    this.generation++;
-    this.clearTimers();
-    this.dropSocket(CloseCode.Normal, "client error");
     this._lastError = error;
     this.emit("error", error);
+    this.toClosed();
+  }
+
+  /** The one way into "closed": nothing keeps running, nothing is retried. */
+  private toClosed(): void {
+    this.generation++;
+    this.clearTimers();
+    this.removeNetworkListeners();
+    this.dropSocket(CloseCode.Normal, "client closed");
+    this.pendingRefs.clear();
+    this.hello = null;
     this.setState("closed");
   }
 
