@@ -333,7 +333,9 @@ class Session:
         self._jobs.pop(op.job_id, None)
         st = _JobState(explicit=True)
         self._jobs[op.job_id] = st
-        self._answer_job(st, op.job_id, now, replay=replay, snapshot=snapshot, ref=op.ref)
+        self._answer_job(
+            st, op.job_id, now, replay=replay, snapshot=snapshot, ref=op.ref, after=op.last_id
+        )
         return self.release(now)
 
     def _answer_job(
@@ -346,6 +348,7 @@ class Session:
         snapshot: JobSnapshot | None,
         ref: str | int | None,
         room: str | None = None,
+        after: str | None = None,
     ) -> None:
         entries: list[StoredEntry] = []
         if replay is not None:
@@ -358,6 +361,10 @@ class Session:
             epoch = snapshot.epoch if snapshot else None
         if snapshot is not None:
             st.last_sent = parse_stream_id(snapshot.last_id)
+        elif recovered and after is not None:
+            # The client has everything up to its position: a live entry at or before it (one
+            # the feed reader had not routed yet when the subscribe registered) is not resent.
+            st.last_sent = parse_stream_id(after)
         if room is None:
             self._push_control(
                 {
@@ -415,8 +422,16 @@ class Session:
         for replay in replays:
             st = self._jobs.setdefault(replay.job_id, _JobState())
             st.last_sent = None
+            position = op.positions.get(replay.job_id)
             self._answer_job(
-                st, replay.job_id, now, replay=replay, snapshot=None, ref=op.ref, room=op.room
+                st,
+                replay.job_id,
+                now,
+                replay=replay,
+                snapshot=None,
+                ref=op.ref,
+                room=op.room,
+                after=position[1] if position else None,
             )
         return self.release(now)
 

@@ -217,6 +217,17 @@ def test_subscribe_holds_live_entries_then_sends_history_and_skips_ids_already_s
     assert sent_ids(session) == ["100-6"]
 
 
+def test_resume_with_nothing_missed_does_not_resend_a_late_live_entry() -> None:
+    # The client has 100-3; the feed reader routes 100-3 only after the subscribe registered.
+    session = new_session()
+    session.hold()
+    session.deliver(entry(3), 0.0)
+    session.deliver(entry(4), 0.0)
+    replay = Replay(JOB, True, "ok", EPOCH, [])
+    session.finish_job(SubscribeJob(JOB, EPOCH, "100-3"), 0.0, replay=replay)
+    assert sent_ids(session) == ["100-4"]
+
+
 def test_first_subscribe_sends_snapshot_then_only_newer_events() -> None:
     session = new_session()
     session.hold()
