@@ -14,8 +14,9 @@ Ceiling of this design (DESIGN.md option (a), sharded feed streams tailed by eve
 every bridge reads and parses every event of every job, whether or not it has subscribers for
 it. Measured in-process on the 2-core dev machine (while other test suites ran): parsing one
 feed entry (``FeedEntry``: one ``json.loads``) costs about 4-11 us, and routing plus batching
-one delivery about 2-5 us. So one bridge process tops out near 100k feed events/s with no
-subscribers, and the fleet's event rate is bounded by that figure regardless of the number of
+one delivery about 2-5 us; redis-py's reply parsing adds a few more per entry. So one bridge
+process should top out on the order of 50k feed events/s (an estimate from these figures, not a
+measurement), and the fleet's event rate is bounded by that figure whatever the number of
 bridges (adding bridges adds sockets, not event throughput). Past that point, move to option
 (b): each bridge subscribes (sharded pub/sub on Cluster) only to the jobs its clients watch —
 ``Hub.watch_job``/``unwatch_job`` are the hooks — and fills gaps from the job stream by id, as
