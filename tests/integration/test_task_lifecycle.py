@@ -43,7 +43,8 @@ gates: dict[str, threading.Event] = {}
 
 
 def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Celery:
-    app = Celery(f"test-{uuid.uuid4().hex[:6]}", set_as_current=False)
+    name = f"test-{uuid.uuid4().hex[:6]}"
+    app = Celery(name, set_as_current=False)
     app.conf.update(
         broker_url=redis_url,
         result_backend=redis_url,
@@ -52,6 +53,7 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
         task_send_sent_event=True,
         task_acks_late=True,
         broker_connection_retry_on_startup=True,
+        task_default_queue=name,  # workers of other test apps share the broker
         **conf,
     )
     task = app.task
