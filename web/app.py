@@ -8,6 +8,8 @@ from progress_bridge.asgi import create_router
 from progress_bridge.auth import STATE_KEY
 from progress_bridge.config import Settings
 
+from .jobs_api import create_jobs_router
+
 __all__ = ["create_app"]
 
 
@@ -18,4 +20,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="progress-bridge demo")
     setattr(app.state, STATE_KEY, router.bridge.authority)  # type: ignore[attr-defined]
     app.include_router(router)
+    app.include_router(create_jobs_router(settings))
     return app

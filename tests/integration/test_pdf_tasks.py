@@ -8,7 +8,6 @@ document becomes a chord of 4 parts.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,14 +16,11 @@ from typing import Any
 
 import pytest
 from celery import Celery, states
-from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
 import tasks.pdf_tasks as pdf_tasks
-from progress_bridge import _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import (
-    TERMINAL_TYPES,
     ExportCompleted,
     ExportFailed,
     ProcessingCancelled,
@@ -37,9 +33,9 @@ from progress_bridge.events import (
 from progress_bridge.streams import EventStore
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
+from tests.integration.pdf_worker import gate_parts, pdf_worker, result_of, terminals, wait_for
 from tests.pdf_samples import expected_zone_count, many_pages_pdf, mixed_pdf, not_a_pdf
 
-_BACKEND_OPTIONS = "result_backend_transport_options"
 THRESHOLD = 4
 PAGES_PER_PART = 3
 
@@ -63,29 +59,8 @@ def job_settings(redis_url: str, data_dir: Path) -> Settings:
 
 @pytest.fixture(scope="module")
 def worker_app(redis_url: str, job_settings: Settings) -> Iterator[Celery]:
-    app: Celery = pdf_tasks.app
-    names = ("broker_url", "result_backend", "progress_settings", _BACKEND_OPTIONS)
-    saved = {k: app.conf.get(k) for k in names}
-    app.conf.update(
-        broker_url=redis_url,
-        result_backend=redis_url,
-        progress_settings=job_settings,
-        # Celery's own chord machinery subscribes worker threads to result channels; results
-        # left at exit unsubscribe when collected, after the session's server has stopped: fail
-        # fast then instead of retrying for a minute.
-        **{_BACKEND_OPTIONS: {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}},
-    )
-    _producer._captures.pop(id(app), None)  # a capture made under other settings
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+    with pdf_worker(redis_url, job_settings) as app:
         yield app
-    # Publishing subscribed this thread to each task's result channel (for a fast .get()); an
-    # AsyncResult unsubscribes when collected, which would retry for a minute once the session's
-    # server has stopped. These tests poll results instead: drop the subscriptions now.
-    consumer = app.backend.result_consumer
-    consumer.stop()
-    consumer.subscribed_to.clear()
-    app.conf.update(saved)
-    _producer._captures.pop(id(app), None)
 
 
 @pytest.fixture
@@ -103,33 +78,11 @@ def submit(files: JobFiles, data: bytes, owner: str = "alice", name: str = "repo
     return job_id
 
 
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def result_of(task_id: str) -> Any:
-    """A task's result, polled (``AsyncResult.get`` would leave a pub/sub thread reconnecting to
-    the session's server after it stops)."""
-    result = AsyncResult(task_id)
-    wait_for(result.ready, f"task {task_id} to be ready")
-    return result.result
-
-
 def ended(store: EventStore, job_id: str) -> list[ProgressEvent]:
     """The job's history once it has its terminal event (and a moment for stragglers)."""
     wait_for(lambda: (s := store.snapshot(job_id)) is not None and s.finished, f"{job_id} to end")
     time.sleep(0.2)  # anything written after the terminal event would show up now
     return store.history(job_id)
-
-
-def terminals(history: list[ProgressEvent]) -> list[ProgressEvent]:
-    return [e for e in history if e.type in TERMINAL_TYPES]
 
 
 @pytest.mark.usefixtures("worker_app")
@@ -284,34 +237,11 @@ def test_the_chord_errback_fails_the_job_when_the_child_cannot_report(
     assert terminal.owner == "alice"
 
 
-class _GatedSink:
-    """Passes calls through; after each completed zone, waits for the test to open the gate."""
-
-    def __init__(self, inner: Any, gate: threading.Event, reached: threading.Semaphore) -> None:
-        self._inner = inner
-        self._gate = gate
-        self._reached = reached
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def zone_completed(self, zone_id: str, **kwargs: Any) -> None:
-        self._inner.zone_completed(zone_id, **kwargs)
-        self._reached.release()
-        assert self._gate.wait(TIMEOUT)
-
-
 @pytest.mark.usefixtures("worker_app")
 def test_cancelling_a_fanned_out_job_revokes_the_children_and_ends_it_once(
     store: EventStore, files: JobFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate, reached = threading.Event(), threading.Semaphore(0)
-    real = pdf_tasks.process_document
-
-    def gated(source: Any, sink: Any, **kwargs: Any) -> Any:
-        return real(source, _GatedSink(sink, gate, reached), **kwargs)
-
-    monkeypatch.setattr(pdf_tasks, "process_document", gated)
+    gate, reached = gate_parts(monkeypatch)
     try:
         # Both worker threads hold a part mid-page; the other two parts wait in the queue.
         job_id = submit(files, many_pages_pdf(10))

@@ -1,0 +1,106 @@
+"""The project's Celery app with an in-process worker for PDF job tests, and shared helpers.
+
+``pdf_worker(redis_url, settings)`` points ``tasks.app`` at the session's server with the given
+:class:`Settings` (data dir, canvas threshold, ...) and runs a threads-pool worker in this
+process, so tests can monkeypatch :mod:`tasks.pdf_tasks` (e.g. hold a part at a gate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from celery.result import AsyncResult
+
+import tasks.pdf_tasks as pdf_tasks
+from progress_bridge import _producer
+from progress_bridge.config import Settings
+from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
+from tests.conftest import TIMEOUT
+
+__all__ = ["GatedSink", "gate_parts", "pdf_worker", "result_of", "terminals", "wait_for"]
+
+_BACKEND_OPTIONS = "result_backend_transport_options"
+
+
+@contextlib.contextmanager
+def pdf_worker(redis_url: str, settings: Settings, concurrency: int = 2) -> Iterator[Celery]:
+    app: Celery = pdf_tasks.app
+    names = ("broker_url", "result_backend", "progress_settings", _BACKEND_OPTIONS)
+    saved = {k: app.conf.get(k) for k in names}
+    app.conf.update(
+        broker_url=redis_url,
+        result_backend=redis_url,
+        progress_settings=settings,
+        # Celery's own chord machinery subscribes worker threads to result channels; results
+        # left at exit unsubscribe when collected, after the session's server has stopped: fail
+        # fast then instead of retrying for a minute.
+        **{_BACKEND_OPTIONS: {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}},
+    )
+    _producer._captures.pop(id(app), None)  # a capture made under other settings
+    try:
+        with start_worker(app, pool="threads", concurrency=concurrency, perform_ping_check=False):
+            yield app
+    finally:
+        # Publishing subscribed this thread to each task's result channel (for a fast .get());
+        # these tests poll results instead: drop the subscriptions while the server still runs.
+        consumer = app.backend.result_consumer
+        consumer.stop()
+        consumer.subscribed_to.clear()
+        app.conf.update(saved)
+        _producer._captures.pop(id(app), None)
+
+
+def wait_for(predicate: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def result_of(task_id: str) -> Any:
+    """A task's result, polled (``AsyncResult.get`` would leave a pub/sub subscription)."""
+    result = AsyncResult(task_id)
+    wait_for(result.ready, f"task {task_id} to be ready")
+    return result.result
+
+
+def terminals(history: list[ProgressEvent]) -> list[ProgressEvent]:
+    return [e for e in history if e.type in TERMINAL_TYPES]
+
+
+class GatedSink:
+    """Passes calls through; after each completed zone, waits for the test to open the gate."""
+
+    def __init__(self, inner: Any, gate: threading.Event, reached: threading.Semaphore) -> None:
+        self._inner = inner
+        self._gate = gate
+        self._reached = reached
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def zone_completed(self, zone_id: str, **kwargs: Any) -> None:
+        self._inner.zone_completed(zone_id, **kwargs)
+        self._reached.release()
+        assert self._gate.wait(TIMEOUT)
+
+
+def gate_parts(monkeypatch: Any) -> tuple[threading.Event, threading.Semaphore]:
+    """Hold every PDF task after each zone until ``gate`` is set; ``reached`` counts arrivals."""
+    gate, reached = threading.Event(), threading.Semaphore(0)
+    real = pdf_tasks.process_document
+
+    def gated(source: Any, sink: Any, **kwargs: Any) -> Any:
+        return real(source, GatedSink(sink, gate, reached), **kwargs)
+
+    monkeypatch.setattr(pdf_tasks, "process_document", gated)
+    return gate, reached
