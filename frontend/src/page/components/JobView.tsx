@@ -69,6 +69,19 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       }),
   });
 
+  // A job the client already follows (e.g. through the job list) gets no new snapshot: say
+  // where the log starts instead.
+  useEffect(() => {
+    const known = client.getJob(jobId);
+    if (!known) return;
+    const line: LogLine = {
+      key: "watch-start",
+      time: clock(known.updatedTs),
+      text: `Watching from: ${statusLabel(known.status)}, ${Math.round(known.percent)}%`,
+    };
+    setLog((lines) => (lines.some((l) => l.key === line.key) ? lines : [line, ...lines]));
+  }, [client, jobId]);
+
   const now = useNow(!!job && !finished && job.etaS != null);
   const eta = useLocalEta(finished ? null : (job?.etaS ?? null), job?.etaTs ?? null, now);
 
