@@ -8,6 +8,7 @@ process, so tests can monkeypatch :mod:`tasks.pdf_tasks` (e.g. hold a part at a 
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ def pdf_worker(redis_url: str, settings: Settings, concurrency: int = 2) -> Iter
         consumer = app.backend.result_consumer
         consumer.stop()
         consumer.subscribed_to.clear()
+        gc.collect()  # results in reference cycles unsubscribe now, while the server runs
         app.conf.update(saved)
         _producer._captures.pop(id(app), None)
 
