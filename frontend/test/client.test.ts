@@ -282,6 +282,28 @@ describe("subscriptions and resume", () => {
     await waitFor(() => t.client.getJob("job-6")?.percent === 6, "new-epoch event");
   });
 
+  it("asks for a fresh snapshot when a live event comes from a new epoch", async () => {
+    // 1. Watch a job with two declared zones.
+    server.createJob("job-6b");
+    const t = track(clientFor(server));
+    t.client.subscribe("job-6b");
+    await waitFor(() => t.snapshots.length === 1, "subscribed");
+    server.publish("job-6b", { type: "zones_declared", zones: [{ zone_id: "old", index: 0 }] });
+    await waitFor(() => t.client.getJob("job-6b")?.zones.old, "old zone");
+    // 2. The stream is recreated under our feet and a new-epoch event arrives live.
+    server.recreate("job-6b");
+    server.publish("job-6b", { type: "zones_declared", zones: [{ zone_id: "new", index: 0 }] });
+    // 3. The client resubscribes without a position and takes the new epoch's snapshot.
+    await waitFor(() => t.snapshots.length === 2, "second snapshot");
+    const job = t.client.getJob("job-6b")!;
+    expect(job.epoch).toBe(server.snapshot("job-6b").epoch);
+    expect(Object.keys(job.zones)).toEqual(["new"]);
+    expect(server.framesOf("subscribe").at(-1)).not.toHaveProperty("last_id");
+    // 4. Later events apply normally.
+    server.publish("job-6b", progress(12));
+    await waitFor(() => t.client.getJob("job-6b")?.percent === 12, "after resync");
+  });
+
   it("sends throttled acks of the last applied id", async () => {
     server.createJob("job-7");
     const t = track(clientFor(server, { ackInterval: 100 }));

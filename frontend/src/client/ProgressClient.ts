@@ -249,6 +249,8 @@ export class ProgressClient {
   private readonly roomCache = new Map<string, readonly JobState[]>();
   private readonly pendingRefs = new Map<string, PendingRef>();
   private readonly pendingAcks = new Map<string, string>();
+  /** Jobs whose epoch changed under a live subscription, waiting for their new snapshot. */
+  private readonly resyncing = new Set<string>();
 
   /** Counters; read-only for callers. */
   readonly stats: ClientStats = { duplicatesDropped: 0, eventsApplied: 0, connections: 0 };
@@ -723,6 +725,7 @@ export class ProgressClient {
   ): void {
     const state = fromSnapshot(snapshot);
     this.jobs.set(snapshot.job_id, state);
+    this.resyncing.delete(snapshot.job_id);
     this.emit("snapshot", { jobId: snapshot.job_id, snapshot, recovered, reason, room });
     this.jobChanged(snapshot.job_id, state);
   }
@@ -747,10 +750,17 @@ export class ProgressClient {
     const rooms = this.roomsOf(event);
     if (!this.jobSubs.has(jobId) && rooms.length === 0) return false;
     const current = this.jobs.get(jobId);
+    if (this.resyncing.has(jobId)) return false;
+    if (current?.epoch && event.epoch && event.epoch !== current.epoch) {
+      // The job's stream was lost and recreated while we watched: our state belongs to the old
+      // epoch. Ask for a fresh snapshot rather than mixing two epochs; events until it arrives
+      // are covered by it.
+      this.resync(jobId);
+      return false;
+    }
     if (
       current?.lastId &&
       event.id &&
-      (!event.epoch || !current.epoch || event.epoch === current.epoch) &&
       safeCompare(event.id, current.lastId) <= 0
     ) {
       this.stats.duplicatesDropped++;
@@ -782,6 +792,19 @@ export class ProgressClient {
       }
     }
     return rooms;
+  }
+
+  /** Re-subscribe one job without a position, so the server answers with its snapshot. */
+  private resync(jobId: string): void {
+    if (this.resyncing.has(jobId)) return;
+    this.resyncing.add(jobId);
+    const current = this.jobs.get(jobId);
+    if (current) this.jobs.set(jobId, { ...current, epoch: null, lastId: null });
+    if (this.jobSubs.has(jobId)) {
+      this.sendJobSubscribe(jobId);
+      return;
+    }
+    for (const [room, sub] of this.roomSubs) if (sub.jobIds.has(jobId)) this.sendRoomSubscribe(room);
   }
 
   private onServerError(code: string, message: string, ref: string | undefined): void {
@@ -913,6 +936,7 @@ export class ProgressClient {
     for (const sub of this.roomSubs.values()) if (sub.jobIds.has(jobId)) return;
     this.jobs.delete(jobId);
     this.pendingAcks.delete(jobId);
+    this.resyncing.delete(jobId);
   }
 
   private emit<K extends keyof ProgressClientEvents>(type: K, payload: ProgressClientEvents[K]): void {
