@@ -50,6 +50,9 @@ export const DEFAULT_OPTIONS = {
   ackInterval: 1_000,
 } as const;
 
+/** The numeric options, by name. */
+type Tunables = { -readonly [K in keyof typeof DEFAULT_OPTIONS]: number };
+
 /** A minimal WebSocket, as the browser (and the `ws` package) provide it. */
 export interface WebSocketLike {
   /** The subprotocol the server picked. */
@@ -86,7 +89,7 @@ export interface NetworkMonitor {
 }
 
 /** Options of `new ProgressClient(...)`. */
-export interface ProgressClientOptions extends Partial<Record<keyof typeof DEFAULT_OPTIONS, number>> {
+export interface ProgressClientOptions extends Partial<Tunables> {
   /** WebSocket URL of the bridge, e.g. `wss://example.com/ws`. */
   url: string | URL;
   /** The JWT, or a (possibly async) function called before every connection attempt. */
@@ -219,7 +222,7 @@ function defaultNetwork(): NetworkMonitor | null {
  */
 export class ProgressClient {
   private _state: ClientState = "idle";
-  private readonly opts: typeof DEFAULT_OPTIONS;
+  private readonly opts: Tunables;
   private readonly url: string;
   private readonly tokenSource: TokenSource;
   private readonly WS: WebSocketConstructor;
@@ -256,13 +259,16 @@ export class ProgressClient {
   readonly stats: ClientStats = { duplicatesDropped: 0, eventsApplied: 0, connections: 0 };
 
   constructor(options: ProgressClientOptions) {
-    const tuned = Object.fromEntries(
-      Object.keys(DEFAULT_OPTIONS).map((k) => {
-        const key = k as keyof typeof DEFAULT_OPTIONS;
-        return [key, options[key] ?? DEFAULT_OPTIONS[key]];
-      }),
-    ) as unknown as typeof DEFAULT_OPTIONS;
-    this.opts = tuned;
+    const opts: Tunables = { ...DEFAULT_OPTIONS };
+    for (const key of Object.keys(DEFAULT_OPTIONS) as (keyof Tunables)[]) {
+      const value = options[key];
+      if (value === undefined) continue;
+      if (!Number.isFinite(value) || value < 0) {
+        throw new RangeError(`option ${key} must be a finite number >= 0, got ${value}`);
+      }
+      opts[key] = value;
+    }
+    this.opts = opts;
     this.url = String(options.url);
     this.tokenSource = options.token ?? null;
     const WS =
