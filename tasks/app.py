@@ -20,7 +20,7 @@ from progress_bridge.celery_app import require_broker
 __all__ = ["TASK_MODULES", "app"]
 
 #: Modules whose tasks the worker registers.
-TASK_MODULES = ("tasks.demo", "tasks.pdf")
+TASK_MODULES = ("tasks.demo", "tasks.pdf", "tasks.pdf_tasks")
 
 if importlib.util.find_spec("celeryconfig") is None:
     # Run from outside the checkout (e.g. the console script in another directory): the config

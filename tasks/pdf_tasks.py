@@ -435,6 +435,10 @@ def finish_canvas(
     files = JobFiles(settings.data_dir)
     capture = capture_for(self.app)
     envelope = {"job_id": job_id, "owner": owner, "document_id": document_id}
+    ended = StopCheck(capture, job_id, 0.0)
+    if ended():  # cancelled after the last part returned: nothing to merge for anyone
+        shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        return {"summary": f"job ended ({ended.ended}) before its parts were merged"}
     try:
         results = [
             DocumentResult.from_dict(
