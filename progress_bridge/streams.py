@@ -296,14 +296,15 @@ class EventStore:
                 for i in chunk:
                     out[i] = reply
                 continue
-            for i, result in zip(chunk, reply, strict=True):
-                if result[0] == "!":
-                    out[i] = redis.ResponseError(result[1])
+            for i, line in zip(chunk, reply.split("\n"), strict=True):
+                if line.startswith("! "):
+                    out[i] = redis.ResponseError(line[2:])
                     continue
-                try:
-                    out[i] = _appended(events[i], result)
-                except DuplicateTerminal as exc:
-                    out[i] = exc
+                event_id, epoch, extra = line.split(" ", 2)
+                if not event_id:
+                    out[i] = DuplicateTerminal(events[i].job_id, extra, events[i].type)
+                else:  # no increments in a batch, so the payload is never rewritten
+                    out[i] = events[i].model_copy(update={"id": event_id, "epoch": epoch})
         return out
 
     def snapshot(self, job_id: str) -> JobSnapshot | None:
