@@ -229,6 +229,25 @@ describe.runIf(existsSync(CHROMIUM) || !!process.env.CI)("job page in Chromium",
     await page.close();
   }, 60_000);
 
+  it("accepts a PDF dropped on the drop zone", async () => {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    await page.goto(base);
+    await page.getByLabel("User name").fill("alice");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const before = jobCounter;
+    await page.locator(".drop").evaluate((zone) => {
+      const data = new DataTransfer();
+      data.items.add(new File(["%PDF-1.4\n%%EOF\n"], "dropped.pdf", { type: "application/pdf" }));
+      zone.dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+    });
+    await page.getByText("dropped.pdf uploaded.").waitFor();
+    expect(jobCounter).toBe(before + 1);
+    await page.waitForURL(new RegExp(`#job=job-${jobCounter}$`));
+    await page.getByTestId("job-status").filter({ hasText: "Queued" }).waitFor();
+    await page.close();
+  }, 30_000);
+
   it("does not show one user's job to another", async () => {
     const page = await browser.newPage();
     page.setDefaultTimeout(TIMEOUT);
