@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
@@ -157,13 +158,13 @@ async def receive_upload(
             )
         size = len(head)
         try:
-            with partial.open("wb") as out:
-                out.write(head)
+            with partial.open("wb") as out:  # disk writes off the event loop
+                await run_in_threadpool(out.write, head)
                 while chunk := await upload.read(_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
                         raise _too_large(max_bytes)
-                    out.write(chunk)
+                    await run_in_threadpool(out.write, chunk)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
