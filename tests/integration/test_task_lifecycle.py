@@ -6,6 +6,7 @@ job's stream back; nothing runs eagerly.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -240,18 +241,21 @@ def test_progress_state_and_task_progress_event_show_the_same_numbers(
     gate = uuid.uuid4().hex
     gates[gate], gates[gate + ":reached"] = threading.Event(), threading.Event()
     seen: list[dict[str, Any]] = []
-    stop = threading.Event()
+    ready = threading.Event()
+    receivers: list[Any] = []
 
     def listen() -> None:
         with app.connection_for_read() as conn:
             recv = app.events.Receiver(conn, handlers={"task-progress": seen.append})
-            for _ in recv.itercapture(limit=None, timeout=TIMEOUT, wakeup=True):
-                if stop.is_set():
-                    return
+            recv.on_consume_ready = lambda *_, **__: ready.set()  # its queue is bound now
+            receivers.append(recv)
+            with contextlib.suppress(OSError):  # socket.timeout if no event for TIMEOUT s
+                for _ in recv.itercapture(limit=None, timeout=TIMEOUT, wakeup=False):
+                    pass
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    time.sleep(0.3)  # not synchronisation of the job: the event receiver needs its queue bound
+    assert ready.wait(TIMEOUT)
     result = app.tasks[f"{app.main}.walk"].submit(kwargs={"gate": gate})
     assert gates[gate + ":reached"].wait(TIMEOUT)
     info = wait_for(
@@ -266,7 +270,8 @@ def test_progress_state_and_task_progress_event_show_the_same_numbers(
     gates[gate].set()
     result.get(timeout=TIMEOUT)
     wait_for(lambda: any(e.get("uuid") == result.id for e in seen), "a task-progress event")
-    stop.set()
+    receivers[0].should_stop = True  # leaves itercapture within its 1 s poll
+    listener.join(TIMEOUT)
     mine = [e for e in seen if e.get("uuid") == result.id]
     assert {"percent", "zones_completed", "zones_total", "eta_s"} <= set(mine[0])
     written = [e for e in store.history(result.id) if isinstance(e, ProcessingProgress)]
