@@ -209,6 +209,7 @@ class Bridge:
             remote=f"{client.host}:{client.port}" if client else "",
             metrics=hub.metrics,
             close_grace_s=self.settings.bridge_close_grace_s,
+            close_linger_s=self.settings.bridge_close_linger_s,
         )
         hub.add(conn)
         log.info(
@@ -216,6 +217,7 @@ class Bridge:
             extra={"conn": conn.id, "user": principal.user, "format": fmt.value},
         )
         receiving: asyncio.Task[Any] | None = None
+        peer_gone = False
         try:
             while not conn.done.done():
                 if receiving is None:
@@ -226,6 +228,7 @@ class Bridge:
                 message = receiving.result()
                 receiving = None
                 if message["type"] == "websocket.disconnect":
+                    peer_gone = True  # or the server is shutting down: nothing to linger for
                     break
                 data = message.get("text")
                 if data is None:
@@ -251,6 +254,11 @@ class Bridge:
             if receiving is not None:
                 receiving.cancel()
             hub.remove(conn)
+            if not conn.writer.done() and session.close_code is not None and not peer_gone:
+                # Closing: let the writer get the close frame out (to a stalled reader too,
+                # should it read again), within the linger bound.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(conn.writer), conn.linger)
             if not conn.writer.done():
                 conn.writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

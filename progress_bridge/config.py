@@ -118,7 +118,15 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Wait for a pooled connection before 'unavailable'."
     )
     bridge_close_grace_s: float = Field(
-        default=5.0, gt=0, description="How long a close may wait for a stalled socket."
+        default=5.0,
+        gt=0,
+        description="A closing connection stuck on a stalled socket leaves the hub (and its "
+        "limits) after this.",
+    )
+    bridge_close_linger_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long the close frame may still wait for a stalled socket to drain.",
     )
 
     # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------

@@ -69,6 +69,7 @@ class Connection:
         remote: str = "",
         metrics: BridgeMetrics | None = None,
         close_grace_s: float = 5.0,
+        close_linger_s: float = 60.0,
     ) -> None:
         Connection._next_id += 1
         self.id = Connection._next_id
@@ -79,6 +80,9 @@ class Connection:
         self._close = close
         self._metrics = metrics
         self._grace = close_grace_s
+        #: How long a close frame may wait for a stalled socket to drain before it is dropped.
+        self.linger = close_linger_s
+        self._counted = False
         self._wake = asyncio.Event()
         self._wake.set()  # the hello frame is queued
         self.sending_since: float | None = None
@@ -93,17 +97,39 @@ class Connection:
 
     def poke(self, now: float) -> None:
         """Called by the sweeper once the session decided to close: wake the writer so it
-        sends the close frame, or give up on a writer still stuck in a send after the grace
-        (a stalled peer never drains its socket; the handler then ends without the frame)."""
+        sends the close frame. A writer still stuck in a send after the grace (a stalled peer
+        that does not drain its socket) is detached: :attr:`done` resolves, so the connection
+        leaves the hub and its limits, while the writer lingers (up to :attr:`linger`) to send
+        the close frame should the peer read again."""
         if self.session.close_code is None or self.done.done():
             return
+        self.count_close()
         if self._close_seen is None:
             self._close_seen = now
         if self.sending_since is None:
             self.wake()
         elif now - self._close_seen > self._grace:
-            self.writer.cancel()
             self._finish()
+
+    def count_close(self) -> None:
+        """Count the decided close once, when it is decided (not when the frame gets out)."""
+        code = self.session.close_code
+        if self._counted or code is None:
+            return
+        self._counted = True
+        if self._metrics is not None:
+            self._metrics.closed.labels(str(code)).inc()
+            if code == CloseCode.SLOW_CONSUMER:
+                self._metrics.closed_slow.inc()
+        log.info(
+            "closing connection",
+            extra={
+                "conn": self.id,
+                "user": self.session.principal.user,
+                "code": code,
+                "reason": self.session.close_reason,
+            },
+        )
 
     def _finish(self) -> None:
         if not self.done.done():
@@ -126,28 +152,20 @@ class Connection:
                         break
                     await self._send(frame)
                 self.sending_since = None
+                if session.close_code is not None:
+                    break
                 if metrics is not None:
                     metrics.frames_sent.inc(len(result.frames))
                     if result.events:
                         metrics.events_relayed.inc(result.events)
                         if result.oldest_ts:
                             metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
+            self.count_close()
             code = session.close_code
-            if metrics is not None:
-                metrics.closed.labels(str(code)).inc()
-                if code == CloseCode.SLOW_CONSUMER:
-                    metrics.closed_slow.inc()
-            log.info(
-                "closing connection",
-                extra={
-                    "conn": self.id,
-                    "user": session.principal.user,
-                    "code": code,
-                    "reason": session.close_reason,
-                },
-            )
+            assert code is not None
+            # The close frame waits behind whatever the socket has not drained yet.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close(code, session.close_reason), self._grace)
+                await asyncio.wait_for(self._close(code, session.close_reason), self.linger)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-send: end quietly

@@ -636,11 +636,6 @@ async def test_stalled_reader_does_not_slow_healthy_clients_and_is_closed_4008(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a stalled reader closed by Connection.poke (writer cancelled after the grace) "
-    "is not counted in progress_bridge_closed_slow_total nor connections_closed_total",
-)
 async def test_stalled_reader_close_is_counted_in_metrics(
     redis_url: str, store: EventStore, job_id: str
 ) -> None:
@@ -663,12 +658,6 @@ async def test_stalled_reader_close_is_counted_in_metrics(
         assert "progress_bridge_closed_slow_total 1.0" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (docs/protocol.md says 4008): a reader stalled for longer than "
-    "bridge_close_grace_s never gets the 4008 close frame (the writer is cancelled while "
-    "uvicorn's send waits for the socket to drain), so it sees 1006",
-)
 async def test_reader_stalled_past_the_close_grace_still_reads_4008(
     redis_url: str, store: EventStore, job_id: str
 ) -> None:

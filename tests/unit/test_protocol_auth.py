@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import pytest
@@ -43,9 +44,14 @@ def test_bad_tokens_are_refused_with_a_reason(
 
 
 def test_without_a_secret_outside_production_a_random_one_is_used(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    one, two = TokenAuthority(Settings()), TokenAuthority(Settings())
+    # Other suites (Celery's logging set-up) may have disabled this logger: re-enable it here.
+    logger = logging.getLogger("progress_bridge.auth")
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="progress_bridge.auth"):
+        one, two = TokenAuthority(Settings()), TokenAuthority(Settings())
     assert "PROGRESS_TOKEN_SECRET is not set" in caplog.text
     with pytest.raises(AuthError):
         two.verify(one.mint("alice"))
