@@ -13,6 +13,7 @@ inherits its parent's connection, lock or thread; ``os.register_at_fork`` drops 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ from .events import NEVER_DROPPED, ProgressEvent
 from .exceptions import ConfigError, DuplicateTerminal
 from .streams import EventStore
 
-__all__ = ["Capture", "CaptureStats", "EtaEstimator", "Outbox", "capture_for"]
+__all__ = ["Capture", "CaptureStats", "EtaEstimator", "Outbox", "TrailingFlush", "capture_for"]
 
 log = logging.getLogger("progress_bridge.capture")
 
@@ -274,6 +275,44 @@ class EtaEstimator:
         return round((100.0 - percent) / self._rate, 1)
 
 
+class TrailingFlush:
+    """One daemon thread per process that writes coalesced progress once it is due.
+
+    Without it, the last update before a long silent stretch of work would wait for the next
+    call. Reporters register with :meth:`schedule`; at the due time the thread calls their
+    ``flush_due()`` (which takes the reporter's own lock).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, due: float, callback: Callable[[], None]) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (due, self._seq, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="progress-trailing-flush", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                _, _, callback = heapq.heappop(self._heap)
+            try:
+                callback()
+            except Exception:  # never kill the thread; the next call or the task end retries
+                log.exception("trailing progress flush failed")
+
+
 class Capture:
     """The per-process producer state of one Celery app: settings, store, outbox, counters."""
 
@@ -283,6 +322,7 @@ class Capture:
         self._url = settings.redis_url or fallback_url
         self._outbox: Outbox | None = None
         self._lock = threading.Lock()
+        self.trailing = TrailingFlush()
 
     @property
     def outbox(self) -> Outbox:

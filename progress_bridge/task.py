@@ -25,6 +25,7 @@ a trailing update waits for the next call or the end of the task).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -93,6 +94,7 @@ class ProgressReporter:
         *,
         task: Any = None,
         aggregate_to: str | None = None,
+        hostname: str | None = None,
     ) -> None:
         self._capture = capture
         self._send = capture.send
@@ -106,6 +108,11 @@ class ProgressReporter:
         )
         self._aggregate = aggregate_to is not None
         self._task = task
+        self._hostname = hostname
+        # The task thread and the trailing-flush thread both write; calls nest (flush inside
+        # zone_completed), hence reentrant. Uncontended, it costs well under a microsecond.
+        self._lock = threading.RLock()
+        self._scheduled = False
         self._interval = 1.0 / capture.settings.progress_max_rate_hz
         self._next_write = 0.0
         self._zones: dict[str, ZoneInfo] = {}
@@ -131,6 +138,12 @@ class ProgressReporter:
         Raises:
             InvalidEvent: a zone or page is malformed, or an id or index was declared before.
         """
+        with self._lock:
+            self._declare_zones(zones, pages)
+
+    def _declare_zones(
+        self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any]
+    ) -> None:
         infos = [self._zone_info(z) for z in zones]
         page_infos = [self._page_info(p) for p in pages]
         ids = set()
@@ -164,6 +177,10 @@ class ProgressReporter:
         Raises:
             InvalidEvent: the zone was not declared, or it already completed.
         """
+        with self._lock:
+            self._zone_processing(zone_id, tool)
+
+    def _zone_processing(self, zone_id: str, tool: str) -> None:
         info = self._declared(zone_id)
         if self._state[zone_id] == _DONE:
             raise InvalidEvent(f"zone {zone_id!r} already completed", job_id=self.job_id)
@@ -198,6 +215,19 @@ class ProgressReporter:
             InvalidEvent: unknown zone, zone completed twice, or a value off-schema (confidence
                 outside 0..1 or NaN, negative duration, unknown status).
         """
+        with self._lock:
+            self._zone_completed(zone_id, tool, confidence, duration_ms, status, error, summary)
+
+    def _zone_completed(
+        self,
+        zone_id: str,
+        tool: str,
+        confidence: float | None,
+        duration_ms: int | None,
+        status: str,
+        error: str | None,
+        summary: str | None,
+    ) -> None:
         info = self._declared(zone_id)
         if self._state[zone_id] == _DONE:
             raise InvalidEvent(f"zone {zone_id!r} completed twice", job_id=self.job_id)
@@ -250,29 +280,33 @@ class ProgressReporter:
                 )
         if operation is not None and not isinstance(operation, str):
             raise InvalidEvent(f"operation must be text, got {operation!r}", job_id=self.job_id)
-        self._update(percent, operation, time.monotonic())
+        with self._lock:
+            self._update(percent, operation, time.monotonic())
 
     # -- exports -------------------------------------------------------------------------------
 
     def export_started(self, export_id: str, fmt: ExportFormat | str) -> None:
         """Announce an export of this job's result (``fmt``: json, markdown or csv)."""
         event = self._build(ExportStarted, self._env, export_id=export_id, format=fmt)
-        self.flush()
-        self._send(event)
+        with self._lock:
+            self.flush()
+            self._send(event)
 
     def export_progress(self, export_id: str, fmt: ExportFormat | str, percent: float) -> None:
         """Export progress; coalesced like :meth:`set_progress`."""
         event = self._build(
             ExportProgress, self._env, export_id=export_id, format=fmt, percent=percent
         )
-        now = time.monotonic()
-        if now >= self._next_write:
-            self._next_write = now + self._interval
-            self._pending_export = None
-            self._send(event)
-        else:
-            self._pending_export = event
-            self._capture.stats.coalesced += 1
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_write:
+                self._next_write = now + self._interval
+                self._pending_export = None
+                self._send(event)
+            else:
+                self._pending_export = event
+                self._capture.stats.coalesced += 1
+                self._schedule()
 
     def export_completed(
         self, export_id: str, fmt: ExportFormat | str, *, size_bytes: int, filename: str
@@ -285,15 +319,17 @@ class ProgressReporter:
             size_bytes=size_bytes,
             filename=filename,
         )
-        self.flush()
-        self._send(event)
+        with self._lock:
+            self.flush()
+            self._send(event)
 
     def export_failed(self, export_id: str, fmt: ExportFormat | str, *, error: str) -> None:
         event = self._build(
             ExportFailed, self._env, export_id=export_id, format=fmt, error_message=error
         )
-        self.flush()
-        self._send(event)
+        with self._lock:
+            self.flush()
+            self._send(event)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -311,11 +347,28 @@ class ProgressReporter:
 
     def flush(self) -> None:
         """Write the pending (coalesced) progress update now, if there is one."""
-        if self._pending_export is not None:
-            event, self._pending_export = self._pending_export, None
-            self._send(event)
-        if self._dirty:
-            self._write(time.monotonic())
+        with self._lock:
+            if self._pending_export is not None:
+                event, self._pending_export = self._pending_export, None
+                self._send(event)
+            if self._dirty:
+                self._write(time.monotonic())
+
+    def flush_due(self) -> None:
+        """Called by the trailing-flush thread: write the pending update if it is due."""
+        with self._lock:
+            self._scheduled = False
+            if self._dirty or self._pending_export is not None:
+                now = time.monotonic()
+                if now >= self._next_write:
+                    self.flush()
+                else:
+                    self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._capture.trailing.schedule(self._next_write, self.flush_due)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -332,6 +385,7 @@ class ProgressReporter:
             if self._dirty:
                 self._capture.stats.coalesced += 1
             self._dirty = True
+            self._schedule()
 
     def _write(self, now: float) -> None:
         self._dirty = False
@@ -371,7 +425,10 @@ class ProgressReporter:
             self._capture.stats.redis_errors += 1
             _signals.log.warning("update_state(PROGRESS) failed for %s: %s", self.job_id, exc)
         try:
-            task.send_event("task-progress", **meta)
+            # Not task.send_event: that reads the thread-local request, and this may run on the
+            # trailing-flush thread. No retries: progress never waits for the broker.
+            with task.app.events.default_dispatcher(hostname=self._hostname) as dispatcher:
+                dispatcher.send("task-progress", uuid=self.job_id, retry=False, **meta)
         except Exception as exc:
             self._capture.stats.redis_errors += 1
             _signals.log.warning("task-progress event failed for %s: %s", self.job_id, exc)
@@ -442,6 +499,7 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
                 envelope_of(request),
                 task=self,
                 aggregate_to=getattr(request, HEADER_PARENT, None),
+                hostname=request.hostname,
             )
             request._progress_reporter = reporter
         return reporter

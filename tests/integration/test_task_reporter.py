@@ -4,6 +4,7 @@ nothing; coalescing bounds the writes; the ETA is filled in."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -13,6 +14,7 @@ from progress_bridge.events import ProcessingProgress, ZoneInfo
 from progress_bridge.exceptions import InvalidEvent
 from progress_bridge.streams import EventStore
 from progress_bridge.task import ProgressReporter
+from tests.conftest import TIMEOUT
 
 ZONES = [ZoneInfo(zone_id="a", index=0, page=1), ZoneInfo(zone_id="b", index=1, page=1)]
 
@@ -110,3 +112,23 @@ def test_percent_follows_zones_and_carries_an_eta(
     last = [e for e in store.history(job_id) if isinstance(e, ProcessingProgress)][-1]
     assert (last.percent, last.zones_completed, last.zones_total) == (50, 1, 2)
     assert reporter.percent == 50
+
+
+def test_a_coalesced_update_is_written_when_due_without_another_call(
+    settings: Settings, store: EventStore, job_id: str
+) -> None:
+    # The last update before a long silent stretch of work must not wait for the next call.
+    capture = Capture(settings.model_copy(update={"progress_max_rate_hz": 5.0}))
+    reporter = ProgressReporter(capture, {"job_id": job_id})
+    reporter.set_progress(10, operation="reading")
+    reporter.set_progress(20, operation="a long table")  # coalesced: due in 0.2 s
+
+    def written() -> bool:
+        last = [e for e in store.history(job_id) if isinstance(e, ProcessingProgress)][-1]
+        return (last.percent, last.current_operation) == (20, "a long table")
+
+    deadline = time.monotonic() + TIMEOUT
+    while not written():
+        assert time.monotonic() < deadline, "the trailing update was never written"
+        time.sleep(0.02)
+    assert len([e for e in store.history(job_id) if isinstance(e, ProcessingProgress)]) == 2
