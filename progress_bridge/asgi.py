@@ -297,48 +297,71 @@ class Bridge:
             session.error(exc.code, str(exc), exc.ref, now())
             self.metrics.errors.labels(exc.code).inc()
             return
+        if (
+            isinstance(op, SubscribeRoom)
+            and op.kind == "user"
+            and not session.principal.may_join_user_room(op.name)
+        ):
+            self.metrics.errors.labels("forbidden").inc()
+            session.error("forbidden", f"room {op.room} is not yours", op.ref, now())
+            return
         # Register live first (entries are held by the session), then read, then answer.
         session.hold()
         if isinstance(op, SubscribeJob):
-            was_watching = session.watches_job(op.job_id)
+            registered = not session.watches_job(op.job_id)
             hub.watch_job(conn, op.job_id)
-            code, message, answer = await self._subscribe_job(session.principal, op)
-            if code is not None:
-                if not was_watching:
-                    hub.unwatch_job(conn, op.job_id)
-                self.metrics.errors.labels(code).inc()
-                session.fail_subscribe(op, code, message, now())
-                return
-            replay, snapshot = answer
-            if replay is not None:
-                self.metrics.replayed.inc(len(replay.entries) if replay.recovered else 0)
-            session.finish_job(op, now(), replay=replay, snapshot=snapshot)
-            log.info(
-                "subscribed",
-                extra={
-                    "conn": conn.id,
-                    "job_id": op.job_id,
-                    "recovered": replay.recovered if replay else True,
-                    "reason": replay.reason if replay else "ok",
-                },
-            )
+        else:
+            registered = op.room not in session.rooms
+            hub.watch_room(conn, op.room)
+        try:
+            if isinstance(op, SubscribeJob):
+                code, message = await self._answer_job(conn, op)
+            else:
+                code, message = await self._answer_room(conn, op)
+        except Exception as exc:
+            log.exception("subscribe failed", extra={"conn": conn.id})
+            code, message = "internal", f"the bridge failed to answer ({type(exc).__name__})"
+        if code is None:
             return
-        was_in_room = op.room in session.rooms
-        if op.kind == "user" and not session.principal.may_join_user_room(op.name):
-            self.metrics.errors.labels("forbidden").inc()
-            session.fail_subscribe(op, "forbidden", f"room {op.room} is not yours", now())
-            return
-        hub.watch_room(conn, op.room)
+        if registered:
+            if isinstance(op, SubscribeJob):
+                hub.unwatch_job(conn, op.job_id)
+            else:
+                hub.unwatch_room(conn, op.room)
+        self.metrics.errors.labels(code).inc()
+        session.fail_subscribe(op, code, message, now())
+
+    async def _answer_job(self, conn: Connection, op: SubscribeJob) -> tuple[str | None, str]:
+        """Read and queue the answer to a job subscribe; or the error code and message."""
+        session = conn.session
+        code, message, answer = await self._subscribe_job(session.principal, op)
+        if code is not None:
+            return code, message
+        replay, snapshot = answer
+        if replay is not None and replay.recovered:
+            self.metrics.replayed.inc(len(replay.entries))
+        session.finish_job(op, time.monotonic(), replay=replay, snapshot=snapshot)
+        log.info(
+            "subscribed",
+            extra={
+                "conn": conn.id,
+                "job_id": op.job_id,
+                "recovered": replay.recovered if replay else True,
+                "reason": replay.reason if replay else "ok",
+            },
+        )
+        return None, ""
+
+    async def _answer_room(self, conn: Connection, op: SubscribeRoom) -> tuple[str | None, str]:
+        """Read and queue the answer to a room subscribe; or the error code and message."""
+        session = conn.session
         try:
             snapshots, replays = await self._subscribe_room(session.principal, op)
         except (RedisError, OSError) as exc:
-            if not was_in_room:
-                hub.unwatch_room(conn, op.room)
-            self.metrics.errors.labels("unavailable").inc()
-            session.fail_subscribe(op, "unavailable", f"store unreachable: {exc!r}", now())
-            return
+            return "unavailable", f"store unreachable: {exc!r}"
         self.metrics.replayed.inc(sum(len(r.entries) for r in replays if r.recovered))
-        session.finish_room(op, now(), snapshots=snapshots, replays=replays)
+        session.finish_room(op, time.monotonic(), snapshots=snapshots, replays=replays)
+        return None, ""
 
     async def _subscribe_job(
         self, principal: Principal, op: SubscribeJob

@@ -174,6 +174,21 @@ async def test_bad_frame_gets_typed_error_and_connection_stays_open(
     await client.close()
 
 
+async def test_subscribe_the_bridge_cannot_answer_gets_internal_and_connection_stays_open(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    # A job whose snapshot is corrupt (not valid JSON in a field).
+    _publish(store, job_id)
+    store.client.hset(store.keys.snapshot(job_id), "percent", "{corrupt")
+    client = await open_client(bridge.ws_url, mint(bridge.settings, "alice"))
+    assert (await _error(client, {"op": "subscribe", "job_id": job_id}))["code"] == "internal"
+    # The connection still serves other subscribes.
+    _publish(store, f"{job_id}-fine")
+    await client.send({"op": "subscribe", "job_id": f"{job_id}-fine"})
+    assert (await client.op("subscribed"))["recovered"] is True
+    await client.close()
+
+
 async def test_msgpack_connection_refuses_garbage_with_bad_json(
     bridge: BridgeServer, store: EventStore, job_id: str
 ) -> None:
