@@ -393,6 +393,7 @@ class Hub:
                 self.reader_ok_at = time.monotonic()
                 delay = 0.05
                 total = 0
+                backlogged = False
                 batch: list[FeedEntry] = []
                 for feed, rows in reply or ():
                     for entry_id, fields in rows:
@@ -404,9 +405,8 @@ class Hub:
                         except (KeyError, ValueError) as exc:
                             log.warning("skipping malformed feed entry %s: %r", entry_id, exc)
                     total += len(rows)
-                    self.backlogged = len(rows) >= s.bridge_read_count
-                if not reply:
-                    self.backlogged = False
+                    backlogged = backlogged or len(rows) >= s.bridge_read_count
+                self.backlogged = backlogged
                 if batch:
                     self.metrics.feed_entries.inc(total)
                     if self.by_user or self.by_doc:

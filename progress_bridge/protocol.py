@@ -144,6 +144,13 @@ _Slot = list[FeedEntry | None]
 _Item = FeedEntry | _Control | _Slot
 
 
+#: The heartbeat frame, encoded once per format (every connection sends it).
+_PING = {
+    WireFormat.JSON: _Control('{"op":"ping"}'),
+    WireFormat.MSGPACK: _Control(msgpack.packb({"op": "ping"})),
+}
+
+
 @dataclass(slots=True)
 class _JobState:
     last_sent: tuple[int, int] | None = None
@@ -497,7 +504,7 @@ class Session:
             return True
         if now - self._last_ping >= lim.heartbeat_s:
             self._last_ping = now
-            return self._push_control({"op": "ping"}, now)
+            return self._push_frame(_PING[self.format], now)
         return False
 
     def take(self) -> TakeResult:
@@ -550,9 +557,11 @@ class Session:
         return text
 
     def _push_control(self, obj: Mapping[str, Any], now: float) -> bool:
+        return self._push_frame(_Control(self.encode(obj)), now)
+
+    def _push_frame(self, item: _Control, now: float) -> bool:
         if self.close_code is not None:
             return False
-        item = _Control(self.encode(obj))
         self._outbox.append(item)
         if not self._depth:
             self._pending_since = now
