@@ -19,8 +19,9 @@ counters, to that parent job's stream; its own lifecycle stays in its own stream
 Contract: every call validates its arguments and raises :class:`InvalidEvent` at the call site
 (nothing is written then). Redis errors never raise: see :mod:`progress_bridge._producer`.
 Progress writes are coalesced to ``settings.progress_max_rate_hz`` per job; a pending update is
-written before the next zone or lifecycle event and when the task returns (there is no timer, so
-a trailing update waits for the next call or the end of the task).
+written before the next zone or lifecycle event, when the task returns, and otherwise by a
+per-process timer thread as soon as it is due (so the last update before a long silent stretch of
+work is not held back).
 """
 
 from __future__ import annotations
