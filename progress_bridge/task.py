@@ -85,7 +85,8 @@ def envelope_of(request: Any) -> dict[str, Any]:
 class ProgressReporter:
     """Progress of one task run. Plain functions receive it as their progress callback.
 
-    Not thread-safe: one task run reports from one thread.
+    A run reports from one thread; an internal lock serialises its calls with the process's
+    trailing-flush thread, which writes a coalesced update once it is due.
     """
 
     def __init__(
