@@ -83,6 +83,7 @@ class Connection:
         #: How long a close frame may wait for a stalled socket to drain before it is dropped.
         self.linger = close_linger_s
         self._counted = False
+        self._coalesced_reported = 0
         self._wake = asyncio.Event()
         self._wake.set()  # the hello frame is queued
         self.sending_since: float | None = None
@@ -110,6 +111,13 @@ class Connection:
             self.wake()
         elif now - self._close_seen > self._grace:
             self._finish()
+
+    def report_coalesced(self) -> None:
+        """Add the session's coalesced updates since the last report to the metric."""
+        delta = self.session.coalesced - self._coalesced_reported
+        if delta and self._metrics is not None:
+            self._coalesced_reported += delta
+            self._metrics.coalesced.inc(delta)
 
     def count_close(self) -> None:
         """Count the decided close once, when it is decided (not when the frame gets out)."""
@@ -144,6 +152,8 @@ class Connection:
                 if session.close_code is not None:
                     break
                 result = session.take()
+                if session.coalesced != self._coalesced_reported:
+                    self.report_coalesced()
                 if not result.frames:
                     continue
                 self.sending_since = time.monotonic()
@@ -249,7 +259,7 @@ class Hub:
         for room in list(conn.session.rooms):
             self.unwatch_room(conn, room)
         self.metrics.connections.set(len(self.conns))
-        self.metrics.coalesced.inc(conn.session.coalesced)
+        conn.report_coalesced()
 
     def watch_job(self, conn: Connection, job_id: str) -> None:
         subs = self.by_job.setdefault(job_id, set())

@@ -348,7 +348,12 @@ async def test_slow_consumer_coalesces_progress_then_closes_4008_past_the_bound(
     assert [e["id"] for e in events if e["type"] == "zone_completed"] == zones  # none dropped
     await healthy.close()
     async with httpx.AsyncClient(base_url=bridge.base_url) as http:
-        assert "progress_bridge_closed_slow_total 1.0" in (await http.get("/metrics")).text
+        metrics = (await http.get("/metrics")).text
+    assert "progress_bridge_closed_slow_total 1.0" in metrics
+    coalesced = next(
+        line for line in metrics.splitlines() if line.startswith("progress_bridge_coalesced_total")
+    )
+    assert float(coalesced.split()[-1]) >= 300
 
 
 # -- heartbeat and shutdown --------------------------------------------------------------------
