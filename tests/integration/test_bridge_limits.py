@@ -350,10 +350,10 @@ async def test_slow_consumer_coalesces_progress_then_closes_4008_past_the_bound(
     async with httpx.AsyncClient(base_url=bridge.base_url) as http:
         metrics = (await http.get("/metrics")).text
     assert "progress_bridge_closed_slow_total 1.0" in metrics
-    coalesced = next(
+    total = next(
         line for line in metrics.splitlines() if line.startswith("progress_bridge_coalesced_total")
     )
-    assert float(coalesced.split()[-1]) >= 300
+    assert float(total.split()[-1]) >= 300
 
 
 # -- heartbeat and shutdown --------------------------------------------------------------------
