@@ -35,6 +35,7 @@ from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import gate_parts, pdf_worker, result_of, terminals, wait_for
 from tests.pdf_samples import expected_zone_count, many_pages_pdf, mixed_pdf, not_a_pdf
+from tests.real_pdfs import DownloadFailed, pypdf_resources
 
 THRESHOLD = 4
 PAGES_PER_PART = 3
@@ -317,3 +318,41 @@ def test_an_export_without_a_result_reports_export_failed(
     assert isinstance(result_of(export_id), FileNotFoundError)
     [failed] = [e for e in store.history(job_id) if isinstance(e, ExportFailed)]
     assert "has no result to export" in failed.error_message
+
+
+@pytest.fixture(scope="module")
+def resources() -> Path:
+    try:
+        return pypdf_resources()
+    except DownloadFailed as exc:
+        pytest.skip(f"real PDFs unavailable: {exc}")
+
+
+@pytest.mark.usefixtures("worker_app")
+def test_a_real_world_document_fans_out_and_aggregates_every_zone(
+    store: EventStore, files: JobFiles, resources: Path
+) -> None:
+    # A 6-page scan with an OCR text layer from pypdf's test corpus: 2 parts of 3 pages.
+    data = (resources / "Seige_of_Vicksburg_Sample_OCR.pdf").read_bytes()
+    job_id = submit(files, data, name="Vicksburg.pdf")
+    history = ended(store, job_id)
+    assert [e.type for e in terminals(history)] == ["processing_completed"]
+    snap = store.snapshot(job_id)
+    assert snap is not None
+    zone_events = [e for e in history if isinstance(e, ZoneCompleted)]
+    assert snap.zones_completed == snap.zones_total == len(zone_events) >= 6
+    assert {z.page for z in snap.zones} == set(range(1, 7))
+    assert {e.parent_id for e in zone_events} == {f"{job_id}-p1", f"{job_id}-p4"}
+    assert result_of(job_id)["pages"] == 6
+
+
+@pytest.mark.usefixtures("worker_app")
+def test_a_real_world_encrypted_document_fails_the_job_with_the_reason(
+    store: EventStore, files: JobFiles, resources: Path
+) -> None:
+    data = (resources / "encryption" / "r6-user-password.pdf").read_bytes()
+    job_id = submit(files, data)
+    [terminal] = terminals(ended(store, job_id))
+    assert isinstance(terminal, ProcessingFailed)
+    assert terminal.error_type == "EncryptedPdf"
+    assert "password" in terminal.error_message
