@@ -13,6 +13,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,7 +23,14 @@ import uvicorn
 from .config import Settings
 from .exceptions import ConfigError
 
-__all__ = ["JsonLogFormatter", "default_app_factory", "run", "uvicorn_config"]
+__all__ = [
+    "JsonLogFormatter",
+    "RedactTokens",
+    "default_app_factory",
+    "install_redaction",
+    "run",
+    "uvicorn_config",
+]
 
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -43,6 +51,31 @@ class JsonLogFormatter(logging.Formatter):
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
+
+
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Hide ``?token=<JWT>`` in log lines (uvicorn logs each WebSocket path with its query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1<redacted>", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str) and "token=" in record.msg:
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1<redacted>", record.msg)
+        return True
+
+
+def install_redaction() -> None:
+    """Attach :class:`RedactTokens` to uvicorn's loggers (once)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 def ws_implementation() -> str:
@@ -91,7 +124,9 @@ def uvicorn_config(
         "access_log": False,
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)  # configures uvicorn's loggers
+    install_redaction()
+    return config
 
 
 def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 from progress_bridge.auth import AuthError, TokenAuthority, origin_allowed
 from progress_bridge.config import Settings
 from progress_bridge.protocol import Principal
+from progress_bridge.server import RedactTokens
 
 
 @pytest.fixture
@@ -75,3 +76,17 @@ def test_origin_check(
     origin: str | None, host: str, secure: bool, allowed: list[str], ok: bool
 ) -> None:
     assert origin_allowed(origin, host, secure, allowed) is ok
+
+
+def test_tokens_in_query_strings_are_redacted_from_uvicorn_logs() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5", "/ws?token=eyJ.abc.def&x=1"),
+        None,
+    )
+    assert RedactTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws?token=<redacted>&x=1" [accepted]'
