@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     bridge_ws_ping_s: float = Field(
         default=20.0, ge=0, description="WebSocket protocol ping interval (uvicorn); 0 = off."
     )
+    bridge_ws_deflate: bool = Field(
+        default=True,
+        description="Negotiate permessage-deflate when offered (CPU per frame per connection).",
+    )
     bridge_max_connections: int = Field(default=20_000, ge=1, description="Per process (4009).")
     bridge_max_connections_per_user: int = Field(default=50, ge=1, description="Per process.")
     bridge_max_subscriptions: int = Field(default=200, ge=1, description="Per connection.")

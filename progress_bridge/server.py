@@ -2,9 +2,10 @@
 
 uvicorn's ``websockets-sansio`` implementation is used when present (about 30 % less CPU per
 delivery and handshake than the older one); permessage-deflate is negotiated when the client
-offers it; protocol-level pings run every ``bridge_ws_ping_s``; inbound frames larger than
-``bridge_max_frame_bytes`` are refused with 1009. On SIGTERM/SIGINT uvicorn closes every
-WebSocket with 1012 (server restarting), so clients reconnect to another bridge and resume.
+offers it (``bridge_ws_deflate``); protocol-level pings run every ``bridge_ws_ping_s``; inbound
+frames larger than ``bridge_max_frame_bytes`` are refused with 1009. On SIGTERM/SIGINT uvicorn
+closes every WebSocket with 1012 (server restarting), so clients reconnect to another bridge and
+resume.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def uvicorn_config(
         "ws_max_size": settings.bridge_max_frame_bytes,
         "ws_ping_interval": settings.bridge_ws_ping_s or None,
         "ws_ping_timeout": settings.bridge_ws_ping_s or None,
-        "ws_per_message_deflate": True,
+        "ws_per_message_deflate": settings.bridge_ws_deflate,
         "lifespan": "on",
         "log_level": log_level,
         "timeout_graceful_shutdown": settings.bridge_close_grace_s,

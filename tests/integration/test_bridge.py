@@ -290,6 +290,14 @@ async def test_permessage_deflate_is_negotiated_when_offered(
     await plain.close()
 
 
+async def test_permessage_deflate_can_be_turned_off(redis_url: str) -> None:
+    settings = bridge_settings(redis_url, bridge_ws_deflate=False)
+    with BridgeServer(settings) as server:
+        client = await open_client(server.ws_url, mint(settings, "alice"))
+        assert client.ws.protocol.extensions == []
+        await client.close()
+
+
 async def test_ack_and_live_connection_are_visible_to_admin_and_metrics(
     bridge: BridgeServer, alice: str, store: EventStore, job_id: str
 ) -> None:
