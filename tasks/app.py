@@ -16,6 +16,7 @@ from celery import Celery, signals
 
 import progress_bridge.task  # noqa: F401  (connects the lifecycle signal handlers)
 from progress_bridge.celery_app import require_broker
+from progress_bridge.exceptions import ConfigError
 
 __all__ = ["TASK_MODULES", "app"]
 
@@ -34,4 +35,9 @@ app.conf.include = [m for m in TASK_MODULES if importlib.util.find_spec(m) is no
 
 @signals.worker_init.connect(weak=False)  # type: ignore[untyped-decorator]
 def _check_broker(sender: Any = None, **_: Any) -> None:
-    require_broker(getattr(sender, "app", None) or app)
+    # Signal receivers' exceptions are logged and swallowed by Celery; SystemExit is not, so
+    # the worker stops here with the message instead of retrying Celery's default amqp://.
+    try:
+        require_broker(getattr(sender, "app", None) or app)
+    except ConfigError as exc:
+        raise SystemExit(f"progress-bridge: {exc}") from None

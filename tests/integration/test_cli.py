@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,3 +128,22 @@ def test_dev_runs_a_worker_and_a_demo_job_and_stops_everything_on_sigterm() -> N
         _, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
+
+
+def test_worker_without_a_redis_url_refuses_to_start_with_a_clear_message() -> None:
+    env = {
+        k: v
+        for k, v in run_env(None).items()
+        if k not in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-P", "solo"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "REDIS_URL (or PROGRESS_REDIS_URL" in done.stderr
