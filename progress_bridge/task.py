@@ -26,6 +26,7 @@ work is not held back).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from pydantic import ValidationError
 from . import signals as _signals
 from ._producer import Capture, EtaEstimator, capture_for
 from .events import (
+    JOB_ID_PATTERN,
     ExportCompleted,
     ExportFailed,
     ExportFormat,
@@ -77,8 +79,8 @@ def envelope_of(request: Any) -> dict[str, Any]:
         "job_id": request.id,
         "parent_id": parent,
         "root_id": getattr(request, "root_id", None),
-        "owner": getattr(request, HEADER_OWNER, None),
-        "document_id": getattr(request, HEADER_DOCUMENT, None),
+        "owner": getattr(request, HEADER_OWNER, None) or None,
+        "document_id": getattr(request, HEADER_DOCUMENT, None) or None,
     }
 
 
@@ -557,6 +559,13 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
             document_id: the document the job works on.
             parent: report zones to this job (a canvas child of the job the user watches).
         """
+        for label, value in (("owner", owner), ("document_id", document_id)):
+            if value is not None and not (isinstance(value, str) and 1 <= len(value) <= 200):
+                raise InvalidEvent(f"{label} must be 1 to 200 characters of text, got {value!r}")
+        if parent is not None and not (
+            isinstance(parent, str) and re.fullmatch(JOB_ID_PATTERN, parent)
+        ):
+            raise InvalidEvent(f"parent must be a job id, got {parent!r}")
         headers = dict(options.pop("headers", None) or {})
         for name, value in ((HEADER_OWNER, owner), (HEADER_DOCUMENT, document_id)):
             if value is not None:

@@ -132,3 +132,14 @@ def test_a_coalesced_update_is_written_when_due_without_another_call(
         assert time.monotonic() < deadline, "the trailing update was never written"
         time.sleep(0.02)
     assert len([e for e in store.history(job_id) if isinstance(e, ProcessingProgress)]) == 2
+
+
+def test_submit_refuses_bad_publish_fields_at_the_call_site() -> None:
+    from tasks.demo import walk_document
+
+    with pytest.raises(InvalidEvent) as err:
+        walk_document.submit(owner="")
+    assert str(err.value) == "owner must be 1 to 200 characters of text, got ''"
+    with pytest.raises(InvalidEvent) as err:
+        walk_document.submit(parent="not a job id")
+    assert str(err.value) == "parent must be a job id, got 'not a job id'"
