@@ -35,7 +35,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .asgi import create_app
 
         app = create_app(settings)
-    server.run(settings, args.host, args.port, app=app, log_level=args.log_level)
+    # With --log-json, uvicorn's own loggers go through the root JSON handler too.
+    extra = {"log_config": None} if args.log_json else {}
+    server.run(settings, args.host, args.port, app=app, log_level=args.log_level, **extra)
     return 0
 
 

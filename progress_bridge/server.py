@@ -33,7 +33,7 @@ __all__ = [
     "uvicorn_config",
 ]
 
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonLogFormatter(logging.Formatter):
