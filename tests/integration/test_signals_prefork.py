@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def wait_for(predicate: Any, what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
+def wait_for(predicate: Any, what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
@@ -81,6 +81,7 @@ def worker(redis_url: str, tasks_app: Celery) -> Iterator[subprocess.Popen[bytes
         wait_for(
             lambda: tasks_app.control.ping(timeout=0.5, destination=None),
             "the prefork worker to answer a ping",
+            timeout=3 * TIMEOUT,  # a process start (imports, forks) is the slowest step under load
         )
         yield proc
     finally:
