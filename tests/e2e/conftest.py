@@ -1,17 +1,19 @@
-"""The real stack for the browser tests, started once per session.
+"""The real stack for the browser tests, started once for this package and stopped after it.
 
 * a Redis-protocol server: the session's embedded valkey-server (or ``REDIS_URL``), from
-  ``tests/conftest.py``;
-* a Celery worker: ``celery -A tasks worker -P threads -c 2`` as a child process, pointed at
-  that server through the same ``PROGRESS_*`` environment as the web app (threads keep the PDF
-  work on about one core, so the browser and the web app keep the other on a 2-core machine);
+  ``tests/conftest.py``, database :data:`E2E_DB` of it, so that the worker below and other
+  tests' workers never take each other's messages from Celery's default queue;
+* a Celery worker: ``celery -A tasks worker -P threads -c 1`` as a child process, pointed at
+  that server through the same ``PROGRESS_*`` environment as the web app. One thread keeps the
+  PDF work on one core, so the browser and the web app keep the other on a 2-core machine, and
+  runs a canvas job's parts one after another, so a job lasts long enough to be watched;
 * the web app (``progress-bridge serve``: the REST API, the bridge and the built page) under
   uvicorn as a child process on a free loopback port, so a test can SIGKILL it and start it
   again on the same port (:class:`tests.bridge_server.BridgeProcess`);
 * the page, built once with ``npm run build:page`` when ``frontend/dist/page`` is missing or
   older than its sources;
 * headless Chromium (Debian's ``/usr/bin/chromium``) driven by Python Playwright, one browser
-  per session and a fresh context (fresh ``sessionStorage``) per test.
+  for the package and a fresh context (fresh ``sessionStorage``) per page.
 
 Screenshots go to ``test-artifacts/e2e/`` (git-ignored). Waits are Playwright's ``expect`` with
 :data:`WAIT_MS`, derived from the suite's :data:`tests.conftest.TIMEOUT`.
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -58,6 +61,8 @@ CHROMIUM_ARGS = [
 WAIT_MS = int(TIMEOUT * 1000)
 JOB_WAIT_MS = 6 * WAIT_MS
 WORKER_READY_S = 3 * TIMEOUT
+#: The Redis database the stack uses on the session's server (see :func:`own_database`).
+E2E_DB = 13
 
 
 def _newest_source_mtime() -> float:
@@ -90,7 +95,7 @@ class Worker:
         env = {**os.environ, **settings_env(self.settings)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-P", "threads"]
-        cmd += ["-c", "2", "--without-mingle", "--without-gossip", "-l", "info"]
+        cmd += ["-c", "1", "--without-mingle", "--without-gossip", "-l", "info"]
         cmd += ["-n", f"e2e-{uuid.uuid4().hex[:6]}@%h"]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=log)
@@ -160,22 +165,29 @@ def unique_user(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-@pytest.fixture(scope="session")
+def own_database(url: str) -> str:
+    """The same server, database :data:`E2E_DB`: the worker started here consumes Celery's
+    default queue, and must never take the messages of other tests' workers (nor they its)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{E2E_DB}"))
+
+
+@pytest.fixture(scope="package")
 def page_dist() -> Path:
     return build_page()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return bridge_settings(
-        redis_url,
+        own_database(redis_url),
         data_dir=tmp_path_factory.mktemp("e2e-data"),
         # Everything the page draws comes from events; let more of them through per second.
         progress_max_rate_hz=20.0,
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(
     e2e_settings: Settings, page_dist: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
@@ -193,7 +205,7 @@ def stack(
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

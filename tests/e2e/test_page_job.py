@@ -61,7 +61,8 @@ def test_upload_shows_live_progress_then_completion_and_the_json_export_download
 
     # The end: complete zone map, 100 %, a log that matches the job's history.
     assert_finished_page_matches_history(page, stack.store, job_id, expected_zones=zones)
-    expect(page.get_by_text(f"{PAGES} pages, {zones} zones")).to_be_visible()
+    summary = f"quarterly-report.pdf: {PAGES} pages, {zones} zones"
+    expect(page.get_by_text(summary, exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Cancel job")).to_be_disabled()
 
     # Export as JSON: its progress arrives as events, then a download button appears.

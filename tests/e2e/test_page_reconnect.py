@@ -20,7 +20,7 @@ from tests.e2e.pages import (
 from tests.pdf_samples import expected_zone_count, many_pages_pdf
 
 #: Long enough that the job is still running after a crash and a restart of the web app.
-PAGES = 120
+PAGES = 80
 
 pytestmark = pytest.mark.browser
 
