@@ -83,7 +83,12 @@ class ExportFormat(StrEnum):
 
 class _Model(BaseModel):
     # NaN and infinities are refused everywhere: a progress bar cannot show them.
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_serialization_defaults_required=True,
+    )
 
 
 class ZoneInfo(_Model):
@@ -293,9 +298,11 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of every event (and the snapshot) — the input of the TypeScript generator."""
     from .snapshot import JobSnapshot
 
-    schema = event_adapter.json_schema(ref_template="#/$defs/{model}")
+    # Serialization mode: a field with a default is always present on the wire, so consumers
+    # (the generated TypeScript types) see it as required rather than optional.
+    schema = event_adapter.json_schema(ref_template="#/$defs/{model}", mode="serialization")
     defs = schema.setdefault("$defs", {})
-    snap = JobSnapshot.model_json_schema(ref_template="#/$defs/{model}")
+    snap = JobSnapshot.model_json_schema(ref_template="#/$defs/{model}", mode="serialization")
     defs.update(snap.pop("$defs", {}))
     defs["JobSnapshot"] = snap
     schema["title"] = "ProgressEvent"

@@ -48,7 +48,7 @@ STATUS_FIELD = "status"
 class ZoneState(BaseModel):
     """A zone as the snapshot knows it: declared shape plus latest progress."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
     zone_id: str
     index: int
     page: int | None = None
@@ -63,7 +63,7 @@ class ZoneState(BaseModel):
 
 
 class ExportState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
     export_id: str
     format: ExportFormat
     status: str = Field(description="started, completed or failed")
@@ -79,7 +79,7 @@ class JobSnapshot(BaseModel):
     A client that renders this and then subscribes with ``(epoch, last_id)`` misses nothing.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
     job_id: str
     epoch: str
     last_id: str

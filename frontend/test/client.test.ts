@@ -17,6 +17,7 @@ import {
   type SnapshotInfo,
 } from "../src/client/index";
 import type { ProgressEvent } from "../src/generated/events";
+import { makeZoneInfo } from "./factories";
 import { clientFor, sleep, TIMEOUT, waitFor } from "./helpers";
 import { ProtocolServer, type ProtocolServerOptions } from "./protocolServer";
 
@@ -233,8 +234,8 @@ describe("subscriptions and resume", () => {
     server.publish("job-5", {
       type: "zones_declared",
       zones: [
-        { zone_id: "z0", index: 0, page: 1 },
-        { zone_id: "z1", index: 1, page: 1 },
+        makeZoneInfo({ zone_id: "z0", index: 0, page: 1 }),
+        makeZoneInfo({ zone_id: "z1", index: 1, page: 1 }),
       ],
     });
     await waitFor(() => t.events.length === 1, "declared");
@@ -288,11 +289,11 @@ describe("subscriptions and resume", () => {
     const t = track(clientFor(server));
     t.client.subscribe("job-6b");
     await waitFor(() => t.snapshots.length === 1, "subscribed");
-    server.publish("job-6b", { type: "zones_declared", zones: [{ zone_id: "old", index: 0 }] });
+    server.publish("job-6b", { type: "zones_declared", zones: [makeZoneInfo({ zone_id: "old", index: 0 })] });
     await waitFor(() => t.client.getJob("job-6b")?.zones.old, "old zone");
     // 2. The stream is recreated under our feet and a new-epoch event arrives live.
     server.recreate("job-6b");
-    server.publish("job-6b", { type: "zones_declared", zones: [{ zone_id: "new", index: 0 }] });
+    server.publish("job-6b", { type: "zones_declared", zones: [makeZoneInfo({ zone_id: "new", index: 0 })] });
     // 3. The client resubscribes without a position and takes the new epoch's snapshot.
     await waitFor(() => t.snapshots.length === 2, "second snapshot");
     const job = t.client.getJob("job-6b")!;

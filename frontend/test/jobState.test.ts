@@ -9,32 +9,34 @@ import {
   zonesInOrder,
   type JobState,
 } from "../src/client/index";
-import type { JobSnapshot, ProgressEvent } from "../src/generated/events";
+import type { ProgressEvent } from "../src/generated/events";
+import { eventFrom, makeSnapshot, makeZoneInfo } from "./factories";
 import { ProtocolServer, type EventBody } from "./protocolServer";
 
 let seq = 0;
 function ev(body: EventBody, jobId = "job"): ProgressEvent {
   seq += 1;
-  return { ...body, job_id: jobId, id: `1000-${seq}`, epoch: "e1", ts: 100 + seq } as ProgressEvent;
+  return eventFrom({ ...body, job_id: jobId, id: `1000-${seq}`, epoch: "e1", ts: 100 + seq });
 }
 
 function run(events: ProgressEvent[], jobId = "job"): JobState {
   return events.reduce(applyEvent, emptyJobState(jobId));
 }
 
-const declared = ev({
+const declaredBody: EventBody = {
   type: "zones_declared",
   zones: [
     { zone_id: "t1", index: 1, page: 1, kind: "table", bbox: [10, 20, 300, 400] },
     { zone_id: "p1", index: 0, page: 1, kind: "text", bbox: [10, 0, 300, 18] },
-    { zone_id: "p2", index: 2, page: 2, kind: "text" },
+    makeZoneInfo({ zone_id: "p2", index: 2, page: 2, kind: "text" }),
   ],
   pages: [
     { number: 2, width: 612, height: 792 },
     { number: 1, width: 612, height: 792 },
   ],
   zones_total: 3,
-});
+};
+const declared = ev(declaredBody);
 
 describe("applyEvent", () => {
   it("walks a job from queued to completed", () => {
@@ -121,8 +123,8 @@ describe("applyEvent", () => {
 });
 
 describe("fromSnapshot", () => {
-  it("fills defaults for a minimal snapshot", () => {
-    const snap: JobSnapshot = { job_id: "j", epoch: "e", last_id: "1-0" };
+  it("reads a snapshot that has only its defaults", () => {
+    const snap = makeSnapshot({ job_id: "j", epoch: "e", last_id: "1-0" });
     const state = fromSnapshot(snap);
     expect(state).toMatchObject({ jobId: "j", epoch: "e", lastId: "1-0", status: "queued", percent: 0, zones: {}, pages: [] });
   });
@@ -136,16 +138,13 @@ describe("fromSnapshot", () => {
       const bodies: EventBody[] = [
         { type: "processing_queued", task_name: "pdf" },
         { type: "processing_started", attempt: 1 },
-        declared as unknown as EventBody,
+        declaredBody,
         { type: "zone_processing", zone_id: "p1", zone_index: 0, processing_tool: "ocr" },
         { type: "zone_completed", zone_id: "p1", zone_index: 0, processing_tool: "ocr", confidence: 0.5 },
         { type: "zone_processing", zone_id: "t1", zone_index: 1, processing_tool: "tab" },
         { type: "processing_progress", percent: 66, current_operation: "tables", eta_s: 3, zones_completed: 1 },
       ];
-      const events = bodies.map((b) => {
-        const { job_id: _j, id: _i, epoch: _e, ts: _t, ...rest } = b as Record<string, unknown>;
-        return server.publish("j1", rest as EventBody);
-      });
+      const events = bodies.map((b) => server.publish("j1", b));
       const replayed = run(events, "j1");
       const snap = fromSnapshot(server.snapshot("j1"));
       const view = (s: JobState) => ({

@@ -12,14 +12,25 @@
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { JobSnapshot, ProgressEvent } from "../src/generated/events";
+import type { JobSnapshot, ProgressEvent, ZoneState } from "../src/generated/events";
+import {
+  eventFrom,
+  makeSnapshot,
+  makeZoneState,
+  type EventFields,
+  type EventType,
+} from "./factories";
 
-/** Every event type's own fields, without the envelope the server fills in. */
-export type EventBody = ProgressEvent extends infer E
-  ? E extends ProgressEvent
-    ? Omit<E, "id" | "epoch" | "job_id" | "owner" | "ts" | "v">
-    : never
-  : never;
+/** Envelope fields `publish` fills in. */
+type ServerFilled = "v" | "id" | "epoch" | "job_id" | "owner" | "ts";
+
+/**
+ * What `publish` takes: an event's `type` and fields, without the envelope the server fills in;
+ * fields with a default in the Python model may be left out (see `makeEvent`).
+ */
+export type EventBody = {
+  [T in EventType]: { type: T } & Omit<EventFields<T>, ServerFilled>;
+}[EventType];
 
 interface StoredJob {
   jobId: string;
@@ -148,15 +159,14 @@ export class ProtocolServer {
     } else {
       this.seq += 1;
     }
-    const event = {
+    const event = eventFrom({
       ...body,
-      v: 1,
       id: `${this.clock}-${this.seq}`,
       epoch: job.epoch,
       job_id: jobId,
       owner: job.owner,
       ts: this.clock / 1000,
-    } as ProgressEvent;
+    });
     job.events.push(event);
     job.all.push(event);
     if (!this.silent) {
@@ -380,23 +390,13 @@ export class ProtocolServer {
  * `progress_bridge/snapshot.py`), so the reducer tests compare two implementations.
  */
 function buildSnapshot(job: StoredJob): JobSnapshot {
-  const snap: JobSnapshot = {
+  const snap = makeSnapshot({
     job_id: job.jobId,
     epoch: job.epoch,
     last_id: job.all.at(-1)?.id ?? "0-0",
-    status: "queued",
     owner: job.owner,
-    attempt: 0,
-    percent: 0,
-    current_operation: null,
-    zones_completed: 0,
-    zones_total: 0,
-    eta_s: null,
-    pages: [],
-    zones: [],
-    exports: [],
-  };
-  const zones = new Map<string, NonNullable<JobSnapshot["zones"]>[number]>();
+  });
+  const zones = new Map<string, ZoneState>();
   let terminal = false;
   const status = (s: JobSnapshot["status"]): void => {
     if (!terminal) snap.status = s;
@@ -426,13 +426,18 @@ function buildSnapshot(job: StoredJob): JobSnapshot {
         if (e.zones_total != null) snap.zones_total = e.zones_total;
         break;
       case "zones_declared":
-        for (const z of e.zones) zones.set(z.zone_id, { ...zones.get(z.zone_id), ...z, status: zones.get(z.zone_id)?.status ?? "pending" });
+        for (const z of e.zones) zones.set(z.zone_id, makeZoneState({ ...zones.get(z.zone_id), ...z }));
         if (e.zones_total != null) snap.zones_total = e.zones_total;
         snap.pages = [...(snap.pages ?? []), ...(e.pages ?? [])];
         break;
       case "zone_processing": {
         const z = zones.get(e.zone_id);
-        if (z) zones.set(e.zone_id, { zone_id: z.zone_id, index: z.index, page: z.page ?? null, kind: z.kind ?? null, bbox: z.bbox ?? null, status: "processing", processing_tool: e.processing_tool });
+        if (z) {
+          zones.set(
+            e.zone_id,
+            makeZoneState({ zone_id: z.zone_id, index: z.index, page: z.page, kind: z.kind, bbox: z.bbox, status: "processing", processing_tool: e.processing_tool }),
+          );
+        }
         snap.current_zone = e.zone_id;
         break;
       }

@@ -130,6 +130,23 @@ function zoneView(zone: ZoneState): ZoneView {
   };
 }
 
+/** A zone known only by id and index: pending, nothing else known (the snapshot's defaults). */
+function pendingZone(zoneId: string, index: number): ZoneView {
+  return {
+    zone_id: zoneId,
+    index,
+    page: null,
+    kind: null,
+    bbox: null,
+    status: "pending",
+    processing_tool: null,
+    confidence: null,
+    duration_ms: null,
+    error: null,
+    summary: null,
+  };
+}
+
 function exportView(exp: ExportState): ExportView {
   return {
     export_id: exp.export_id,
@@ -194,7 +211,7 @@ function upsertZone(
   index: number,
   patch: Partial<ZoneView>,
 ): Record<string, ZoneView> {
-  const prev = zones[zoneId] ?? zoneView({ zone_id: zoneId, index });
+  const prev = zones[zoneId] ?? pendingZone(zoneId, index);
   return { ...zones, [zoneId]: { ...prev, ...patch } };
 }
 
@@ -306,12 +323,21 @@ export function applyEvent(state: JobState, event: ProgressEvent): JobState {
     case "export_progress":
     case "export_completed":
     case "export_failed": {
-      const base = { export_id: event.export_id, format: event.format };
+      // Every field, as in the snapshot's ExportState (defaults: percent 0, the rest null).
+      const base: ExportState = {
+        export_id: event.export_id,
+        format: event.format,
+        status: "started",
+        percent: 0,
+        size_bytes: null,
+        filename: null,
+        error_message: null,
+      };
       let view: ExportView;
       if (event.type === "export_started") {
-        view = exportView({ ...base, status: "started", percent: 0 });
+        view = exportView(base);
       } else if (event.type === "export_progress") {
-        view = exportView({ ...base, status: "started", percent: event.percent });
+        view = exportView({ ...base, percent: event.percent });
       } else if (event.type === "export_completed") {
         view = exportView({
           ...base,

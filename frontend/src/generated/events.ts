@@ -62,27 +62,27 @@ export interface ProcessingQueued {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_queued";
   task_name: string;
 }
@@ -96,30 +96,30 @@ export interface ProcessingStarted {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_started";
-  attempt?: number;
-  worker?: string | null;
+  attempt: number;
+  worker: string | null;
 }
 /**
  * Overall progress; rapid updates coalesce (latest wins).
@@ -131,37 +131,37 @@ export interface ProcessingProgress {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_progress";
   percent: number;
-  current_operation?: string | null;
-  current_zone?: string | null;
-  zones_completed?: number | null;
-  zones_total?: number | null;
+  current_operation: string | null;
+  current_zone: string | null;
+  zones_completed: number | null;
+  zones_total: number | null;
   /**
    * Estimated seconds remaining.
    */
-  eta_s?: number | null;
+  eta_s: number | null;
 }
 /**
  * The zones the job will process (may be sent once per page as pages are analysed).
@@ -173,27 +173,27 @@ export interface ZonesDeclared {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "zones_declared";
   /**
    * @maxItems 10000
@@ -202,11 +202,11 @@ export interface ZonesDeclared {
   /**
    * @maxItems 10000
    */
-  pages?: PageInfo[];
+  pages: PageInfo[];
   /**
    * Zones declared so far.
    */
-  zones_total?: number | null;
+  zones_total: number | null;
 }
 /**
  * A zone as declared before processing: where it is and what it looks like.
@@ -223,15 +223,15 @@ export interface ZoneInfo {
   /**
    * 1-based page number.
    */
-  page?: number | null;
+  page: number | null;
   /**
    * text, table, figure, …
    */
-  kind?: string | null;
+  kind: string | null;
   /**
    * x0, top, x1, bottom in PDF points from the page's top-left.
    */
-  bbox?: [number, number, number, number] | null;
+  bbox: [number, number, number, number] | null;
 }
 /**
  * A page's size, so a viewer can draw zone boxes to scale.
@@ -260,32 +260,32 @@ export interface ZoneProcessing {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "zone_processing";
   zone_id: string;
   zone_index: number;
-  page?: number | null;
-  kind?: string | null;
+  page: number | null;
+  kind: string | null;
   processing_tool: string;
 }
 /**
@@ -298,40 +298,40 @@ export interface ZoneCompleted {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "zone_completed";
   zone_id: string;
   zone_index: number;
-  page?: number | null;
+  page: number | null;
   processing_tool: string;
-  status?: "completed" | "failed";
-  confidence?: number | null;
-  duration_ms?: number | null;
-  error?: string | null;
+  status: "completed" | "failed";
+  confidence: number | null;
+  duration_ms: number | null;
+  error: string | null;
   /**
    * A short preview of the result.
    */
-  summary?: string | null;
+  summary: string | null;
 }
 /**
  * An attempt failed and another is scheduled; not an end.
@@ -343,34 +343,34 @@ export interface ProcessingRetrying {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_retrying";
   /**
    * Number of the attempt that comes next.
    */
   attempt: number;
   reason: string;
-  countdown_s?: number | null;
+  countdown_s: number | null;
 }
 /**
  * Terminal: the job succeeded.
@@ -382,30 +382,30 @@ export interface ProcessingCompleted {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_completed";
-  result_summary?: string | null;
-  duration_ms?: number | null;
+  result_summary: string | null;
+  duration_ms: number | null;
 }
 /**
  * Terminal: the job failed. Never carries a traceback.
@@ -417,34 +417,34 @@ export interface ProcessingFailed {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_failed";
   error_type: string;
   error_message: string;
   /**
    * The worker died and the job will not rerun.
    */
-  lost?: boolean;
+  lost: boolean;
 }
 /**
  * Terminal: the job was revoked.
@@ -456,29 +456,29 @@ export interface ProcessingCancelled {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   type: "processing_cancelled";
-  reason?: string | null;
+  reason: string | null;
 }
 /**
  * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
@@ -488,27 +488,27 @@ export interface ExportStarted {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   export_id: string;
   format: ExportFormat;
   type: "export_started";
@@ -521,27 +521,27 @@ export interface ExportProgress {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   export_id: string;
   format: ExportFormat;
   type: "export_progress";
@@ -555,27 +555,27 @@ export interface ExportCompleted {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   export_id: string;
   format: ExportFormat;
   type: "export_completed";
@@ -590,27 +590,27 @@ export interface ExportFailed {
   /**
    * Schema version.
    */
-  v?: number;
+  v: number;
   /**
    * Stream position; strictly increasing.
    */
-  id?: string | null;
+  id: string | null;
   /**
    * Token of the job stream's lifetime.
    */
-  epoch?: string | null;
+  epoch: string | null;
   /**
    * Celery task id of the job.
    */
   job_id: string;
-  parent_id?: string | null;
-  root_id?: string | null;
-  document_id?: string | null;
-  owner?: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  document_id: string | null;
+  owner: string | null;
   /**
    * Unix time, seconds.
    */
-  ts?: number;
+  ts: number;
   export_id: string;
   format: ExportFormat;
   type: "export_failed";
@@ -628,30 +628,30 @@ export interface JobSnapshot {
   job_id: string;
   epoch: string;
   last_id: string;
-  status?: JobStatus;
-  owner?: string | null;
-  document_id?: string | null;
-  parent_id?: string | null;
-  root_id?: string | null;
-  task_name?: string | null;
-  attempt?: number;
-  percent?: number;
-  current_operation?: string | null;
-  current_zone?: string | null;
-  zones_completed?: number;
-  zones_total?: number;
-  eta_s?: number | null;
-  result_summary?: string | null;
-  error_type?: string | null;
-  error_message?: string | null;
-  created_ts?: number | null;
-  updated_ts?: number | null;
-  pages?: PageInfo[];
+  status: JobStatus;
+  owner: string | null;
+  document_id: string | null;
+  parent_id: string | null;
+  root_id: string | null;
+  task_name: string | null;
+  attempt: number;
+  percent: number;
+  current_operation: string | null;
+  current_zone: string | null;
+  zones_completed: number;
+  zones_total: number;
+  eta_s: number | null;
+  result_summary: string | null;
+  error_type: string | null;
+  error_message: string | null;
+  created_ts: number | null;
+  updated_ts: number | null;
+  pages: PageInfo[];
   /**
    * In index order.
    */
-  zones?: ZoneState[];
-  exports?: ExportState[];
+  zones: ZoneState[];
+  exports: ExportState[];
 }
 /**
  * A zone as the snapshot knows it: declared shape plus latest progress.
@@ -662,15 +662,15 @@ export interface JobSnapshot {
 export interface ZoneState {
   zone_id: string;
   index: number;
-  page?: number | null;
-  kind?: string | null;
-  bbox?: [number, number, number, number] | null;
-  status?: ZoneStatus;
-  processing_tool?: string | null;
-  confidence?: number | null;
-  duration_ms?: number | null;
-  error?: string | null;
-  summary?: string | null;
+  page: number | null;
+  kind: string | null;
+  bbox: [number, number, number, number] | null;
+  status: ZoneStatus;
+  processing_tool: string | null;
+  confidence: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  summary: string | null;
 }
 /**
  * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
@@ -683,8 +683,8 @@ export interface ExportState {
    * started, completed or failed
    */
   status: string;
-  percent?: number;
-  size_bytes?: number | null;
-  filename?: string | null;
-  error_message?: string | null;
+  percent: number;
+  size_bytes: number | null;
+  filename: string | null;
+  error_message: string | null;
 }
