@@ -355,7 +355,8 @@ class Server:
         self.kind = kind
         self.port = free_port()
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(ROOT)
+        # The caller's PYTHONPATH is kept (e.g. to try an extra package in the servers only).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if kind == "bridge":
             secret = settings.token_secret
             assert secret is not None
@@ -478,6 +479,7 @@ def run_server(
         print(f"  {kind}: {held} connected")
         # 2. end-to-end latency at --rate events/s.
         clients.call("reset", "latency")
+        cpu0 = server.cpu_s()
         n_events = int(args.rate * args.latency_s)
         next_at = time.perf_counter()
         for n in range(n_events):
@@ -486,6 +488,7 @@ def run_server(
             time.sleep(max(0.0, next_at - time.perf_counter()))  # pacing the producer
         wait_deliveries(clients, n_events * held, time.time())
         lat = clients.stats()["latencies"]
+        out["lat_us_per_delivery"] = (server.cpu_s() - cpu0) * 1e6 / max(1, len(lat))
         out["lat_p50"], out["lat_p99"] = pct(lat, 0.5), pct(lat, 0.99)
         out["lat_samples"] = len(lat)
         out["lat_expected"] = n_events * held
@@ -609,8 +612,10 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         ("server CPU per connect", "connect_cpu_ms", False, lambda x: f"{x:.2f} ms"),
         (f"latency p50 ({args.clients} × {args.rate:g}/s)", "lat_p50", False, fmt_ms),
         (f"latency p99 ({args.clients} × {args.rate:g}/s)", "lat_p99", False, fmt_ms),
+        ("server CPU µs/delivery (latency)", "lat_us_per_delivery", False, lambda x: f"{x:.2f}"),
         (f"deliveries/s ({args.clients} subs)", "rate_small", True, fmt_n),
         (f"deliveries/s ({args.big} subs)", "rate_big", True, fmt_n),
+        ("server CPU µs/delivery (small)", "us_per_delivery_small", False, lambda x: f"{x:.2f}"),
         ("server CPU µs/delivery (big)", "us_per_delivery_big", False, lambda x: f"{x:.2f}"),
         ("connections held", "max_conns", True, fmt_n),
         ("server RSS at max (MB)", "rss_mb", False, lambda x: f"{x:.0f}"),
