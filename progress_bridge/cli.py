@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -108,6 +109,11 @@ def add_dev_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo-owner", default="demo", help="owner recorded on the demo job")
     parser.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo"))
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--host", default="127.0.0.1", help="web app and Flower address")
+    parser.add_argument("--port", type=int, default=8000, help="web app (page, API, /ws) port")
+    parser.add_argument(
+        "--flower-port", type=int, default=5555, help="Celery Flower port (0: no Flower)"
+    )
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
@@ -130,10 +136,41 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     ]
 
 
-#: The children ``dev`` runs, in start order (stopped in reverse): name → argv from the options.
-#: Each child gets ``REDIS_URL`` in its environment. Add the web app here when it exists.
+def web_argv(args: argparse.Namespace) -> list[str]:
+    """The demo web app: the page, the REST API and the bridge (``/ws``)."""
+    return [
+        sys.executable,
+        "-m",
+        "progress_bridge.cli",
+        "serve",
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
+
+
+def flower_argv(args: argparse.Namespace) -> list[str]:
+    if not args.flower_port:
+        return []
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tasks",
+        "flower",
+        f"--address={args.host}",
+        f"--port={args.flower_port}",
+    ]
+
+
+#: The children ``dev`` runs, in start order (stopped in reverse): name → argv from the options
+#: (an empty argv skips the child). Each child gets ``REDIS_URL`` in its environment.
 DEV_PROCESSES: list[tuple[str, Callable[[argparse.Namespace], list[str]]]] = [
     ("worker", worker_argv),
+    ("web", web_argv),
+    ("flower", flower_argv),
 ]
 
 
@@ -148,11 +185,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
         if not url:
             url = stack.enter_context(EmbeddedValkey()).url
             _err(f"[dev] embedded valkey-server at {url}")
-        # Children inherit our environment plus the server we chose.
+        # Children inherit our environment plus the server we chose. Without a configured token
+        # secret, one is drawn for this run and shared, so `progress-bridge token` output and
+        # the page's sign-in work against every child.
         child_env = {**os.environ, "REDIS_URL": url}
+        if settings.token_secret is None:
+            child_env["PROGRESS_TOKEN_SECRET"] = secrets.token_urlsafe(32)
         stack.callback(supervisor.stop_all)
         for name, argv_of in DEV_PROCESSES:
-            supervisor.start(name, argv_of(args), cwd=_project_root(), env=child_env)
+            argv = argv_of(args)
+            if argv:
+                supervisor.start(name, argv, cwd=_project_root(), env=child_env)
+        _err(f"[dev] page, REST API and /ws: http://{args.host}:{args.port}/")
+        if args.flower_port:
+            _err(f"[dev] Celery Flower: http://{args.host}:{args.flower_port}/")
         if args.demo:
             job_id = _submit_demo(settings, url, args)
             _out(job_id)

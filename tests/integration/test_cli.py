@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from progress_bridge.embedded import free_port
 from progress_bridge.events import (
     ProcessingCancelled,
     ProcessingCompleted,
@@ -98,10 +101,30 @@ def test_tail_follows_live_events_and_exits_1_on_failed_or_cancelled(
         proc.communicate()
 
 
-def test_dev_runs_a_worker_and_a_demo_job_and_stops_everything_on_sigterm() -> None:
-    # Embedded server (no REDIS_URL), a prefork worker, and a fast demo job.
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> None:
+    # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and a fast demo job.
+    web_port, flower_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [*CLI, "dev", "--demo", "--demo-speed", "20", "--concurrency", "1"],
+        [
+            *CLI,
+            "dev",
+            "--demo",
+            "--demo-speed",
+            "20",
+            "--concurrency",
+            "1",
+            "--port",
+            str(web_port),
+            "--flower-port",
+            str(flower_port),
+        ],
         env=run_env(None),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -123,11 +146,21 @@ def test_dev_runs_a_worker_and_a_demo_job_and_stops_everything_on_sigterm() -> N
         types = [json.loads(line)["type"] for line in done.stdout.splitlines()]
         assert types[0] == "processing_queued" and types[-1] == "processing_completed"
         assert "zone_completed" in types
+        # The web app (bridge included) and Flower answer on the ports given.
+        for url in (f"http://127.0.0.1:{web_port}/readyz", f"http://127.0.0.1:{flower_port}/"):
+            deadline = time.monotonic() + 3 * TIMEOUT
+            while not _answers(url):
+                assert time.monotonic() < deadline, f"{url} never answered"
+                time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=TIMEOUT)
+        _, err = proc.communicate(timeout=3 * TIMEOUT)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
+    # Everything it started has stopped: the ports are free again.
+    for port in (web_port, flower_port):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
 
 
 def test_worker_without_a_redis_url_refuses_to_start_with_a_clear_message() -> None:
