@@ -165,11 +165,11 @@ def unique_user(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-def own_database(url: str) -> str:
-    """The same server, database :data:`E2E_DB`: the worker started here consumes Celery's
-    default queue, and must never take the messages of other tests' workers (nor they its)."""
+def own_database(url: str, db: int = E2E_DB) -> str:
+    """The same server, database ``db``: the workers started here consume Celery's default
+    queue, and must never take the messages of other tests' workers (nor they theirs)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{E2E_DB}"))
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(scope="package")

@@ -73,6 +73,9 @@ def test_bridge_killed_mid_job_page_shows_reconnecting_then_recovers_the_complet
     # Crash the web app (SIGKILL: no close frame) while the worker keeps going.
     port = stack.web.port
     stack.web.kill()
+    killed_at = stack.store.snapshot(job_id)
+    assert killed_at is not None
+    assert killed_at.status == "started", "the job ended before the crash: make it longer"
     expect(banner).to_have_attribute("data-state", "reconnecting")
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("Reconnecting")

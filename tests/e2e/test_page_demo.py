@@ -1,0 +1,100 @@
+"""The README's run command serves the page: ``scripts/demo`` builds the frontend and runs
+``progress-bridge dev --demo``; here the built page and that command (without the installer)
+are used as a person would, and the demo job is watched in Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from progress_bridge.embedded import free_port
+from tests.conftest import TIMEOUT
+from tests.e2e.conftest import JOB_WAIT_MS, ROOT, WAIT_MS, own_database
+from tests.e2e.pages import screenshot, sign_in
+
+#: Another database than the stack's, so the two stacks' workers never share a queue.
+DEMO_DB = 14
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def dev_stack(redis_url: str, page_dist: Path, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """``progress-bridge dev --demo`` on a free port; yields (page URL, demo job id, owner)."""
+    port, owner = free_port(), f"demo-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "REDIS_URL": own_database(redis_url, DEMO_DB),
+        "PROGRESS_DATA_DIR": str(tmp_path),
+    }
+    env.pop("PROGRESS_TOKEN_SECRET", None)  # dev draws one per run, as for a person
+    cmd = [sys.executable, "-m", "progress_bridge.cli", "dev", "--demo", "--demo-speed", "5"]
+    cmd += ["--demo-owner", owner, "--pool", "threads", "--concurrency", "1"]
+    cmd += ["--port", str(port), "--flower-port", "0"]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        job_id = proc.stdout.readline().strip()
+        assert job_id, "dev printed no demo job id"
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while True:  # the web app is a child of dev: poll until it answers
+            try:
+                if httpx.get(f"{url}healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "dev exited"
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.1)
+        yield url, job_id, owner
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=3 * TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+
+
+def test_dev_command_serves_the_page_and_the_demo_job_can_be_watched_there(
+    browser: Any, dev_stack: tuple[str, str, str]
+) -> None:
+    url, job_id, owner = dev_stack
+
+    # The page at the URL dev prints: sign in as the demo job's owner.
+    context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        expect(page).to_have_title("progress-bridge — PDF jobs")
+        sign_in(page, owner)
+
+        # The demo job is in the user's list; open it and watch it to the end.
+        jobs = page.get_by_role("navigation", name="Your jobs").get_by_role("button")
+        expect(jobs).to_have_count(1)
+        jobs.click()
+        expect(page).to_have_url(f"{url}#job={job_id}")
+        expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=JOB_WAIT_MS)
+        zones = page.locator("rect.zone")
+        expect(zones).not_to_have_count(0)
+        expect(page.locator('rect.zone:not([data-status="completed"])')).to_have_count(0)
+        expect(page.get_by_test_id("progress-text")).to_contain_text("100%")
+        screenshot(page, "dev-demo-job")
+    finally:
+        context.close()
