@@ -279,6 +279,29 @@ def test_cancelling_a_fanned_out_job_revokes_the_children_and_ends_it_once(
 
 
 @pytest.mark.usefixtures("worker_app")
+def test_cancelling_a_running_single_task_job_stops_it_at_the_next_zone(
+    store: EventStore, files: JobFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, reached = gate_parts(monkeypatch)
+    try:
+        # The job holds after its first zone; cancel as the API does, then let it go on.
+        job_id = submit(files, mixed_pdf())
+        assert reached.acquire(timeout=TIMEOUT)
+        store.append(ProcessingCancelled(job_id=job_id, reason="cancelled by alice"))
+        assert revoke_job(pdf_tasks.app, job_id) == [job_id]
+        time.sleep(0.05)  # longer than cancel_poll_s: the task's next check sees the cancel
+    finally:
+        gate.set()
+    # It stops before the next zone: no more zones, no completion, Celery says REVOKED.
+    wait_for(lambda: AsyncResult(job_id).state == states.REVOKED, "the task to stop")
+    history = ended(store, job_id)
+    assert [e.type for e in terminals(history)] == ["processing_cancelled"]
+    cancel_at = next(i for i, e in enumerate(history) if e.type == "processing_cancelled")
+    assert not any(e.type == "zone_processing" for e in history[cancel_at:])
+    assert not files.result(job_id).exists()
+
+
+@pytest.mark.usefixtures("worker_app")
 @pytest.mark.parametrize(
     ("fmt", "name", "marker"),
     [
