@@ -22,6 +22,7 @@ import uvicorn
 from progress_bridge.auth import TokenAuthority
 from progress_bridge.config import Settings
 from progress_bridge.embedded import free_port
+from progress_bridge.events import ProcessingQueued
 from progress_bridge.streams import EventStore
 from tasks.pdf_tasks import JobFiles
 from tests.conftest import TIMEOUT
@@ -54,6 +55,8 @@ def api_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Se
         cancel_poll_s=0.02,
         progress_max_rate_hz=50,
         bridge_read_block_ms=200,
+        upload_retention_s=3600,
+        cleanup_interval_s=0.1,
     )
 
 
@@ -332,6 +335,21 @@ def test_exporting_a_job_that_did_not_complete_conflicts(alice: httpx.Client) ->
     snap = finished(alice, job_id)
     answer = alice.post(f"/api/jobs/{job_id}/exports", json={"format": "csv"})
     assert answer.status_code == (202 if snap["status"] == "completed" else 409)
+
+
+def test_the_app_sweeps_expired_uploads_but_keeps_those_of_running_jobs(
+    base_url: str, files: JobFiles, store: EventStore
+) -> None:
+    # Two uploads two hours old: one of a job that has ended long ago (its snapshot expired),
+    # one of a job still queued. The app's sweep (every 0.1 s here) removes only the first.
+    old = time.time() - 7200
+    expired, running = files.upload("pdf-expired"), files.upload("pdf-still-queued")
+    store.append(ProcessingQueued(job_id="pdf-still-queued", task_name="t", owner="alice"))
+    for path in (expired, running):
+        path.write_bytes(b"%PDF-1.4")
+        os.utime(path, (old, old))
+    wait_for(lambda: not expired.exists(), "the sweep to remove the expired upload")
+    assert running.exists()
 
 
 def test_retention_removes_expired_files_but_keeps_running_jobs(tmp_path: Path) -> None:
