@@ -12,7 +12,10 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
   zones go to the job's stream and its zone counters are summed into the job's snapshot by the
   store (aggregated progress as events arrive, no polling of children). Children carry no owner:
   they have their own streams (queued/started/... for operators) but never enter the user's
-  owner index, so ``GET /api/jobs`` and ``user:`` rooms only show the job.
+  owner index, so ``GET /api/jobs`` and ``user:`` rooms only show the job. Parts declare their
+  zones page by page, so the job's ``zones_total`` grows while it runs: ``zones_completed``
+  never decreases, but ``percent`` (completed / total) can step back when a part declares a
+  page with many zones.
 
 Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
