@@ -303,6 +303,9 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
         _stop(self, stop, own_event=False)
     result.source_name = display_name
     _write_json(files.result(job_id), result.to_dict())
+    # Write the last coalesced progress now: flushed by the success signal instead, its Celery
+    # PROGRESS state would land after (and replace) the SUCCESS result Celery just stored.
+    self.progress.flush()
     return _summary(result, display_name)
 
 
@@ -443,15 +446,19 @@ def finish_canvas(
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
         return {"summary": f"job ended ({ended.ended}) before its parts were merged"}
     try:
-        results = [
-            DocumentResult.from_dict(
-                json.loads(files.part(job_id, p["first_page"], p["last_page"]).read_text())
-            )
-            for p in parts
-        ]
-        merged = merge_results(results)
-        merged.source_name = display_name
-        _write_json(files.result(job_id), merged.to_dict())
+        if files.result(job_id).exists() and not files.parts_dir(job_id).exists():
+            # A redelivered body (its worker died after merging): the merge is done.
+            merged = DocumentResult.from_dict(json.loads(files.result(job_id).read_text()))
+        else:
+            results = [
+                DocumentResult.from_dict(
+                    json.loads(files.part(job_id, p["first_page"], p["last_page"]).read_text())
+                )
+                for p in parts
+            ]
+            merged = merge_results(results)
+            merged.source_name = display_name
+            _write_json(files.result(job_id), merged.to_dict())
     except Exception as exc:
         capture.send(
             ProcessingFailed(
@@ -460,15 +467,16 @@ def finish_canvas(
                 error_message=f"The page ranges could not be merged: {_describe(exc)}",
             )
         )
-        raise
-    finally:
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        raise
     summary = _summary(merged, display_name)
     summary["parts"] = len(parts)
     duration = None if started_ts is None else max(0, int((time.time() - started_ts) * 1000))
     capture.send(
         ProcessingCompleted(**envelope, result_summary=summary["summary"], duration_ms=duration)
     )
+    # Parts go only after the completion is recorded, so a rerun can always finish the job.
+    shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
     return summary
 
 
