@@ -124,7 +124,8 @@ def finished(c: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def test_dev_token_endpoint_mints_a_working_token(base_url: str) -> None:
-    token = httpx.post(f"{base_url}/api/token", json={"user": "carol"}).json()["token"]
+    user = f"carol-{secrets.token_hex(4)}"  # a user no other test has jobs for
+    token = httpx.post(f"{base_url}/api/token", json={"user": user}).json()["token"]
     listed = httpx.get(f"{base_url}/api/jobs", headers={"Authorization": f"Bearer {token}"})
     assert listed.status_code == 200
     assert listed.json() == {"jobs": []}
@@ -266,7 +267,8 @@ def test_another_users_job_is_forbidden_and_an_unknown_one_not_found(
 def test_the_list_shows_only_the_callers_jobs_newest_first_without_canvas_children(
     base_url: str,
 ) -> None:
-    with client(base_url, "dora") as dora, client(base_url, "erin") as erin:
+    names = [f"{name}-{secrets.token_hex(4)}" for name in ("dora", "erin")]
+    with client(base_url, names[0]) as dora, client(base_url, names[1]) as erin:
         first = upload(dora, mixed_pdf()).json()["job_id"]
         time.sleep(0.01)
         second = upload(dora, many_pages_pdf(7)).json()["job_id"]  # fans out into 3 parts
