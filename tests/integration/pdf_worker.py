@@ -30,7 +30,10 @@ _BACKEND_OPTIONS = "result_backend_transport_options"
 
 
 @contextlib.contextmanager
-def pdf_worker(redis_url: str, settings: Settings, concurrency: int = 2) -> Iterator[Celery]:
+def pdf_worker(
+    redis_url: str, settings: Settings, concurrency: int = 2, *, start: bool = True
+) -> Iterator[Celery]:
+    """``start=False`` only configures the app (to publish to a worker run elsewhere)."""
     app: Celery = pdf_tasks.app
     names = ("broker_url", "result_backend", "progress_settings", _BACKEND_OPTIONS)
     saved = {k: app.conf.get(k) for k in names}
@@ -45,8 +48,13 @@ def pdf_worker(redis_url: str, settings: Settings, concurrency: int = 2) -> Iter
     )
     _producer._captures.pop(id(app), None)  # a capture made under other settings
     try:
-        with start_worker(app, pool="threads", concurrency=concurrency, perform_ping_check=False):
+        if not start:
             yield app
+        else:
+            with start_worker(
+                app, pool="threads", concurrency=concurrency, perform_ping_check=False
+            ):
+                yield app
     finally:
         # Publishing subscribed this thread to each task's result channel (for a fast .get());
         # these tests poll results instead: drop the subscriptions while the server still runs.
