@@ -21,7 +21,10 @@ Contract: every call validates its arguments and raises :class:`InvalidEvent` at
 Progress writes are coalesced to ``settings.progress_max_rate_hz`` per job; a pending update is
 written before the next zone or lifecycle event, when the task returns, and otherwise by a
 per-process timer thread as soon as it is due (so the last update before a long silent stretch of
-work is not held back).
+work is not held back). "When the task returns" is inside :meth:`ProgressTask.__call__`, before
+Celery stores the result: a write after that would set Celery's state back to ``PROGRESS`` over
+``SUCCESS``/``FAILURE``. Once the run has ended (:meth:`ProgressReporter.close`), later writes go
+to the stream only and never call ``update_state``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Task
+from celery._state import _task_stack
 from celery.result import AsyncResult
 from pydantic import ValidationError
 
@@ -127,6 +131,7 @@ class ProgressReporter:
         self._operation: str | None = None
         self._zone: str | None = None
         self._dirty = False
+        self._closed = False
         self._pending_counts: dict[str, int] = {}
         self._pending_export: ProgressEvent | None = None
         self._eta = EtaEstimator()
@@ -358,6 +363,17 @@ class ProgressReporter:
             if self._dirty:
                 self._write(time.monotonic())
 
+    def close(self) -> None:
+        """End of the run: write the pending update, then never touch Celery's state again.
+
+        Called by :meth:`ProgressTask.__call__` before Celery stores the task's result, so the
+        last ``PROGRESS`` state is written before ``SUCCESS``/``FAILURE`` and never over it. A
+        later flush (signal handlers, the trailing-flush thread) still writes to the stream.
+        """
+        with self._lock:
+            self.flush()
+            self._closed = True
+
     def flush_due(self) -> None:
         """Called by the trailing-flush thread: write the pending update if it is due."""
         with self._lock:
@@ -410,7 +426,7 @@ class ProgressReporter:
                 eta_s=eta,
             )
         )
-        if self._task is not None:
+        if self._task is not None and not self._closed:
             self._celery_progress(eta)
 
     def _celery_progress(self, eta: float | None) -> None:
@@ -486,6 +502,32 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
     #: Set False on a subclass (or a task) to write no lifecycle events for it.
     track_progress = True
     _progress_capture = True  # the marker the signal handlers look for
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task (as ``Task.__call__`` does), then end its reporter before returning.
+
+        Celery's tracer stores the result (``SUCCESS``/``FAILURE``) right after this returns or
+        raises, and only then sends task_success/task_failure: the pending coalesced progress
+        (with its ``update_state(PROGRESS)``) must be written here, not in those handlers, or it
+        would overwrite the stored result and ``AsyncResult`` would never be ready.
+        """
+        outer = self.request
+        _task_stack.push(self)
+        self.push_request(args=args, kwargs=kwargs)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            reporter: ProgressReporter | None = getattr(self.request, "_progress_reporter", None)
+            self.pop_request()
+            _task_stack.pop()
+            if reporter is not None:
+                try:
+                    reporter.close()
+                except Exception:  # progress is advisory: never fail the task here
+                    _signals.log.exception("could not flush progress of job %s", reporter.job_id)
+            if reporter is not None and outer.id == reporter.job_id:
+                # The signal handlers read the tracer's request (for the run's duration).
+                outer._progress_reporter = reporter
 
     @property
     def progress(self) -> ProgressReporter:

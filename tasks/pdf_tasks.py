@@ -303,9 +303,8 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
         _stop(self, stop, own_event=False)
     result.source_name = display_name
     _write_json(files.result(job_id), result.to_dict())
-    # Write the last coalesced progress now: flushed by the success signal instead, its Celery
-    # PROGRESS state would land after (and replace) the SUCCESS result Celery just stored.
-    self.progress.flush()
+    # (The last coalesced progress is written by ProgressTask.__call__ as this returns, before
+    # Celery stores the result.)
     return _summary(result, display_name)
 
 
@@ -395,9 +394,9 @@ def process_pages(
         self.progress.flush()
         _report_part_failure(capture, job_id, first_page, last_page, exc)
         raise
-    # Counters are coalesced: write them before the result is stored, because storing the last
-    # part's result is what publishes the chord body (which completes the job).
-    self.progress.flush()
+    # Counters are coalesced: ProgressTask.__call__ writes them as this returns, before the
+    # result is stored (storing the last part's result publishes the chord body, which completes
+    # the job).
     _write_json(files.part(job_id, first_page, last_page), result.to_dict())
     return {"first_page": first_page, "last_page": last_page, "zones": len(result.zones)}
 

@@ -102,6 +102,14 @@ def make_app(redis_url: str, progress_url: str | None = None, **conf: Any) -> Ce
             self.zone_completed(zone.zone_id, tool="t")
         return n
 
+    @task(base=ProgressTask, bind=True, name=f"{app.main}.quick")
+    def quick(self: ProgressTask, fail: bool = False) -> str:
+        self.set_progress(10, operation="first")
+        self.set_progress(60, operation="last")  # within the rate limit: coalesced, pending
+        if fail:
+            raise ValueError("late failure")
+        return "done"
+
     @task(name=f"{app.main}.plain")
     def plain() -> str:
         return "untracked"
@@ -202,6 +210,32 @@ def test_failure_ends_failed_with_type_and_message_and_no_traceback(
     assert "Traceback" not in failed.model_dump_json()
     # The pending progress update was flushed before the terminal event.
     assert [e.type for e in events][-2:] == ["processing_progress", "processing_failed"]
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "failure"])
+def test_a_pending_coalesced_update_is_written_before_the_result_is_stored(
+    app: Celery, store: EventStore, fail: bool
+) -> None:
+    # The task's last progress call is coalesced (still pending) when it returns or raises.
+    result = app.tasks[f"{app.main}.quick"].submit(kwargs={"fail": fail})
+    events = finished_history(store, result.id)
+    terminal = "processing_failed" if fail else "processing_completed"
+
+    # Celery keeps the stored result: the pending update's PROGRESS state was written before
+    # it, never after (which would leave the job in PROGRESS and AsyncResult never ready).
+    wait_for(lambda: AsyncResult(result.id, app=app).ready(), "the stored result")
+    time.sleep(0.3)  # a late PROGRESS write would have landed by now
+    fresh = AsyncResult(result.id, app=app)
+    if fail:
+        assert fresh.state == "FAILURE"
+        with pytest.raises(ValueError, match="late failure"):
+            fresh.get(timeout=TIMEOUT)
+    else:
+        assert (fresh.state, fresh.get(timeout=TIMEOUT)) == ("SUCCESS", "done")
+    # The stream has that update, right before the one terminal event.
+    progress = [e for e in events if isinstance(e, ProcessingProgress)]
+    assert (progress[-1].percent, progress[-1].current_operation) == (60, "last")
+    assert [e.type for e in events][-2:] == ["processing_progress", terminal]
 
 
 def test_retry_is_retrying_then_a_second_attempt_not_an_end(app: Celery, store: EventStore) -> None:
