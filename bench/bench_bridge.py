@@ -65,6 +65,7 @@ from progress_bridge.streams import EventStore  # noqa: E402
 KINDS = ("bridge", "naive", "broadcast")
 SOURCE_IPS = [f"127.0.0.{n}" for n in range(1, 9)]
 WAIT_S = 60.0  # longest any single phase may take
+RAMP_CHUNK = 600  # connections opened per round trip to the workers
 NOFILE = 65_536
 
 
@@ -446,6 +447,29 @@ def wait_deliveries(clients: Clients, expected: int, started: float) -> tuple[in
     return stats["events"], stats["events"] / took
 
 
+def ramp(
+    kind: str,
+    clients: Clients,
+    url: str,
+    protocols: list[str],
+    job_id: str,
+    n: int,
+    args: argparse.Namespace,
+) -> int:
+    """Open ``n`` more connections in chunks, within ``--ramp-s``; return how many opened."""
+    opened, deadline = 0, time.monotonic() + args.ramp_s
+    while opened < n and time.monotonic() < deadline:
+        chunk = min(RAMP_CHUNK, n - opened)
+        times, errors, first = clients.connect(url, protocols, job_id, chunk, args.ramp_concurrency)
+        opened += len(times)
+        if first:
+            print(f"  {kind}: {errors} connect errors, first: {first[0]}")
+        if not times:
+            break
+    print(f"  {kind}: {opened} more connections opened")
+    return opened
+
+
 def run_server(
     kind: str,
     args: argparse.Namespace,
@@ -496,12 +520,7 @@ def run_server(
         # 3. deliveries/s at --clients subscribers.
         for label, subs in (("small", args.clients), ("big", args.big)):
             if subs > held:
-                more, errors, first = clients.connect(
-                    server.url, protocols, job_id, subs - held, args.ramp_concurrency
-                )
-                held += len(more)
-                if first:
-                    print(f"  {kind}: connect errors, first: {first[0]}")
+                held += ramp(kind, clients, server.url, protocols, job_id, subs - held, args)
             burst = max(10, args.deliveries // max(1, held))
             clients.call("reset", "count")
             cpu0 = server.cpu_s()
@@ -521,13 +540,9 @@ def run_server(
         # 5. maximum connections.
         if args.max_conns > held:
             t0 = time.perf_counter()
-            more, errors, first = clients.connect(
-                server.url, protocols, job_id, args.max_conns - held, args.ramp_concurrency
-            )
-            out["ramp_rate"] = len(more) / (time.perf_counter() - t0)
-            held += len(more)
-            if first:
-                print(f"  {kind}: connect errors, first: {first[0]}")
+            more = ramp(kind, clients, server.url, protocols, job_id, args.max_conns - held, args)
+            out["ramp_rate"] = more / (time.perf_counter() - t0)
+            held += more
         clients.call("reset", "count")
         started = time.time()
         store.append(zone(job_id, 10**6))
@@ -694,6 +709,7 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=500_000, help="per throughput phase")
     parser.add_argument("--connect-concurrency", type=int, default=4, help="per worker")
     parser.add_argument("--ramp-concurrency", type=int, default=32, help="per worker")
+    parser.add_argument("--ramp-s", type=float, default=400.0, help="time to open connections")
     parser.add_argument("--replays", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="at most 1,000 connections")
     args = parser.parse_args()
