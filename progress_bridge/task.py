@@ -88,6 +88,25 @@ def envelope_of(request: Any) -> dict[str, Any]:
     }
 
 
+def parent_envelope(child: Mapping[str, Any], parent_id: str) -> dict[str, Any]:
+    """Envelope of the events a canvas child writes to its parent job's stream.
+
+    They are the parent's events: ``job_id`` is the parent, which has no parent of its own here,
+    and its root is the canvas root (the child's ``root_id``, unless the child is itself the root
+    because it was published on its own). Owner and document are left out: the child carries
+    none (a canvas child never enters its user's job list), the parent's snapshot keeps its own,
+    and readers take them from there (an owner here would also index the parent under it).
+    """
+    root = child.get("root_id")
+    return {
+        "job_id": parent_id,
+        "parent_id": None,
+        "root_id": root if root not in (None, child["job_id"]) else None,
+        "owner": None,
+        "document_id": None,
+    }
+
+
 class ProgressReporter:
     """Progress of one task run. Plain functions receive it as their progress callback.
 
@@ -108,12 +127,10 @@ class ProgressReporter:
         self._send = capture.send
         self._env = dict(envelope)
         self.job_id: str = self._env["job_id"]
-        # Zone events of a canvas child go to the parent job the user watches.
-        self._zone_env = (
-            {**self._env, "job_id": aggregate_to, "parent_id": self.job_id}
-            if aggregate_to
-            else self._env
-        )
+        # Zone events of a canvas child go to the parent job the user watches, and events in a
+        # job's stream describe that job: the parent's envelope, not the child's (the snapshot
+        # copies parent_id/root_id/owner/document_id from them).
+        self._zone_env = parent_envelope(self._env, aggregate_to) if aggregate_to else self._env
         self._aggregate = aggregate_to is not None
         self._task = task
         self._hostname = hostname

@@ -179,7 +179,11 @@ def test_large_document_fans_out_with_one_aggregated_progress_and_one_completion
     # The children: one per page range, each with its own stream marked with the job as parent,
     # each completed; none of them is in the user's job list.
     children = [f"{job_id}-p{first}" for first in (1, 4, 7, 10)]
-    assert {e.parent_id for e in zone_events} == set(children)
+    # Every event in the job's stream describes the job: the parts write to it as the job (the
+    # job's snapshot never names one of its children as its parent).
+    assert {(e.job_id, e.parent_id) for e in history} == {(job_id, None)}
+    assert {e.root_id for e in history} <= {None, job_id}
+    assert (snap.parent_id, snap.owner, snap.document_id) == (None, "alice", "report.pdf")
     for child in children:
         child_history = store.history(child)
         assert child_history[0].parent_id == job_id

@@ -361,6 +361,34 @@ def test_canvas_children_report_zones_to_the_parent_job(
     assert capture_for(app).stats.redis_errors == 0
 
 
+def test_events_a_child_writes_to_its_parents_stream_describe_the_parent(
+    app: Celery, store: EventStore, job_id: str
+) -> None:
+    # The parent job exists with its owner; a child (of another owner) reports to it.
+    store.append(ProcessingQueued(job_id=job_id, owner="dave", document_id="doc-9", task_name="j"))
+    result = app.tasks[f"{app.main}.child"].submit(2, parent=job_id, owner="erin")
+    assert result.get(timeout=TIMEOUT) == 2
+    finished_history(store, result.id)
+    wait_for(lambda: (s := store.snapshot(job_id)) and s.zones_completed == 2, "the zones")
+
+    # Every event in the parent's stream is about the parent: no child as its parent, no
+    # child's owner; its snapshot keeps its own owner and document and has no parent.
+    events = store.history(job_id)[1:]
+    assert events and {(e.job_id, e.parent_id, e.owner) for e in events} == {(job_id, None, None)}
+    assert {e.root_id for e in events} == {None}
+    snap = store.snapshot(job_id)
+    assert snap is not None
+    assert (snap.parent_id, snap.root_id, snap.owner, snap.document_id) == (
+        None,
+        None,
+        "dave",
+        "doc-9",
+    )
+    assert job_id not in store.jobs_of("erin")
+    # The child's own stream still names the parent.
+    assert store.history(result.id)[0].parent_id == job_id
+
+
 def test_solo_pool_writes_the_same_lifecycle(redis_url: str, store: EventStore) -> None:
     solo = make_app(redis_url)
     with start_worker(solo, pool="solo", perform_ping_check=False):
