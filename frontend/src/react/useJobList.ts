@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
 import type { ClientState, JobState, ProgressClient, ProgressClientError } from "../client/index";
+import { batchedSubscribe } from "./batched";
 import { useConnectionState } from "./useConnectionState";
 
 /** What `useJobList` returns. */
@@ -19,11 +20,14 @@ export function useJobList(client: ProgressClient, user: string | null): JobList
   const room = user ? `user:${user}` : null;
   const state = useConnectionState(client);
 
-  const subscribeRoom = useCallback(
-    (onChange: () => void) =>
-      client.on("room", (change) => {
-        if (change.room === room) onChange();
-      }),
+  // Re-renders at most once per animation frame, however many events a burst brings.
+  const subscribeRoom = useMemo(
+    () =>
+      batchedSubscribe((onChange) =>
+        client.on("room", (change) => {
+          if (change.room === room) onChange();
+        }),
+      ),
     [client, room],
   );
   const getJobs = useCallback(() => (room ? client.getRoomJobs(room) : NONE), [client, room]);

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
 import {
   isFinished,
   type ClientState,
@@ -9,6 +9,7 @@ import {
   type StreamPosition,
 } from "../client/index";
 import type { JobSnapshot, ProgressEvent } from "../generated/events";
+import { batchedSubscribe } from "./batched";
 import { useConnectionState } from "./useConnectionState";
 
 /** Options of `useJobProgress`; callbacks may change on every render without resubscribing. */
@@ -53,11 +54,14 @@ export function useJobProgress(
 
   const state = useConnectionState(client);
 
-  const subscribeJob = useCallback(
-    (onChange: () => void) =>
-      client.on("job", (change) => {
-        if (change.jobId === jobId) onChange();
-      }),
+  // Re-renders at most once per animation frame, however many events a burst brings.
+  const subscribeJob = useMemo(
+    () =>
+      batchedSubscribe((onChange) =>
+        client.on("job", (change) => {
+          if (change.jobId === jobId) onChange();
+        }),
+      ),
     [client, jobId],
   );
   const getJob = useCallback(() => (jobId ? (client.getJob(jobId) ?? null) : null), [client, jobId]);
