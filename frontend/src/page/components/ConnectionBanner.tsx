@@ -15,7 +15,14 @@ export function ConnectionBanner({ client }: { client: ProgressClient }) {
     tone = "error";
   }
   return (
-    <div role="status" aria-live="polite" className={`banner banner--${tone}`} data-state={state} hidden={text === null}>
+    <div
+      role="status"
+      aria-live="polite"
+      className={`banner banner--${tone}`}
+      data-state={state}
+      data-testid="connection-banner"
+      hidden={text === null}
+    >
       {text}
     </div>
   );

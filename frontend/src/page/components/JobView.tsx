@@ -1,17 +1,13 @@
-import { useEffect, useId, useState } from "react";
+import { useEffect, useId, useMemo, useState, useSyncExternalStore } from "react";
 import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
-import { useJobProgress } from "../../react/index";
+import { batchedSubscribe, useJobProgress } from "../../react/index";
 import { cancelJob } from "../api";
+import { EventLogStore } from "../eventLog";
+import { EventLog } from "./EventLog";
 import { Exports } from "./Exports";
 import { describeEvent, formatDuration, statusLabel } from "./format";
 import { ZoneMap } from "./ZoneMap";
-
-interface LogLine {
-  key: string;
-  time: string;
-  text: string;
-}
 
 function clock(ts: number | null | undefined): string {
   return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
@@ -47,20 +43,21 @@ function useLocalEta(etaS: number | null, etaTs: number | null, now: number): nu
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
 export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
   const id = useId();
-  const [log, setLog] = useState<LogLine[]>([]);
   const [actionError, setActionError] = useState<string | null>(null);
   const [cancelling, setCancelling] = useState(false);
 
-  // Lines are keyed by stream id; the client already delivers each event once, and the key
-  // check keeps the log free of repeats even if a listener fires twice (StrictMode).
-  const append = (line: LogLine) =>
-    setLog((lines) => (lines.some((l) => l.key === line.key) ? lines : [...lines, line]));
+  // Lines are keyed by stream id; the client already delivers each event once, and the store's
+  // key set keeps the log free of repeats even if a listener fires twice (StrictMode). The log
+  // re-renders with the job, at most once per animation frame.
+  const [log] = useState(() => new EventLogStore());
+  const subscribeLog = useMemo(() => batchedSubscribe(log.subscribe), [log]);
+  const logVersion = useSyncExternalStore(subscribeLog, log.getVersion, log.getVersion);
 
   const { job, finished, error } = useJobProgress(client, jobId, {
     onEvent: (event: ProgressEvent) =>
-      append({ key: event.id ?? `${event.type}-${event.ts}`, time: clock(event.ts), text: describeEvent(event) }),
+      log.append({ key: event.id ?? `${event.type}-${event.ts}`, time: clock(event.ts), text: describeEvent(event) }),
     onSnapshot: (info) =>
-      append({
+      log.append({
         key: `snapshot-${info.snapshot.epoch}-${info.snapshot.last_id}`,
         time: clock(info.snapshot.updated_ts),
         text: info.recovered
@@ -74,13 +71,12 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   useEffect(() => {
     const known = client.getJob(jobId);
     if (!known) return;
-    const line: LogLine = {
+    log.prepend({
       key: "watch-start",
       time: clock(known.updatedTs),
       text: `Watching from: ${statusLabel(known.status)}, ${Math.round(known.percent)}%`,
-    };
-    setLog((lines) => (lines.some((l) => l.key === line.key) ? lines : [line, ...lines]));
-  }, [client, jobId]);
+    });
+  }, [client, jobId, log]);
 
   const now = useNow(!!job && !finished && job.etaS != null);
   const eta = useLocalEta(finished ? null : (job?.etaS ?? null), job?.etaTs ?? null, now);
@@ -153,19 +149,13 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       )}
 
       <h3>Pages and zones</h3>
-      <ZoneMap job={job} />
+      <ZoneMap zones={job.zones} pages={job.pages} />
 
       <h3>Exports</h3>
       <Exports job={job} token={token} />
 
       <h3 id={`${id}-log`}>Event log</h3>
-      <ol className="log" aria-labelledby={`${id}-log`} data-testid="event-log">
-        {log.map((line) => (
-          <li key={line.key} data-key={line.key}>
-            <time>{line.time}</time> {line.text}
-          </li>
-        ))}
-      </ol>
+      <EventLog lines={log.lines} version={logVersion} labelledBy={`${id}-log`} />
     </section>
   );
 }
