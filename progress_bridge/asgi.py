@@ -369,16 +369,19 @@ class Bridge:
         assert self.store is not None
         none: tuple[Replay | None, JobSnapshot | None] = (None, None)
         try:
+            if op.last_id is None:
+                # A first subscribe: one HGETALL answers existence, ownership and the snapshot.
+                snapshot = await self.store.snapshot(op.job_id)
+                if snapshot is None:
+                    return "not_found", f"no job {op.job_id}", none
+                if not principal.may_watch(op.job_id, snapshot.owner):
+                    return "forbidden", f"job {op.job_id} is not yours", none
+                return None, "", (None, snapshot)
             exists, owner = await self.job_owner(op.job_id)
             if not exists:
                 return "not_found", f"no job {op.job_id}", none
             if not principal.may_watch(op.job_id, owner):
                 return "forbidden", f"job {op.job_id} is not yours", none
-            if op.last_id is None:
-                snapshot = await self.store.snapshot(op.job_id)
-                if snapshot is None:
-                    return "not_found", f"no job {op.job_id}", none
-                return None, "", (None, snapshot)
             replay = await self.store.replay(op.job_id, op.epoch, op.last_id)
         except InvalidEvent as exc:
             return "invalid_position", str(exc), none
