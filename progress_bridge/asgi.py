@@ -14,7 +14,8 @@ Routes (the WebSocket protocol is ``docs/protocol.md``):
 
 The endpoint is a short loop around the sans-I/O :class:`~progress_bridge.protocol.Session`:
 feed it client frames, carry out the subscribes it returns (Redis reads), and let the
-connection's writer task send what it queues.
+connection write what it queues (:meth:`~progress_bridge.fanout.Connection.flush`: at once
+when the socket keeps up, else through the connection's writer task).
 """
 
 from __future__ import annotations
@@ -234,14 +235,15 @@ class Bridge:
                 if data is None:
                     data = message.get("bytes") or b""
                 op = session.receive(data, time.monotonic())
-                conn.wake()
+                if session.outbox_depth or session.close_code is not None:
+                    hub.flush((conn,))  # an error frame or a close: written or handed over
                 if isinstance(op, Ack):
                     self._observe_ack(session, op)
                     continue
                 if op is None or isinstance(op, Pong):
                     continue
                 await self._carry_out(conn, op)
-                conn.wake()
+                hub.flush((conn,))  # the answer, written here unless the writer is busy
         except Exception:
             log.exception("connection failed", extra={"conn": conn.id})
             session.close(CloseCode.INTERNAL, "internal error")

@@ -7,8 +7,12 @@ start-up and resuming from the last id it saw after a Redis hiccup (never from `
 nothing written during the hiccup is skipped — unless the feed was trimmed past it meanwhile;
 subscribers then still recover by replay on their next subscribe). Each entry becomes one
 :class:`~progress_bridge.protocol.FeedEntry` shared by every recipient; routing only appends to
-outboxes and wakes idle writers, with no await per delivery. Each :class:`Connection` has its
-own writer task, so a slow socket only ever delays itself.
+outboxes, with no await per delivery; then each connection that got frames and whose writer is
+idle is written to at once, from the reader (:meth:`Connection.flush`: the ASGI ``send``
+coroutine is driven by hand and, with a socket that keeps up, completes without suspending —
+no task switch, no await). Only a send that suspends (the socket is paused for flow control)
+is handed to the connection's own writer task, which finishes it and writes what queued
+meanwhile, so a slow socket only ever delays itself.
 
 Ceiling of this design (DESIGN.md option (a), sharded feed streams tailed by every bridge):
 every bridge reads and parses every event of every job, whether or not it has subscribers for
@@ -31,7 +35,7 @@ import json
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,7 +44,7 @@ from redis.exceptions import RedisError, ResponseError
 from .config import Settings
 from .keys import KeySpace
 from .metrics import BridgeMetrics
-from .protocol import CloseCode, FeedEntry, Principal, Session
+from .protocol import CloseCode, FeedEntry, Principal, Session, TakeResult
 
 __all__ = ["Connection", "Hub"]
 
@@ -51,8 +55,45 @@ META_CACHE_SIZE = 100_000
 #: How often connections are checked for heartbeats and stalled outboxes (seconds).
 SWEEP_INTERVAL_S = 0.5
 
-Send = Callable[[str | bytes], Awaitable[None]]
+#: Writes one frame. Must return a coroutine (``async def``): :meth:`Connection.flush` drives
+#: it by hand, so that a send that does not suspend costs no task switch.
+Send = Callable[[str | bytes], Coroutine[Any, Any, None]]
 Close = Callable[[int, str], Awaitable[None]]
+
+#: A send that suspended in :meth:`Connection.flush`: the coroutine, what it yielded, the frames
+#: still to write after it, and what the whole take carried (for metrics).
+_Handoff = tuple[Coroutine[Any, Any, None], Any, list[str | bytes], TakeResult]
+
+
+async def _finish_send(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Run a send coroutine that suspended in another task to its end, as a Task would.
+
+    ``yielded`` is what the coroutine yielded: a future it waits for (or None, a bare yield).
+    Wait for that future without consuming its outcome, then resume the coroutine, whose own
+    ``await`` reads the result or raises the future's exception inside it. If the writer is
+    cancelled meanwhile, the cancellation is thrown into the coroutine so it cleans up.
+    """
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
+                yielded._asyncio_future_blocking = False  # what Task.__step does
+                await asyncio.wait((yielded,))
+            else:
+                coro.close()
+                raise RuntimeError(f"send coroutine yielded {yielded!r}, not a future")
+        except asyncio.CancelledError:
+            if isinstance(yielded, asyncio.Future):
+                yielded.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                coro.throw(asyncio.CancelledError())
+            coro.close()
+            raise
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
 
 
 class Connection:
@@ -86,7 +127,13 @@ class Connection:
         self._coalesced_reported = 0
         self._wake = asyncio.Event()
         self._wake.set()  # the hello frame is queued
+        #: Set while frames taken from the session are not all written (by the writer, or by a
+        #: send that suspended in :meth:`flush`): nothing else may be written then.
         self.sending_since: float | None = None
+        self._handoff: _Handoff | None = None
+        self._broken = False
+        #: Times the writer task woke up (the fast path does not wake it).
+        self.wakeups = 0
         self._close_seen: float | None = None
         #: Resolved when the connection must end (closed by us, or the writer failed).
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -95,6 +142,53 @@ class Connection:
     def wake(self) -> None:
         if not self._wake.is_set():
             self._wake.set()
+
+    def flush(self) -> TakeResult | None:
+        """Write what the session has queued now, from the calling task (the fast path).
+
+        Only when the writer is idle — not between a take and the end of its writes, no
+        suspended send pending, not closing; otherwise the writer is woken, as before. Each
+        frame's send coroutine is driven by hand: one that completes without suspending (the
+        socket is writable) costs no task switch and no await. The first one that suspends
+        is handed, half-run, to the writer task, which finishes it, then writes the rest of
+        the take, then anything queued meanwhile — so frames leave in outbox order. Returns
+        what was written here to the end (for the caller's metrics), else None.
+        """
+        session = self.session
+        if (
+            self.sending_since is not None
+            or session.close_code is not None
+            or self._broken
+            or self.done.done()
+        ):
+            self.wake()
+            return None
+        result = session.take()
+        frames = result.frames
+        send = self._send
+        for i in range(len(frames)):
+            coro = send(frames[i])
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                continue
+            except Exception as exc:  # the peer went away mid-send: the writer ends quietly
+                log.debug("inline send failed: %r", exc, extra={"conn": self.id})
+                self._broken = True
+                self.wake()
+                return None
+            # Not writable now: the writer task takes over from here.
+            self._handoff = (coro, yielded, frames[i + 1 :], result)
+            self.sending_since = time.monotonic()
+            self.wake()
+            return None
+        return result if frames else None
+
+    def coalesced_delta(self) -> int:
+        """Updates the session coalesced since the last call (or report), marked reported."""
+        delta = self.session.coalesced - self._coalesced_reported
+        self._coalesced_reported += delta
+        return delta
 
     def poke(self, now: float) -> None:
         """Called by the sweeper once the session decided to close: wake the writer so it
@@ -149,15 +243,25 @@ class Connection:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                if session.close_code is not None:
-                    break
-                result = session.take()
-                if session.coalesced != self._coalesced_reported:
-                    self.report_coalesced()
-                if not result.frames:
-                    continue
-                self.sending_since = time.monotonic()
-                for frame in result.frames:
+                self.wakeups += 1
+                if self._broken:
+                    return  # an inline send found the peer gone
+                handoff, self._handoff = self._handoff, None
+                if handoff is not None:
+                    # A send that suspended in flush(): finish it first (sending_since is set).
+                    coro, yielded, frames, result = handoff
+                    await _finish_send(coro, yielded)
+                else:
+                    if session.close_code is not None:
+                        break
+                    result = session.take()
+                    if session.coalesced != self._coalesced_reported:
+                        self.report_coalesced()
+                    frames = result.frames
+                    if not frames:
+                        continue
+                    self.sending_since = time.monotonic()
+                for frame in frames:
                     if session.close_code is not None:
                         break
                     await self._send(frame)
@@ -181,6 +285,9 @@ class Connection:
         except Exception as exc:  # the peer went away mid-send: end quietly
             log.debug("writer ended: %r", exc, extra={"conn": self.id})
         finally:
+            if self._handoff is not None:  # cancelled before it could finish the send
+                self._handoff[0].close()
+                self._handoff = None
             self.sending_since = None
             self._finish()
 
@@ -298,18 +405,22 @@ class Hub:
     # -- routing -----------------------------------------------------------------------------
 
     def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
-        """Append each entry to the outbox of every connection that may see it (no awaits)."""
+        """Append each entry to the outbox of every connection that may see it, then write
+        each of those connections' frames (one batch frame per connection per call) through
+        :meth:`Connection.flush` — no awaits, and no task switch for a socket that keeps up."""
         if now is None:
             now = time.monotonic()
         by_job, by_user, by_doc = self.by_job, self.by_user, self.by_doc
         rooms = bool(by_user or by_doc)
+        got: set[Connection] = set()
+        add = got.add
         for entry in entries:
             job_subs = by_job.get(entry.job_id)
             if not rooms:
                 if job_subs:
                     for conn in job_subs:
                         if conn.session.deliver(entry, now):
-                            conn.wake()
+                            add(conn)
                 continue
             owner, doc = self._meta_of(entry)
             user_subs = by_user.get(owner) if owner else None
@@ -317,7 +428,7 @@ class Hub:
             if user_subs is None and doc_subs is None:
                 for conn in job_subs or ():
                     if conn.session.deliver(entry, now):
-                        conn.wake()
+                        add(conn)
                 continue
             seen: set[Connection] = set()
             for group in (job_subs, user_subs):
@@ -325,12 +436,38 @@ class Hub:
                     if conn not in seen:
                         seen.add(conn)
                         if conn.session.deliver(entry, now):
-                            conn.wake()
+                            add(conn)
             for conn in doc_subs or ():
                 if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
                     seen.add(conn)
                     if conn.session.deliver(entry, now):
-                        conn.wake()
+                        add(conn)
+        if got:
+            self.flush(got)
+
+    def flush(self, conns: Iterable[Connection]) -> None:
+        """:meth:`Connection.flush` each connection; count what was written once, in sums."""
+        frames = events = coalesced = 0
+        oldest: float | None = None
+        for conn in conns:
+            result = conn.flush()
+            coalesced += conn.coalesced_delta()
+            if result is not None:
+                frames += len(result.frames)
+                if result.events:
+                    events += result.events
+                    ts = result.oldest_ts
+                    if ts and (oldest is None or ts < oldest):
+                        oldest = ts
+        metrics = self.metrics
+        if frames:
+            metrics.frames_sent.inc(frames)
+        if events:
+            metrics.events_relayed.inc(events)
+        if oldest is not None:
+            metrics.event_age.observe(max(0.0, time.time() - oldest))
+        if coalesced:
+            metrics.coalesced.inc(coalesced)
 
     def _meta_of(self, entry: FeedEntry) -> tuple[str | None, str | None]:
         cached = self.meta.get(entry.job_id)
@@ -440,10 +577,13 @@ class Hub:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             now = time.monotonic()
+            ticked: list[Connection] = []
             for conn in list(self.conns.values()):
                 if conn.session.tick(now):
-                    conn.wake()
+                    ticked.append(conn)
                 conn.poke(now)
+            if ticked:
+                self.flush(ticked)  # pings written inline; a decided close wakes the writer
 
     @property
     def ready(self) -> bool:

@@ -1,5 +1,6 @@
 """Prometheus metrics of one bridge, in a registry of its own (several bridges may share a
-process in tests). Counters are bumped per batch or per frame, never per delivery in the fan-out
+process in tests). Counters are bumped once per feed reader pass (sums over every connection
+written to), or per writer pass for a lagging connection; never per delivery in the fan-out
 loop, so metrics stay off the fast path."""
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class BridgeMetrics:
         )
         self.event_age = Histogram(
             p + "event_age_seconds",
-            "Event age when written (now - event ts); the oldest event of each frame.",
+            "Event age when written (now - event ts): the oldest event written by each feed "
+            "reader pass (all connections), or by each writer pass of a lagging connection.",
             buckets=_AGE_BUCKETS,
             registry=r,
         )

@@ -1,0 +1,97 @@
+"""The fan-out fast path through the real stack: uvicorn (``websockets-sansio``), Starlette's
+WebSocket and the bridge's ``/ws`` endpoint, with real clients and valkey.
+
+A client that keeps up gets every live event written by the feed reader itself (its writer task
+never wakes); a client that stops reading makes a send suspend (the transport pauses), the send
+is handed to its writer task, and once it reads again every event arrives, once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from progress_bridge.events import ProcessingQueued, ZoneCompleted
+from progress_bridge.fanout import Connection
+from progress_bridge.keys import parse_stream_id
+from progress_bridge.streams import EventStore
+from tests.bridge_server import BridgeServer, bridge_settings, mint
+from tests.conftest import TIMEOUT
+from tests.integration.bridge_client import open_client
+
+
+@pytest.fixture(scope="module")
+def bridge(redis_url: str) -> Iterator[BridgeServer]:
+    with BridgeServer(bridge_settings(redis_url)) as server:
+        yield server
+
+
+def _conn_of(bridge: BridgeServer, user: str) -> Connection:
+    hub = bridge.bridge.hub
+    assert hub is not None
+    (conn,) = [c for c in list(hub.conns.values()) if c.session.principal.user == user]
+    return conn
+
+
+def _zone(job_id: str, n: int, pad: str = "") -> ZoneCompleted:
+    return ZoneCompleted(
+        job_id=job_id, zone_id=f"z{n}", zone_index=n, processing_tool="t", summary=pad
+    )
+
+
+async def test_live_events_to_a_client_that_keeps_up_never_wake_its_writer(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="fast"))
+    client = await open_client(bridge.ws_url, mint(bridge.settings, "fast"))
+    await client.send({"op": "subscribe", "job_id": job_id})
+    await client.op("subscribed")
+    conn = _conn_of(bridge, "fast")
+    woken = conn.wakeups
+    for n in range(30):  # one at a time: each is its own reader pass
+        event = store.append(_zone(job_id, n))
+        assert event.id is not None
+        await client.events_until(job_id, event.id)
+    got = [e["zone_index"] for e in client.events if e["type"] == "zone_completed"]
+    assert got == list(range(30))
+    assert conn.wakeups == woken  # every frame went out from the reader, inline
+    await client.close()
+
+
+async def test_a_stalled_client_gets_every_event_in_order_once_it_reads_again(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="stall"))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", bridge.port))
+    token = mint(bridge.settings, "stall")
+    client = await open_client(bridge.ws_url, token, sock=sock, max_queue=1, compression=None)
+    await client.send({"op": "subscribe", "job_id": job_id})
+    await client.op("subscribed")
+    conn = _conn_of(bridge, "stall")
+    woken = conn.wakeups
+    pad = "x" * 1500
+    # The client reads nothing now: fill the socket until a send suspends (transport paused).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    n = 0
+    while conn.sending_since is None or conn.session.outbox_depth < 5:
+        assert loop.time() < deadline, "the socket never backed up"
+        store.append_many(_zone(job_id, n + i, pad) for i in range(100))
+        n += 100
+        await asyncio.sleep(0.05)
+    assert conn.wakeups > woken  # the writer task took over the suspended send
+    store.append_many(_zone(job_id, n + i) for i in range(50))
+    last = store.snapshot(job_id)
+    assert last is not None
+    # Reading again: the writer drains it, every event arrives once, in order.
+    events = await client.events_until(job_id, last.last_id)
+    keys = [parse_stream_id(e["id"]) for e in events]
+    assert keys == sorted(set(keys))
+    assert [e["zone_index"] for e in events if e["type"] == "zone_completed"] == list(range(n + 50))
+    assert not conn.done.done()
+    await client.close()
