@@ -5,6 +5,13 @@
 --       10 owner-index score ("" = no owner), 11 increments JSON ("" = none),
 --       12 snapshot fields: field NUL value NUL field NUL value ... (values are JSON text, which
 --          never holds a raw NUL); one argument instead of many keeps client-side packing cheap
+-- Increments (canvas children writing to their parent job): each counter is HINCRBY'd in the
+-- snapshot; zones_completed/zones_total (and any other counter but progress_bp) replace the event's
+-- fields of that name. progress_bp (the job's progress in basis points, summed from the children's
+-- shares) lives only in the snapshot hash, never in the payload. The event's (and snapshot's)
+-- percent is then progress_bp / 100 once the job has a progress_bp, else zones_completed /
+-- zones_total; either way capped at 99, because only the terminal event (100) ends the job: a
+-- client rounding 99.9 would show 100 % while the job still runs.
 -- Returns {id, epoch, payload-or-""}; id is "" when a second terminal event was refused, and the
 -- third element then names the terminal type already recorded.
 local stream, snap, feed, owner_idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -27,12 +34,20 @@ local rewritten = ''
 if ARGV[11] ~= '' then
   -- Counters summed across writers (canvas children): incremented here, so no update is lost.
   local event = cjson.decode(payload)
+  local bp = nil
   for field, delta in pairs(cjson.decode(ARGV[11])) do
-    event[field] = redis.call('HINCRBY', snap, field, delta)
+    local value = redis.call('HINCRBY', snap, field, delta)
+    if field == 'progress_bp' then bp = value else event[field] = value end
+  end
+  if bp == nil then
+    local stored = redis.call('HGET', snap, 'progress_bp')
+    if stored then bp = tonumber(stored) end
   end
   local done, total = event['zones_completed'], event['zones_total']
-  if type(done) == 'number' and type(total) == 'number' and total > 0 then
-    event['percent'] = math.min(100, math.floor(10000 * done / total) / 100)
+  if bp ~= nil then
+    event['percent'] = math.min(99, math.max(0, bp) / 100)
+  elseif type(done) == 'number' and type(total) == 'number' and total > 0 then
+    event['percent'] = math.min(99, math.floor(10000 * done / total) / 100)
   end
   payload = cjson.encode(event)
   rewritten = payload

@@ -42,6 +42,8 @@ __all__ = ["ExportState", "JobSnapshot", "ZoneState", "snapshot_fields"]
 EPOCH_FIELD = "epoch"
 LAST_ID_FIELD = "last_id"
 TERMINAL_FIELD = "terminal"
+#: A canvas job's progress in basis points, summed by the store from its children (internal).
+PROGRESS_BP_FIELD = "progress_bp"
 STATUS_FIELD = "status"
 
 
@@ -119,7 +121,7 @@ class JobSnapshot(BaseModel):
         for field, value in raw.items():
             if field in (EPOCH_FIELD, LAST_ID_FIELD):
                 data[field] = value
-            elif field == TERMINAL_FIELD:
+            elif field in (TERMINAL_FIELD, PROGRESS_BP_FIELD):
                 continue
             elif field.startswith("zone:"):
                 zone_id, _, _part = field[5:].rpartition(":")

@@ -228,8 +228,13 @@ class EventStore:
         """Append one event atomically; return it with ``id`` and ``epoch`` set.
 
         Args:
-            increments: counters to add to the snapshot (e.g. ``{"zones_completed": 1}``); their
-                new totals replace the event's fields, and ``percent`` follows from them.
+            increments: counters to add to the snapshot (e.g. ``{"zones_completed": 1}``), for
+                writers that share one job (canvas children). Their new totals replace the
+                event's fields, except ``progress_bp`` (the job's progress in basis points, the
+                sum of each child's share of its own percent), which stays in the snapshot only.
+                ``percent`` follows: ``progress_bp / 100`` once the job has one, else
+                ``zones_completed / zones_total``, capped at 99 (100 comes with the terminal
+                event only). See ``append.lua``.
 
         Raises:
             DuplicateTerminal: the job already ended; nothing was written.

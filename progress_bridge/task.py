@@ -14,7 +14,11 @@ signal handlers of :mod:`progress_bridge.signals`, connected when this module is
 Publishing: ``task.submit(*args, owner="alice", document_id="doc-1")`` (or ``apply_async`` with
 ``headers={"progress_owner": ..., "progress_document": ...}``) records who owns the job. A canvas
 child published with ``headers={"progress_parent": job_id}`` reports its zones, and summed zone
-counters, to that parent job's stream; its own lifecycle stays in its own stream.
+counters, to that parent job's stream; its own lifecycle stays in its own stream. With a
+``progress_weight`` header (its share of the parent job, 0 < weight <= 1; ``submit(weight=...)``)
+it also adds its own rising percent, scaled by that share, to the parent's ``progress_bp``
+counter (basis points of the whole job), from which the store derives the parent's percent: it
+only rises, whatever the order in which children declare zones (see ``append.lua``).
 
 Contract: every call validates its arguments and raises :class:`InvalidEvent` at the call site
 (nothing is written then). Redis errors never raise: see :mod:`progress_bridge._producer`.
@@ -29,6 +33,7 @@ to the stream only and never call ``update_state``.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -60,12 +65,23 @@ from .events import (
 )
 from .exceptions import InvalidEvent
 
-__all__ = ["HEADER_DOCUMENT", "HEADER_OWNER", "HEADER_PARENT", "ProgressReporter", "ProgressTask"]
+__all__ = [
+    "HEADER_DOCUMENT",
+    "HEADER_OWNER",
+    "HEADER_PARENT",
+    "HEADER_WEIGHT",
+    "ProgressReporter",
+    "ProgressTask",
+]
 
 #: Message headers read by the worker and the publish signal.
 HEADER_OWNER = "progress_owner"
 HEADER_DOCUMENT = "progress_document"
 HEADER_PARENT = "progress_parent"
+#: A canvas child's share of its parent job (0 < weight <= 1), for the parent's percent.
+HEADER_WEIGHT = "progress_weight"
+#: Snapshot counter of a canvas job's progress in basis points, summed from its children.
+PROGRESS_BP = "progress_bp"
 
 _PENDING, _PROCESSING, _DONE = 0, 1, 2
 
@@ -86,6 +102,14 @@ def envelope_of(request: Any) -> dict[str, Any]:
         "owner": getattr(request, HEADER_OWNER, None) or None,
         "document_id": getattr(request, HEADER_DOCUMENT, None) or None,
     }
+
+
+def _valid_weight(value: Any) -> float | None:
+    """A child's share of its parent (a header, so untrusted): 0 < weight <= 1, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    weight = float(value)
+    return weight if 0.0 < weight <= 1.0 else None
 
 
 def parent_envelope(child: Mapping[str, Any], parent_id: str) -> dict[str, Any]:
@@ -121,6 +145,7 @@ class ProgressReporter:
         *,
         task: Any = None,
         aggregate_to: str | None = None,
+        weight: float | None = None,
         hostname: str | None = None,
     ) -> None:
         self._capture = capture
@@ -132,6 +157,10 @@ class ProgressReporter:
         # copies parent_id/root_id/owner/document_id from them).
         self._zone_env = parent_envelope(self._env, aggregate_to) if aggregate_to else self._env
         self._aggregate = aggregate_to is not None
+        # This child's share of the parent job, and the basis points of it already sent.
+        self._weight = _valid_weight(weight) if self._aggregate else None
+        self._bp_sent = 0
+        self._explicit = False  # set_progress gave a percent: zones no longer derive it
         self._task = task
         self._hostname = hostname
         # The task thread and the trailing-flush thread both write; calls nest (flush inside
@@ -193,7 +222,7 @@ class ProgressReporter:
         )
         if self._aggregate:
             self._send(
-                ProcessingProgress(**self._zone_env, percent=0),
+                ProcessingProgress(**self._zone_env, percent=0, current_operation=self._operation),
                 {"zones_total": len(infos)},
             )
 
@@ -290,7 +319,9 @@ class ProgressReporter:
         """Set overall progress (0..100) and/or the current operation; writes are coalesced.
 
         ``percent=None`` derives it from zones completed / declared (or keeps the last value
-        when no zones are declared); ``operation=None`` keeps the last operation.
+        when no zones are declared), until the run gives a percent: from then on zone events
+        keep the last given percent (zones declared page by page would otherwise pull it back
+        and forth). ``operation=None`` keeps the last operation.
 
         Raises:
             InvalidEvent: percent is not a number, NaN, negative or above 100.
@@ -307,6 +338,8 @@ class ProgressReporter:
         if operation is not None and not isinstance(operation, str):
             raise InvalidEvent(f"operation must be text, got {operation!r}", job_id=self.job_id)
         with self._lock:
+            if percent is not None:
+                self._explicit = True
             self._update(percent, operation, time.monotonic())
 
     # -- exports -------------------------------------------------------------------------------
@@ -411,10 +444,20 @@ class ProgressReporter:
 
     def _update(self, percent: float | None, operation: str | None, now: float) -> None:
         if percent is None:
-            percent = 100.0 * self._done / len(self._zones) if self._zones else self._percent
+            derive = self._zones and not self._explicit
+            percent = 100.0 * self._done / len(self._zones) if derive else self._percent
         self._percent = float(percent)
         if operation is not None:
             self._operation = operation
+        if self._weight is not None:
+            # The parent's progress in basis points: this child's share of its rising percent.
+            # Only increases are sent, so the parent's sum never goes down.
+            bp = math.floor(100.0 * self._weight * self._percent + 1e-6)
+            if bp > self._bp_sent:
+                self._pending_counts[PROGRESS_BP] = (
+                    self._pending_counts.get(PROGRESS_BP, 0) + bp - self._bp_sent
+                )
+                self._bp_sent = bp
         self._eta.observe(now, self._percent)
         if now >= self._next_write:
             self._write(now)
@@ -431,7 +474,14 @@ class ProgressReporter:
         total = len(self._zones)
         if self._pending_counts:
             counts, self._pending_counts = self._pending_counts, {}
-            self._send(ProcessingProgress(**self._zone_env, percent=0), counts)
+            # The store sets percent (and the counters) from the summed counters.
+            aggregated = ProcessingProgress(
+                **self._zone_env,
+                percent=0,
+                current_operation=self._operation,
+                current_zone=self._zone,
+            )
+            self._send(aggregated, counts)
         self._send(
             ProcessingProgress(
                 **self._env,
@@ -562,6 +612,7 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
                 envelope_of(request),
                 task=self,
                 aggregate_to=getattr(request, HEADER_PARENT, None),
+                weight=getattr(request, HEADER_WEIGHT, None),
                 hostname=request.hostname,
             )
             request._progress_reporter = reporter
@@ -609,6 +660,7 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
         owner: str | None = None,
         document_id: str | None = None,
         parent: str | None = None,
+        weight: float | None = None,
         **options: Any,
     ) -> AsyncResult:
         """Publish the task (``apply_async(args, **options)``) with the progress headers set.
@@ -617,6 +669,8 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
             owner: who may watch the job (recorded in the queued event and the owner index).
             document_id: the document the job works on.
             parent: report zones to this job (a canvas child of the job the user watches).
+            weight: with ``parent``, this child's share of the parent job (0 < weight <= 1); its
+                percent, scaled by the share, is added to the parent's.
         """
         for label, value in (("owner", owner), ("document_id", document_id)):
             if value is not None and not (isinstance(value, str) and 1 <= len(value) <= 200):
@@ -625,12 +679,16 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
             isinstance(parent, str) and re.fullmatch(JOB_ID_PATTERN, parent)
         ):
             raise InvalidEvent(f"parent must be a job id, got {parent!r}")
+        if weight is not None and (parent is None or _valid_weight(weight) is None):
+            raise InvalidEvent(f"weight must be a share in (0, 1] of a parent, got {weight!r}")
         headers = dict(options.pop("headers", None) or {})
         for name, value in ((HEADER_OWNER, owner), (HEADER_DOCUMENT, document_id)):
             if value is not None:
                 headers[name] = value
         if parent is not None:
             headers[HEADER_PARENT] = parent
+        if weight is not None:
+            headers[HEADER_WEIGHT] = float(weight)
         kwargs = options.pop("kwargs", None)
         return self.apply_async(args, kwargs, headers=headers, **options)
 

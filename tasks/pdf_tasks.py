@@ -13,9 +13,12 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
   store (aggregated progress as events arrive, no polling of children). Children carry no owner:
   they have their own streams (queued/started/... for operators) but never enter the user's
   owner index, so ``GET /api/jobs`` and ``user:`` rooms only show the job. Parts declare their
-  zones page by page, so the job's ``zones_total`` grows while it runs: ``zones_completed``
-  never decreases, but ``percent`` (completed / total) can step back when a part declares a
-  page with many zones.
+  zones page by page, so the job's ``zones_total`` grows while it runs; its ``percent`` is
+  therefore not completed / total but page-weighted: each part is published with its share of
+  the document (``progress_weight`` header: its pages / the document's pages) and adds its own
+  rising percent, scaled by that share, to the job's ``progress_bp`` counter in the same atomic
+  append. The job's percent only rises, stays below 100 while it runs, and reads 100 with
+  ``processing_completed``; its progress events carry the part's current operation.
 
 Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
@@ -68,7 +71,13 @@ from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingFailed,
 )
-from progress_bridge.task import HEADER_PARENT, ProgressReporter, ProgressTask, envelope_of
+from progress_bridge.task import (
+    HEADER_PARENT,
+    HEADER_WEIGHT,
+    ProgressReporter,
+    ProgressTask,
+    envelope_of,
+)
 
 from .app import app
 from .pdf import (
@@ -331,9 +340,10 @@ def _fan_out(
     for first, last in ranges:
         child_id = f"{job_id}-p{first}"
         parts[child_id] = [first, last]
+        share = (last - first + 1) / page_count  # the part's weight in the job's percent
         children.append(
             process_pages.s(upload_id, first, last, job_id=job_id).set(
-                task_id=child_id, headers={HEADER_PARENT: job_id}
+                task_id=child_id, headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share}
             )
         )
     # Saved before anything is published, so a cancel can always find the children to revoke.

@@ -35,13 +35,6 @@ SAMPLER_JS = """() => {
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a canvas job's percent is zones completed / zones declared so far, and parts "
-    "declare zones page by page, so the job reads 100 % at every page boundary and falls back "
-    "when the next page is declared; its aggregated progress events carry no current_operation "
-    "(the page shows 'Waiting for the worker…' while zones run)",
-)
 def test_progress_of_a_split_job_only_rises_and_reaches_100_only_at_the_end(
     stack: Stack, new_page: Any
 ) -> None:

@@ -199,6 +199,32 @@ def test_large_document_fans_out_with_one_aggregated_progress_and_one_completion
     assert not files.parts_dir(job_id).exists()
 
 
+@pytest.mark.usefixtures("worker_app")
+def test_a_split_jobs_percent_only_rises_and_reads_100_only_with_its_completion(
+    store: EventStore, files: JobFiles
+) -> None:
+    # 10 pages in 4 parts (3+3+3+1), each declaring its zones page by page, on 2 threads.
+    job_id = submit(files, many_pages_pdf(10))
+    history = ended(store, job_id)
+
+    # One terminal event, the completion, last.
+    assert terminals(history) == [history[-1]]
+    assert isinstance(history[-1], ProcessingCompleted)
+    # The job's percent (what a client shows from its events) only rises, stays below 100
+    # while it runs, and gets to 99 once every part is done: page-weighted, not completed /
+    # declared-so-far (which read 100 at each page boundary and fell back at the next page).
+    running = [e for e in history[:-1] if isinstance(e, ProcessingProgress)]
+    percents = [e.percent for e in running]
+    assert percents == sorted(percents), percents
+    assert max(percents) == 99 and all(p < 100 for p in percents)
+    # The parts' progress events on the job say what is being done.
+    aggregated = [e for e in running if e.zones_total is not None]
+    assert aggregated and all(e.current_operation for e in aggregated)
+    snap = store.snapshot(job_id)
+    assert snap is not None and (snap.status, snap.percent) == ("completed", 100)
+    assert snap.zones_completed == snap.zones_total == expected_zone_count(10)
+
+
 def _failing_range(first_page: int, message: str) -> Callable[..., Any]:
     real = pdf_tasks.process_document
 

@@ -191,3 +191,39 @@ def test_increments_sum_across_writers_and_set_percent(store: EventStore, job_id
     assert (out[-1].zones_completed, out[-1].zones_total, out[-1].percent) == (3, 4, 75)
     snap = store.snapshot(job_id)
     assert snap is not None and (snap.zones_completed, snap.percent) == (3, 75)
+    # Without progress_bp the percent is the zones ratio, but 100 only comes with the end.
+    done = store.append(
+        ProcessingProgress(job_id=job_id, percent=0), increments={"zones_completed": 1}
+    )
+    assert isinstance(done, ProcessingProgress) and (done.zones_completed, done.percent) == (4, 99)
+
+
+def test_progress_bp_sets_the_percent_below_100_and_stays_out_of_the_payload(
+    store: EventStore, job_id: str, redis_client: redis.Redis
+) -> None:
+    # Two children with shares 0.3 and 0.7 add basis points of the job; zones grow meanwhile.
+    store.append(ProcessingProgress(job_id=job_id, percent=0), increments={"zones_total": 2})
+    first = store.append(
+        ProcessingProgress(job_id=job_id, percent=0, current_operation="page 1"),
+        increments={"zones_completed": 2, "progress_bp": 1500},
+    )
+    # The percent follows progress_bp, not zones (2/2 would read 100 % here).
+    assert isinstance(first, ProcessingProgress)
+    assert (first.percent, first.zones_completed, first.zones_total) == (15, 2, 2)
+    assert first.current_operation == "page 1"
+    # A later event with zone counters only keeps the percent the job's progress_bp says.
+    more = store.append(ProcessingProgress(job_id=job_id, percent=0), increments={"zones_total": 5})
+    assert isinstance(more, ProcessingProgress) and (more.percent, more.zones_total) == (15, 7)
+    # Every share complete (10 000 bp): still 99 until the terminal event.
+    last = store.append(
+        ProcessingProgress(job_id=job_id, percent=0), increments={"progress_bp": 8500}
+    )
+    assert isinstance(last, ProcessingProgress) and last.percent == 99
+    # progress_bp is in the snapshot hash only: never in a stored payload, not in the snapshot.
+    assert all("progress_bp" not in e.model_dump() for e in store.history(job_id))
+    assert redis_client.hget(store.keys.snapshot(job_id), "progress_bp") == "10000"
+    snap = store.snapshot(job_id)
+    assert snap is not None and (snap.percent, snap.zones_completed) == (99, 2)
+    store.append(ProcessingCompleted(job_id=job_id))
+    snap = store.snapshot(job_id)
+    assert snap is not None and snap.percent == 100

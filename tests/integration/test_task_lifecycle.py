@@ -32,6 +32,7 @@ from progress_bridge.events import (
     ZoneCompleted,
     ZoneInfo,
 )
+from progress_bridge.exceptions import InvalidEvent
 from progress_bridge.keys import parse_stream_id
 from progress_bridge.streams import EventStore
 from progress_bridge.task import ProgressTask
@@ -352,13 +353,39 @@ def test_canvas_children_report_zones_to_the_parent_job(
         lambda: (s := store.snapshot(job_id)) and s.zones_completed == 5 and s,
         "summed zone counters",
     )
-    assert (snap.zones_total, snap.percent) == (5, 100)
+    # (All zones done, but 100 % comes with the parent's terminal event only.)
+    assert (snap.zones_total, snap.percent) == (5, 99)
     parent_events = store.history(job_id)
     assert sum(isinstance(e, ZoneCompleted) for e in parent_events) == 5
     assert not any(e.type in TERMINAL_TYPES for e in parent_events)
     child_events = store.history(results[0].id)
     assert child_events[0].parent_id == job_id and child_events[-1].type == "processing_completed"
     assert capture_for(app).stats.redis_errors == 0
+
+
+def test_weighted_children_add_their_share_of_progress_to_the_parent(
+    app: Celery, store: EventStore, job_id: str
+) -> None:
+    # Two children worth 25 % and 75 % of the job; each declares its zones, then runs them.
+    child = app.tasks[f"{app.main}.child"]
+    first = child.submit(2, parent=job_id, weight=0.25)
+    assert first.get(timeout=TIMEOUT) == 2
+    finished_history(store, first.id)
+    snap = wait_for(lambda: (s := store.snapshot(job_id)) and s.zones_completed == 2 and s, "1st")
+    # The first child is done: the job is 25 % done, not 2/2 zones = 100 %.
+    assert (snap.percent, snap.zones_completed, snap.zones_total) == (25, 2, 2)
+    second = child.submit(4, parent=job_id, weight=0.75)
+    assert second.get(timeout=TIMEOUT) == 4
+    finished_history(store, second.id)
+    snap = wait_for(lambda: (s := store.snapshot(job_id)) and s.zones_completed == 6 and s, "2nd")
+    assert (snap.percent, snap.zones_total) == (99, 6)  # 100 % only with the terminal event
+    percents = [e.percent for e in store.history(job_id) if isinstance(e, ProcessingProgress)]
+    assert percents == sorted(percents)
+    # A weight needs a parent, and is a share.
+    with pytest.raises(InvalidEvent, match="weight"):
+        child.submit(1, parent=job_id, weight=1.5)
+    with pytest.raises(InvalidEvent, match="weight"):
+        child.submit(1, weight=0.5)
 
 
 def test_events_a_child_writes_to_its_parents_stream_describe_the_parent(

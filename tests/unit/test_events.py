@@ -101,6 +101,13 @@ def test_snapshot_from_hash_rebuilds_zones_in_index_order() -> None:
     assert (snap.zones[0].status, snap.zones[1].status) == ("completed", "pending")
 
 
+def test_snapshot_from_hash_ignores_the_stores_progress_bp_counter() -> None:
+    # A canvas job's hash holds the store's progress_bp counter, which is not a snapshot field.
+    raw = {"epoch": "e", "last_id": "5-0", "percent": "42.5", "progress_bp": "4250"}
+    snap = JobSnapshot.from_hash("j", raw)
+    assert snap.percent == 42.5 and "progress_bp" not in snap.model_dump()
+
+
 def test_stream_ids_compare_as_integer_pairs_not_strings() -> None:
     assert is_after("10-0", "9-0")  # "10-0" < "9-0" as strings
     assert is_after("5-10", "5-9")
