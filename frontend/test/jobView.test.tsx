@@ -146,6 +146,7 @@ describe("JobView under a burst of events", () => {
     expect(shown).toEqual(all.slice(-shown.length));
     const hidden = all.length - shown.length;
     expect(screen.getByText(`${hidden} earlier lines hidden.`)).toBeTruthy();
+    expect(log.getAttribute("start")).toBe(String(hidden + 1));
     fireEvent.click(screen.getByRole("button", { name: "Show all" }));
     expect(keys()).toEqual(all);
     expect(within(log).getAllByText(/Zone z7 done/)).toHaveLength(1);

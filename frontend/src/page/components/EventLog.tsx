@@ -4,6 +4,12 @@ import type { LogLine } from "../eventLog";
 /** Lines rendered at most, newest kept; the rest is one click away. */
 export const SHOWN_LINES = 500;
 
+/**
+ * Older lines are hidden this many at a time (so 401–500 lines are shown): dropping the first
+ * line on every new one would renumber and re-lay out the whole list each frame.
+ */
+const HIDE_STEP = 100;
+
 const Line = memo(function Line({ line }: { line: LogLine }) {
   return (
     <li data-key={line.key}>
@@ -13,8 +19,9 @@ const Line = memo(function Line({ line }: { line: LogLine }) {
 });
 
 /**
- * The log's newest `SHOWN_LINES` lines (all of them on request). `lines` changes in place:
- * `version` says when, and is what this component re-renders on.
+ * The log's newest lines, at most `SHOWN_LINES` (all of them on request), numbered from where
+ * they are in the whole log. `lines` changes in place: `version` says when, and is what this
+ * component re-renders on.
  */
 export const EventLog = memo(function EventLog({
   lines,
@@ -25,7 +32,8 @@ export const EventLog = memo(function EventLog({
   labelledBy: string;
 }) {
   const [showAll, setShowAll] = useState(false);
-  const hidden = showAll ? 0 : Math.max(0, lines.length - SHOWN_LINES);
+  const hidden =
+    showAll || lines.length <= SHOWN_LINES ? 0 : Math.ceil((lines.length - SHOWN_LINES) / HIDE_STEP) * HIDE_STEP;
   const shown = hidden > 0 ? lines.slice(hidden) : lines;
   return (
     <>
@@ -37,7 +45,7 @@ export const EventLog = memo(function EventLog({
           </button>
         </p>
       )}
-      <ol className="log" aria-labelledby={labelledBy} data-testid="event-log">
+      <ol className="log" aria-labelledby={labelledBy} data-testid="event-log" start={hidden + 1}>
         {shown.map((line) => (
           <Line key={line.key} line={line} />
         ))}
