@@ -17,6 +17,7 @@ from .exceptions import (
     ProtocolError,
     StreamUnavailable,
 )
+from .sink import ProgressSink
 from .snapshot import JobSnapshot
 from .streams import AsyncEventStore, EventStore, Replay
 
@@ -30,6 +31,7 @@ __all__ = [
     "ProgressBridgeError",
     "ProgressEvent",
     "ProgressReporter",
+    "ProgressSink",
     "ProgressTask",
     "ProtocolError",
     "Replay",

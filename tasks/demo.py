@@ -13,9 +13,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from progress_bridge.events import PageInfo, ZoneInfo
+from progress_bridge.sink import ProgressSink
 from progress_bridge.task import ProgressTask
 
 from .app import app
@@ -28,25 +29,6 @@ TOOLS = {"text": "pdfplumber.words", "table": "pdfplumber.tables", "figure": "py
 
 class DemoFailure(RuntimeError):
     """Raised on purpose by the demo (``fail_at``), to show a failed job."""
-
-
-class Reporter(Protocol):
-    def declare_zones(self, zones: list[ZoneInfo], pages: list[PageInfo]) -> None: ...
-    def zone_processing(self, zone_id: str, *, tool: str) -> None: ...
-    def zone_completed(
-        self,
-        zone_id: str,
-        *,
-        tool: str,
-        confidence: float | None = None,
-        duration_ms: int | None = None,
-        status: str = "completed",
-        error: str | None = None,
-        summary: str | None = None,
-    ) -> None: ...
-    def set_progress(
-        self, percent: float | None = None, *, operation: str | None = None
-    ) -> None: ...
 
 
 def fake_document(
@@ -72,7 +54,7 @@ def fake_document(
 
 
 def walk(
-    progress: Reporter,
+    progress: ProgressSink,
     *,
     pages: int = 3,
     zones_per_page: int = 4,

@@ -1,4 +1,5 @@
-"""Where :func:`tasks.pdf.process_document` reports progress: the :class:`ProgressSink` protocol.
+"""Where :func:`tasks.pdf.process_document` reports progress: the :class:`ProgressSink` protocol
+(defined in :mod:`progress_bridge.sink`, re-exported here) and two implementations.
 
 The Celery task passes its ``ProgressTask`` reporter, which has these four methods; tests pass a
 :class:`RecordingSink`; benchmarks a :class:`NullSink`. The order of calls is part of the
@@ -21,33 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from progress_bridge.events import PageInfo, ZoneInfo
+from progress_bridge.sink import ProgressSink
 
 __all__ = ["NullSink", "ProgressSink", "RecordedCall", "RecordingSink"]
-
-
-class ProgressSink(Protocol):
-    def declare_zones(self, zones: Sequence[ZoneInfo], pages: Sequence[PageInfo] = ()) -> None: ...
-
-    def zone_processing(self, zone_id: str, *, tool: str) -> None: ...
-
-    def zone_completed(
-        self,
-        zone_id: str,
-        *,
-        tool: str,
-        confidence: float | None = None,
-        duration_ms: int | None = None,
-        status: str = "completed",
-        error: str | None = None,
-        summary: str | None = None,
-    ) -> None: ...
-
-    def set_progress(
-        self, percent: float | None = None, *, operation: str | None = None
-    ) -> None: ...
 
 
 class NullSink:
