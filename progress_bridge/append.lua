@@ -14,86 +14,129 @@
 -- client rounding 99.9 would show 100 % while the job still runs.
 -- Returns {id, epoch, payload-or-""}; id is "" when a second terminal event was refused, and the
 -- third element then names the terminal type already recorded.
-local stream, snap, feed, owner_idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local payload = ARGV[1]
+--
+-- The body is one function, append_one(k, a, cache), reading KEYS[k + 1..k + 4] and
+-- ARGV[a + 1..a + 12]; this script calls it once with no cache, and append_batch.lua (which
+-- follows this text minus its last line) calls it per event with one cache per batch call. The
+-- cache carries, per job, what this function itself last wrote: the epoch, the terminal type,
+-- and the stream/snapshot TTL, which the batch then sets once per job at its end (the whole
+-- batch is one script call, so no reader sees the keys between two of its events, and TTLs are
+-- computed from the script's frozen time either way), and the owner index ZADD NX + EXPIRE,
+-- done at a job's first event only (the later ones change nothing).
+local function append_one(k, a, cache)
+  local stream, snap, feed, owner_idx = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local payload = ARGV[a + 1]
+  local terminal = ARGV[a + 6] == '1'
+  local increments = ARGV[a + 11]
 
-local epoch = redis.call('HGET', snap, 'epoch')
-if (not epoch) or redis.call('EXISTS', stream) == 0 then
-  -- A new stream, or one that was lost: a new epoch, so no stale cursor is trusted.
-  epoch = ARGV[2]
-  redis.call('HSET', snap, 'epoch', epoch)
-end
-
-local ended = redis.call('HGET', snap, 'terminal')
-if ARGV[6] == '1' then
-  if ended then return {'', epoch, ended} end
-  redis.call('HSET', snap, 'terminal', ARGV[5])
-end
-
-local rewritten = ''
-if ARGV[11] ~= '' then
-  -- Counters summed across writers (canvas children): incremented here, so no update is lost.
-  local event = cjson.decode(payload)
-  local bp = nil
-  for field, delta in pairs(cjson.decode(ARGV[11])) do
-    local value = redis.call('HINCRBY', snap, field, delta)
-    if field == 'progress_bp' then bp = value else event[field] = value end
-  end
-  if bp == nil then
-    local stored = redis.call('HGET', snap, 'progress_bp')
-    if stored then bp = tonumber(stored) end
-  end
-  local done, total = event['zones_completed'], event['zones_total']
-  if bp ~= nil then
-    event['percent'] = math.min(99, math.max(0, bp) / 100)
-  elseif type(done) == 'number' and type(total) == 'number' and total > 0 then
-    event['percent'] = math.min(99, math.floor(10000 * done / total) / 100)
-  end
-  payload = cjson.encode(event)
-  rewritten = payload
-end
-
-local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[3], '*', 'e', payload)
-
-local batch = {'last_id', id}
-local field = nil
-for part in string.gmatch(ARGV[12], '([^%z]+)') do
-  if field == nil then
-    field = part
+  local job = cache and cache[stream]
+  local epoch, ended
+  if job and job.epoch then
+    -- Known from this batch's earlier events of the job: the stream exists and holds epoch.
+    epoch, ended = job.epoch, job.ended
   else
-    -- Once a job has ended its status is final; counters summed above are not overwritten.
-    local skip = (ended and field == 'status')
-    if ARGV[11] ~= '' and (field == 'zones_completed' or field == 'zones_total') then
-      skip = true
+    local state = redis.call('HMGET', snap, 'epoch', 'terminal')
+    epoch, ended = state[1], state[2]
+    if (not epoch) or redis.call('EXISTS', stream) == 0 then
+      -- A new stream, or one that was lost: a new epoch, so no stale cursor is trusted.
+      epoch = ARGV[a + 2]
+      redis.call('HSET', snap, 'epoch', epoch)
     end
-    if not skip then
-      batch[#batch + 1] = field
-      batch[#batch + 1] = part
-    end
-    if #batch >= 1000 then
-      redis.call('HSET', snap, unpack(batch))
-      batch = {}
-    end
-    field = nil
   end
-end
-if rewritten ~= '' then
-  local percent = cjson.decode(rewritten)['percent']
-  if percent then
-    batch[#batch + 1] = 'percent'
-    batch[#batch + 1] = tostring(percent)
+
+  if terminal then
+    if ended then return '', epoch, ended end
+    redis.call('HSET', snap, 'terminal', ARGV[a + 5])
   end
-end
-if #batch > 0 then redis.call('HSET', snap, unpack(batch)) end
 
-redis.call('XADD', feed, 'MAXLEN', '~', ARGV[4], '*', 'j', ARGV[9], 'i', id, 'p', epoch, 'e', payload)
+  local rewritten = ''
+  if increments ~= '' then
+    -- Counters summed across writers (canvas children): incremented here, so no update is lost.
+    local event = cjson.decode(payload)
+    local bp = nil
+    for field, delta in pairs(cjson.decode(increments)) do
+      local value = redis.call('HINCRBY', snap, field, delta)
+      if field == 'progress_bp' then bp = value else event[field] = value end
+    end
+    if bp == nil then
+      local stored = redis.call('HGET', snap, 'progress_bp')
+      if stored then bp = tonumber(stored) end
+    end
+    local done, total = event['zones_completed'], event['zones_total']
+    if bp ~= nil then
+      event['percent'] = math.min(99, math.max(0, bp) / 100)
+    elseif type(done) == 'number' and type(total) == 'number' and total > 0 then
+      event['percent'] = math.min(99, math.floor(10000 * done / total) / 100)
+    end
+    payload = cjson.encode(event)
+    rewritten = payload
+  end
 
-local ttl = ARGV[8]
-if ended or ARGV[6] == '1' then ttl = ARGV[7] end
-redis.call('EXPIRE', stream, ttl)
-redis.call('EXPIRE', snap, ttl)
-if ARGV[10] ~= '' then
-  redis.call('ZADD', owner_idx, 'NX', ARGV[10], ARGV[9])
-  redis.call('EXPIRE', owner_idx, ARGV[8])
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[a + 3], '*', 'e', payload)
+
+  local batch = {'last_id', id}
+  local n = 2
+  local field = nil
+  for part in string.gmatch(ARGV[a + 12], '([^%z]+)') do
+    if field == nil then
+      field = part
+    else
+      -- Once a job has ended its status is final; counters summed above are not overwritten.
+      local skip = (ended and field == 'status')
+      if increments ~= '' and (field == 'zones_completed' or field == 'zones_total') then
+        skip = true
+      end
+      if not skip then
+        batch[n + 1] = field
+        batch[n + 2] = part
+        n = n + 2
+      end
+      if n >= 1000 then
+        redis.call('HSET', snap, unpack(batch, 1, n))
+        n = 0
+      end
+      field = nil
+    end
+  end
+  if rewritten ~= '' then
+    local percent = cjson.decode(rewritten)['percent']
+    if percent then
+      batch[n + 1] = 'percent'
+      batch[n + 2] = tostring(percent)
+      n = n + 2
+    end
+  end
+  if n > 0 then redis.call('HSET', snap, unpack(batch, 1, n)) end
+
+  redis.call('XADD', feed, 'MAXLEN', '~', ARGV[a + 4], '*', 'j', ARGV[a + 9], 'i', id, 'p', epoch,
+    'e', payload)
+
+  if terminal then ended = ARGV[a + 5] end
+  local ttl = ARGV[a + 8]
+  if ended then ttl = ARGV[a + 7] end
+  local owner_score = ARGV[a + 10]
+  if cache then
+    if not job then
+      job = {snap = snap, owned = {}}
+      cache[stream] = job
+      cache[#cache + 1] = stream
+    end
+    job.epoch, job.ended, job.ttl = epoch, ended, ttl
+    if owner_score ~= '' and not job.owned[owner_idx] then
+      job.owned[owner_idx] = true
+      redis.call('ZADD', owner_idx, 'NX', owner_score, ARGV[a + 9])
+      redis.call('EXPIRE', owner_idx, ARGV[a + 8])
+    end
+  else
+    redis.call('EXPIRE', stream, ttl)
+    redis.call('EXPIRE', snap, ttl)
+    if owner_score ~= '' then
+      redis.call('ZADD', owner_idx, 'NX', owner_score, ARGV[a + 9])
+      redis.call('EXPIRE', owner_idx, ARGV[a + 8])
+    end
+  end
+  return id, epoch, rewritten
 end
+
+local id, epoch, rewritten = append_one(0, 0, nil)
 return {id, epoch, rewritten}

@@ -43,12 +43,17 @@ __all__ = [
 
 _APPEND_LUA = files(__package__).joinpath("append.lua").read_text()
 _REPLAY_LUA = files(__package__).joinpath("replay.lua").read_text()
-# append.lua as a function, then a loop calling it per event: one call appends many events of
-# one shard with exactly append.lua's semantics (see append_batch.lua).
+# append.lua defines append_one and ends by calling it once; the batch script is that text minus
+# the call, then a loop calling append_one per event: one call appends many events of one shard
+# with exactly append.lua's semantics (see append_batch.lua).
+_APPEND_CALL = (
+    "\nlocal id, epoch, rewritten = append_one(0, 0, nil)\nreturn {id, epoch, rewritten}\n"
+)
+if not _APPEND_LUA.endswith(_APPEND_CALL):
+    raise RuntimeError("append.lua must end by calling append_one once (see append_batch.lua)")
 _APPEND_BATCH_LUA = (
-    "local function append_one(KEYS, ARGV)\n"
-    + _APPEND_LUA
-    + "\nend\n"
+    _APPEND_LUA.removesuffix(_APPEND_CALL)
+    + "\n"
     + files(__package__).joinpath("append_batch.lua").read_text()
 )
 #: Events per batch call: bounds how long one script holds the server (~15 µs per event).
