@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -40,6 +41,8 @@ log = logging.getLogger("progress_bridge.auth")
 ALGORITHM = "HS256"
 #: Where :func:`current_user` finds the authority: ``app.state.<this>``.
 STATE_KEY = "progress_token_authority"
+#: Verified tokens remembered per authority (see :meth:`TokenAuthority.verify`).
+VERIFIED_CACHE_SIZE = 4096
 
 
 class AuthError(ProgressBridgeError):
@@ -59,6 +62,10 @@ class TokenAuthority:
                 "tokens minted elsewhere will not verify (never do this in production)"
             )
         self.ttl_s = settings.token_ttl_s
+        #: Tokens verified recently: raw token -> (its ``exp``, the principal). A reconnect
+        #: storm presents the same tokens again; a verified token stays valid until its
+        #: ``exp`` (nothing else in it can change), so those skip the HMAC and claim checks.
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     def mint(
         self,
@@ -90,6 +97,12 @@ class TokenAuthority:
         """
         if not token:
             raise AuthError("no token")
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[0]:
+                self._verified.move_to_end(token)
+                return cached[1]
+            del self._verified[token]
         try:
             claims = jwt.decode(
                 token,
@@ -108,7 +121,13 @@ class TokenAuthority:
             raise AuthError("invalid token: 'sub' must be a user name")
         if not isinstance(jobs, list) or not all(isinstance(j, str) for j in jobs):
             raise AuthError("invalid token: 'jobs' must be a list of job ids")
-        return Principal(sub, admin=claims.get("admin") is True, jobs=frozenset(jobs))
+        principal = Principal(sub, admin=claims.get("admin") is True, jobs=frozenset(jobs))
+        exp = claims["exp"]
+        if isinstance(exp, int | float):
+            self._verified[token] = (float(exp), principal)
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return principal
 
 
 def origin_allowed(origin: str | None, host: str | None, secure: bool, allowed: list[str]) -> bool:

@@ -24,6 +24,20 @@ def test_minted_token_verifies_to_its_principal(authority: TokenAuthority) -> No
     assert authority.verify(authority.mint("root", admin=True)).admin is True
 
 
+def test_a_verified_token_is_remembered_until_its_exp(
+    authority: TokenAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = authority.mint("bob", ttl_s=60)
+    first = authority.verify(token)
+    assert authority.verify(token) is first  # the second time from the cache
+    exp = authority._verified[token][0]
+    monkeypatch.setattr("time.time", lambda: exp)
+    # At its exp the cached entry is dropped and the token verified again (by PyJWT's own
+    # clock, which this test leaves alone).
+    again = authority.verify(token)
+    assert again == first and again is not first
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
