@@ -25,13 +25,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from starlette.types import Message
 
 from .auth import STATE_KEY, AuthError, CurrentUser, TokenAuthority, origin_allowed
 from .config import Settings
@@ -73,6 +74,26 @@ def limits_from(settings: Settings) -> Limits:
         outbox_max_age_s=settings.bridge_outbox_max_age_s,
         batch_max_events=settings.bridge_batch_max_events,
     )
+
+
+def _raw_send(ws: WebSocket) -> Callable[[Message], Awaitable[None]]:
+    """The ASGI ``send`` under Starlette's exception-handler ``sender`` wrappers of ``ws``.
+
+    Those wrappers only note ``http.response.start`` and pass every message on; a per-frame
+    call through them costs a coroutine each. Anything else is left as found.
+    """
+    send: Any = ws._send
+    for _ in range(8):
+        code = getattr(send, "__code__", None)
+        if (
+            code is None
+            or not getattr(send, "__qualname__", "").endswith("wrapped_app.<locals>.sender")
+            or "send" not in code.co_freevars
+            or send.__closure__ is None
+        ):
+            break
+        send = send.__closure__[code.co_freevars.index("send")].cell_contents
+    return cast(Callable[[Message], Awaitable[None]], send)
 
 
 class Bridge:
@@ -193,11 +214,17 @@ class Bridge:
 
         session = Session(principal, fmt, self.limits, time.monotonic())
 
+        # Frames go to the server's own ASGI send, past Starlette's per-message layers
+        # (``WebSocket.send``'s state checks, the exception handler's ``sender``): the socket
+        # is accepted, only this connection's frames and its close (through ``ws.close``)
+        # are sent, and a gone peer raises from the raw send as from the wrapper (OSError).
+        raw_send = _raw_send(ws)
+
         async def send(frame: str | bytes) -> None:
-            if isinstance(frame, str):
-                await ws.send({"type": "websocket.send", "text": frame})
+            if frame.__class__ is str:
+                await raw_send({"type": "websocket.send", "text": frame})
             else:
-                await ws.send({"type": "websocket.send", "bytes": frame})
+                await raw_send({"type": "websocket.send", "bytes": frame})
 
         async def close(code: int, reason: str) -> None:
             await ws.close(code=code, reason=reason)
