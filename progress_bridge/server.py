@@ -11,6 +11,7 @@ resume.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import logging
@@ -131,8 +132,19 @@ def uvicorn_config(
 
 
 def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> None:
-    """Serve until SIGINT/SIGTERM; clients are closed with 1012 on the way out."""
-    uvicorn.Server(uvicorn_config(settings, host, port, **overrides)).run()
+    """Serve until SIGINT/SIGTERM; clients are closed with 1012 on the way out.
+
+    The app is loaded first, then everything allocated so far (modules, the app, pydantic
+    schemas: a few hundred thousand objects that live as long as the process) is moved out of
+    the cyclic garbage collector's reach with :func:`gc.freeze`: otherwise each full
+    collection walks them all again, and the collections that per-connection and per-delivery
+    allocations trigger came to about a fifth of a handshake's CPU in py-spy profiles.
+    """
+    config = uvicorn_config(settings, host, port, **overrides)
+    config.load()
+    gc.collect()
+    gc.freeze()
+    uvicorn.Server(config).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
