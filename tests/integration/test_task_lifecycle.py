@@ -414,20 +414,3 @@ def test_events_a_child_writes_to_its_parents_stream_describe_the_parent(
     assert job_id not in store.jobs_of("erin")
     # The child's own stream still names the parent.
     assert store.history(result.id)[0].parent_id == job_id
-
-
-def test_solo_pool_writes_the_same_lifecycle(redis_url: str, store: EventStore) -> None:
-    solo = make_app(redis_url)
-    with start_worker(solo, pool="solo", perform_ping_check=False):
-        ok = solo.tasks[f"{solo.main}.walk"].submit(owner="sol")
-        bad = solo.tasks[f"{solo.main}.fail"].submit(owner="sol")
-        ok.get(timeout=TIMEOUT)
-        with pytest.raises(ValueError, match="unreadable"):
-            bad.get(timeout=TIMEOUT)
-        ok_events, bad_events = finished_history(store, ok.id), finished_history(store, bad.id)
-    assert [ok_events[0].type, ok_events[1].type, ok_events[-1].type] == [
-        "processing_queued",
-        "processing_started",
-        "processing_completed",
-    ]
-    assert bad_events[-1].type == "processing_failed"
