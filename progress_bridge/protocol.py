@@ -509,12 +509,19 @@ class Session:
 
     def take(self) -> TakeResult:
         """Everything queued, as frames: consecutive events become one ``batch`` frame."""
+        outbox = self._outbox
+        entry = outbox[0] if len(outbox) == 1 else None
+        if isinstance(entry, FeedEntry):
+            # The common live case (one event since the last take): no run, no loop.
+            outbox.pop()
+            self._depth = self._bytes = 0
+            frame = entry.mp_frame() if self.format is WireFormat.MSGPACK else entry.json_frame()
+            return TakeResult([frame], 1, entry.ts)
         frames: list[str | bytes] = []
         run: list[FeedEntry] = []
         events = 0
         oldest: float | None = None
         limit = self.limits.batch_max_events
-        outbox = self._outbox
         coalesce = self._coalesce
         while outbox:
             item = outbox.popleft()
