@@ -11,12 +11,22 @@ its metadata), so the tests use pypdf's only.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
-__all__ = ["CACHE_DIR", "PYPDF_VERSION", "DownloadFailed", "pypdf_resources", "sdist_pdfs"]
+import pytest
+
+__all__ = [
+    "CACHE_DIR",
+    "PYPDF_VERSION",
+    "DownloadFailed",
+    "pypdf_resources",
+    "pypdf_resources_or_skip",
+    "sdist_pdfs",
+]
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "real_pdfs"
 PYPDF_VERSION = "5.4.0"
@@ -83,3 +93,15 @@ def _download(package: str, version: str) -> Path:
 
 def _archives(package: str, version: str) -> list[Path]:
     return sorted(CACHE_DIR.glob(f"{package}-{version}.tar.gz"))
+
+
+def pypdf_resources_or_skip() -> Path:
+    """The cached real-world PDFs; a test skip without the registry, but a failure in CI
+    (``CI`` set), where a silent skip would hide that the tests never ran."""
+    try:
+        return pypdf_resources()
+    except DownloadFailed as exc:
+        message = f"real PDFs unavailable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

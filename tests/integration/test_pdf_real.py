@@ -14,15 +14,12 @@ from tasks.pdf import (
     process_document,
 )
 from tests.pdf_samples import assert_sink_contract
-from tests.real_pdfs import DownloadFailed, pypdf_resources
+from tests.real_pdfs import pypdf_resources_or_skip
 
 
 @pytest.fixture(scope="module")
 def resources() -> Path:
-    try:
-        return pypdf_resources()
-    except DownloadFailed as exc:
-        pytest.skip(f"real PDFs unavailable: {exc}")
+    return pypdf_resources_or_skip()
 
 
 def test_a_ruled_table_pdf_yields_one_table_zone_with_its_cells(resources: Path) -> None:

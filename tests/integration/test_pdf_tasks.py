@@ -35,7 +35,7 @@ from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import gate_parts, pdf_worker, result_of, terminals, wait_for
 from tests.pdf_samples import expected_zone_count, many_pages_pdf, mixed_pdf, not_a_pdf
-from tests.real_pdfs import DownloadFailed, pypdf_resources
+from tests.real_pdfs import pypdf_resources_or_skip
 
 THRESHOLD = 4
 PAGES_PER_PART = 3
@@ -380,10 +380,7 @@ def test_an_export_without_a_result_reports_export_failed(
 
 @pytest.fixture(scope="module")
 def resources() -> Path:
-    try:
-        return pypdf_resources()
-    except DownloadFailed as exc:
-        pytest.skip(f"real PDFs unavailable: {exc}")
+    return pypdf_resources_or_skip()
 
 
 @pytest.mark.usefixtures("worker_app")
