@@ -45,7 +45,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
@@ -58,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from progress_bridge.auth import TokenAuthority  # noqa: E402
 from progress_bridge.config import Settings  # noqa: E402
-from progress_bridge.embedded import EmbeddedValkey, free_port  # noqa: E402
+from progress_bridge.embedded import free_port, redis_url_or_embedded  # noqa: E402
 from progress_bridge.events import ProcessingQueued, ZoneCompleted  # noqa: E402
 from progress_bridge.streams import EventStore  # noqa: E402
 
@@ -687,14 +686,8 @@ def machine() -> str:
     )
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        yield url
-        return
-    with EmbeddedValkey() as server:
-        yield server.url
+def redis_server() -> contextlib.AbstractContextManager[str]:
+    return redis_url_or_embedded(os.environ.get("REDIS_URL"))
 
 
 def main() -> None:

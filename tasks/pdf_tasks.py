@@ -90,9 +90,9 @@ from .pdf import (
     process_document,
 )
 from .pdf import ProcessingCancelled as PdfCancelled
+from .pdf.export import SUFFIXES
 
 __all__ = [
-    "EXPORT_SUFFIXES",
     "JobFiles",
     "StopCheck",
     "UploadMissing",
@@ -108,12 +108,6 @@ __all__ = [
 
 log = logging.getLogger("tasks.pdf_tasks")
 
-#: File name suffix of each export format.
-EXPORT_SUFFIXES = {
-    ExportFormat.JSON: ".json",
-    ExportFormat.MARKDOWN: ".md",
-    ExportFormat.CSV: ".csv",
-}
 #: Ids that may become file names: no dots, slashes or colons, so never a path.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ERROR_CHARS = 500
@@ -157,7 +151,7 @@ class JobFiles:
         return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
 
     def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
-        suffix = EXPORT_SUFFIXES[ExportFormat(fmt)]
+        suffix = SUFFIXES[ExportFormat(fmt)]
         return self.exports / f"{self.check_id(export_id, 'export id')}{suffix}"
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from progress_bridge.config import Settings
-from progress_bridge.embedded import EmbeddedValkey
+from progress_bridge.embedded import redis_url_or_embedded
 from progress_bridge.streams import EventStore
 
 #: Seconds any single wait in a test may take before the test fails.
@@ -24,12 +24,8 @@ TIMEOUT = 10.0 * float(os.environ.get("PB_TEST_TIMEOUT_SCALE", "1"))
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
+    with redis_url_or_embedded(os.environ.get("REDIS_URL")) as url:
         yield url
-        return
-    with EmbeddedValkey() as server:
-        yield server.url
 
 
 @pytest.fixture

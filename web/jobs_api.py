@@ -47,6 +47,7 @@ from progress_bridge.exceptions import ConfigError, DuplicateTerminal
 from progress_bridge.protocol import Principal
 from progress_bridge.snapshot import JobSnapshot
 from progress_bridge.streams import AsyncEventStore
+from tasks.pdf.export import MEDIA_TYPES
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 
 from .uploads import (
@@ -70,12 +71,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("web.jobs_api")
-
-MEDIA_TYPES = {
-    ExportFormat.JSON: "application/json",
-    ExportFormat.MARKDOWN: "text/markdown; charset=utf-8",
-    ExportFormat.CSV: "text/csv; charset=utf-8",
-}
 
 
 class _Model(BaseModel):

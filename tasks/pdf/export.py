@@ -27,6 +27,8 @@ from progress_bridge.events import ExportFormat
 from .result import DocumentResult, ZoneResult
 
 __all__ = [
+    "MEDIA_TYPES",
+    "SUFFIXES",
     "ExportOutput",
     "ProgressCallback",
     "export_csv",
@@ -36,6 +38,14 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[float], None]
+#: File name suffix and media type of each format: the export, the stored file and the download
+#: all read these.
+SUFFIXES = {ExportFormat.JSON: ".json", ExportFormat.MARKDOWN: ".md", ExportFormat.CSV: ".csv"}
+MEDIA_TYPES = {
+    ExportFormat.JSON: "application/json",
+    ExportFormat.MARKDOWN: "text/markdown; charset=utf-8",
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+}
 #: How many zones between two progress callbacks, at most.
 _PROGRESS_EVERY = 50
 
@@ -56,20 +66,13 @@ def export_document(
     """Export in ``fmt``; the filename is derived from the source name (never a path)."""
     stem = _stem(result.source_name)
     if fmt is ExportFormat.JSON:
-        return ExportOutput(
-            export_json(result, on_progress=on_progress), f"{stem}.json", "application/json"
-        )
-    if fmt is ExportFormat.MARKDOWN:
-        return ExportOutput(
-            export_markdown(result, on_progress=on_progress).encode(),
-            f"{stem}.md",
-            "text/markdown; charset=utf-8",
-        )
-    return ExportOutput(
-        export_csv(result, on_progress=on_progress).encode("utf-8-sig"),
-        f"{stem}-tables.csv",
-        "text/csv; charset=utf-8",
-    )
+        data = export_json(result, on_progress=on_progress)
+    elif fmt is ExportFormat.MARKDOWN:
+        data = export_markdown(result, on_progress=on_progress).encode()
+    else:
+        data = export_csv(result, on_progress=on_progress).encode("utf-8-sig")
+        stem += "-tables"
+    return ExportOutput(data, f"{stem}{SUFFIXES[fmt]}", MEDIA_TYPES[fmt])
 
 
 def export_json(result: DocumentResult, *, on_progress: ProgressCallback | None = None) -> bytes:
