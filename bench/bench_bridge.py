@@ -64,6 +64,7 @@ from progress_bridge.streams import EventStore  # noqa: E402
 KINDS = ("bridge", "naive", "broadcast")
 SOURCE_IPS = [f"127.0.0.{n}" for n in range(1, 9)]
 WAIT_S = 60.0  # longest any single phase may take
+SERVER_CPUS = {0}  # --pin: the server under test has core 0 to itself
 RAMP_CHUNK = 600  # connections opened per round trip to the workers
 NOFILE = 65_536
 
@@ -101,6 +102,7 @@ class Worker:
         self.events = 0
         self.last_at = 0.0
         self.latencies: list[float] = []
+        self.received: list[tuple[float, bytes]] = []
         self.closed = 0
 
     async def serve(self) -> None:
@@ -118,23 +120,19 @@ class Worker:
             self.pipe.send(result)
 
     def on_message(self, msg: bytes) -> None:
-        if self.mode == "latency":
-            now = time.time()
-            frame = json.loads(msg)
-            op = frame.get("op")
-            events = [frame["event"]] if op == "event" else frame.get("events", [])
-            for event in events:
-                self.latencies.append(now - event["ts"])
-            n = len(events)
-        elif msg.startswith(b'{"op":"batch"'):
+        if msg.startswith(b'{"op":"batch"'):
             n = msg.count(b'{"id":"')
         elif msg.startswith((b'{"op":"event"', b'{"op": "event"')):
             n = 1
         else:
-            n = 0
-        if n:
-            self.events += n
-            self.last_at = time.time()
+            return
+        now = time.time()
+        if self.mode == "latency":
+            # Stamped now, decoded in cmd_stats: the clients share the machine with the
+            # server, and a json.loads per frame here would delay the next frames' stamps.
+            self.received.append((now, msg))
+        self.events += n
+        self.last_at = now
 
     async def cmd_connect(
         self, url: str, protocols: list[str], job_id: str, n: int, concurrency: int
@@ -181,9 +179,15 @@ class Worker:
         self.events = 0
         self.last_at = 0.0
         self.latencies = []
+        self.received = []
         return {"open": len(self.conns) - self.closed}
 
     async def cmd_stats(self) -> dict[str, Any]:
+        for now, msg in self.received:
+            frame = json.loads(msg)
+            events = [frame["event"]] if frame.get("op") == "event" else frame.get("events", [])
+            self.latencies.extend(now - event["ts"] for event in events)
+        self.received = []
         return {
             "events": self.events,
             "last_at": self.last_at,
@@ -351,7 +355,9 @@ class Clients:
 class Server:
     """One server under test, as a child process on a free loopback port."""
 
-    def __init__(self, kind: str, settings: Settings, redis_url: str) -> None:
+    def __init__(
+        self, kind: str, settings: Settings, redis_url: str, cpus: set[int] | None = None
+    ) -> None:
         self.kind = kind
         self.port = free_port()
         env = dict(os.environ)
@@ -372,7 +378,8 @@ class Server:
         else:
             cmd = [sys.executable, str(ROOT / "bench" / "naive_manager.py"), kind]
             cmd += ["--port", str(self.port), "--redis-url", redis_url]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=pin)
         self._wait_listening()
 
     @property
@@ -478,7 +485,7 @@ def run_server(
     clients: Clients,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    server = Server(kind, settings, redis_url)
+    server = Server(kind, settings, redis_url, SERVER_CPUS if args.pin else None)
     job_id = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     store.append(ProcessingQueued(job_id=job_id, task_name="bench", owner="bench"))
     protocols: list[str] = []
@@ -704,13 +711,25 @@ def main() -> None:
     parser.add_argument("--ramp-concurrency", type=int, default=32, help="per worker")
     parser.add_argument("--ramp-s", type=float, default=400.0, help="time to open connections")
     parser.add_argument("--replays", type=int, default=20)
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the server to core 0 and everything else (clients, Redis, this "
+        "process) to the other cores",
+    )
     parser.add_argument("--quick", action="store_true", help="at most 1,000 connections")
     args = parser.parse_args()
     if args.quick:
         args.clients, args.big, args.max_conns = 200, 1000, 1000
         args.deliveries, args.latency_s, args.replays = 100_000, 2.0, 5
     limit = raise_nofile()
-    print(f"machine: {machine()}; open files {limit}")
+    if args.pin and (os.cpu_count() or 1) >= 2:
+        # Pinned before Redis and the client workers start, so they inherit the other cores.
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - SERVER_CPUS)
+    else:
+        args.pin = False
+    print(f"machine: {machine()}; open files {limit}; server pinned to core 0: {args.pin}")
     settings = Settings(token_secret=secrets.token_urlsafe(32))
     results: dict[str, dict[str, Any]] = {}
     with redis_server() as redis_url:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgpack
 
+from ._direct import ws_frame
 from .events import JOB_ID_PATTERN
 from .exceptions import ProtocolError
 from .keys import parse_stream_id
@@ -112,8 +113,10 @@ class FeedEntry:
         "_data",
         "_json_event",
         "_json_frame",
+        "_json_wire",
         "_mp_event",
         "_mp_frame",
+        "_mp_wire",
         "coalesce_key",
         "document_id",
         "epoch",
@@ -153,6 +156,8 @@ class FeedEntry:
         self._json_frame: str | None = None
         self._mp_event: bytes | None = None
         self._mp_frame: bytes | None = None
+        self._json_wire: bytes | None = None
+        self._mp_wire: bytes | None = None
 
     @classmethod
     def from_stored(cls, entry: StoredEntry) -> FeedEntry:
@@ -180,6 +185,16 @@ class FeedEntry:
         if self._mp_frame is None:
             self._mp_frame = _MP_EVENT_PREFIX + self.mp_event()
         return self._mp_frame
+
+    def wire_frame(self, fmt: WireFormat) -> bytes:
+        """This event's ``event`` frame as WebSocket frame bytes, built once per format."""
+        if fmt is WireFormat.MSGPACK:
+            if self._mp_wire is None:
+                self._mp_wire = ws_frame(self.mp_frame())
+            return self._mp_wire
+        if self._json_wire is None:
+            self._json_wire = ws_frame(self.json_frame())
+        return self._json_wire
 
     def __repr__(self) -> str:
         return f"FeedEntry({self.job_id!r}, {self.id!r}, {self.type!r})"

@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.types import Message
 
+from ._direct import DirectWriter
 from .auth import STATE_KEY, AuthError, CurrentUser, TokenAuthority, origin_allowed
 from .config import Settings
 from .embedded import EmbeddedValkey
@@ -238,6 +239,7 @@ class Bridge:
             metrics=hub.metrics,
             close_grace_s=self.settings.bridge_close_grace_s,
             close_linger_s=self.settings.bridge_close_linger_s,
+            direct=DirectWriter.attach(raw_send),
         )
         hub.add(conn)
         log.info(

@@ -41,6 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from ._direct import DirectWriter, ws_frame
 from .config import Settings
 from .keys import KeySpace
 from .metrics import BridgeMetrics
@@ -111,6 +112,7 @@ class Connection:
         metrics: BridgeMetrics | None = None,
         close_grace_s: float = 5.0,
         close_linger_s: float = 60.0,
+        direct: DirectWriter | None = None,
     ) -> None:
         Connection._next_id += 1
         self.id = Connection._next_id
@@ -119,6 +121,9 @@ class Connection:
         self.opened_at = time.time()
         self._send = send
         self._close = close
+        #: Writes pre-built frame bytes to the socket when it can take them now (None: every
+        #: frame goes through ``send``).
+        self.direct = direct
         self._metrics = metrics
         self._grace = close_grace_s
         #: How long a close frame may wait for a stalled socket to drain before it is dropped.
@@ -163,6 +168,24 @@ class Connection:
         ):
             self.wake()
             return None
+        direct = self.direct
+        if direct is not None and direct.ready():
+            # One event: the same bytes for every session of this format. Anything else is
+            # framed here. The transport buffers what the socket does not take at once, and
+            # pauses this path (ready() turns False) past its high-water mark.
+            result = session.take()
+            try:
+                if result.single is not None:
+                    direct.write(result.single.wire_frame(session.format))
+                else:
+                    for frame in result.frames:
+                        direct.write(ws_frame(frame))
+            except Exception as exc:  # the transport is gone: the writer ends quietly
+                log.debug("direct write failed: %r", exc, extra={"conn": self.id})
+                self._broken = True
+                self.wake()
+                return None
+            return result if result.frames else None
         result = session.take()
         frames = result.frames
         send = self._send
@@ -183,6 +206,30 @@ class Connection:
             self.wake()
             return None
         return result if frames else None
+
+    def write_now(self, entry: FeedEntry) -> bool:
+        """The live fast path for one entry: its shared frame bytes written to the socket now.
+
+        Only with a direct writer whose socket takes data now, and when nothing of this
+        connection is queued or being written; True if written (the session marked it sent),
+        False if the caller must :meth:`Session.deliver` it instead.
+        """
+        direct = self.direct
+        if (
+            direct is None
+            or self.sending_since is not None
+            or self._broken
+            or not direct.ready()
+            or not self.session.deliver_now(entry)
+        ):
+            return False
+        try:
+            direct.write(entry.wire_frame(self.session.format))
+        except Exception as exc:  # the transport is gone: the writer ends quietly
+            log.debug("direct write failed: %r", exc, extra={"conn": self.id})
+            self._broken = True
+            self.wake()
+        return True
 
     def coalesced_delta(self) -> int:
         """Updates the session coalesced since the last call (or report), marked reported."""
@@ -405,43 +452,65 @@ class Hub:
     # -- routing -----------------------------------------------------------------------------
 
     def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
-        """Append each entry to the outbox of every connection that may see it, then write
-        each of those connections' frames (one batch frame per connection per call) through
-        :meth:`Connection.flush` — no awaits, and no task switch for a socket that keeps up."""
+        """Send each entry to every connection that may see it.
+
+        With one entry (the live case at a few events per second), a connection with nothing
+        queued whose socket takes data now gets the entry's shared frame bytes at once
+        (:meth:`Connection.write_now`). Otherwise the entry is appended to the outbox, and
+        each such connection is written once at the end (one batch frame per connection per
+        call, rather than a syscall per event) through :meth:`Connection.flush`. No awaits,
+        and no task switch for a socket that keeps up.
+        """
         if now is None:
             now = time.monotonic()
         by_job, by_user, by_doc = self.by_job, self.by_user, self.by_doc
         rooms = bool(by_user or by_doc)
         got: set[Connection] = set()
         add = got.add
+        written = 0
+        oldest: float | None = None
+        single = len(entries) == 1
         for entry in entries:
             job_subs = by_job.get(entry.job_id)
             if not rooms:
                 if job_subs:
+                    n = written
                     for conn in job_subs:
-                        if conn.session.deliver(entry, now):
+                        if single and conn.write_now(entry):
+                            written += 1
+                        elif conn.session.deliver(entry, now):
                             add(conn)
+                    if written > n and (oldest is None or entry.ts < oldest):
+                        oldest = entry.ts
                 continue
             owner, doc = self._meta_of(entry)
             user_subs = by_user.get(owner) if owner else None
             doc_subs = by_doc.get(doc) if doc else None
+            recipients: Iterable[Connection]
             if user_subs is None and doc_subs is None:
-                for conn in job_subs or ():
-                    if conn.session.deliver(entry, now):
-                        add(conn)
-                continue
-            seen: set[Connection] = set()
-            for group in (job_subs, user_subs):
-                for conn in group or ():
-                    if conn not in seen:
+                recipients = job_subs or ()
+            else:
+                seen: set[Connection] = set()
+                for group in (job_subs, user_subs):
+                    seen.update(group or ())
+                for conn in doc_subs or ():
+                    if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
                         seen.add(conn)
-                        if conn.session.deliver(entry, now):
-                            add(conn)
-            for conn in doc_subs or ():
-                if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
-                    seen.add(conn)
-                    if conn.session.deliver(entry, now):
-                        add(conn)
+                recipients = seen
+            n = written
+            for conn in recipients:
+                if single and conn.write_now(entry):
+                    written += 1
+                elif conn.session.deliver(entry, now):
+                    add(conn)
+            if written > n and (oldest is None or entry.ts < oldest):
+                oldest = entry.ts
+        if written:
+            metrics = self.metrics
+            metrics.frames_sent.inc(written)
+            metrics.events_relayed.inc(written)
+            if oldest:
+                metrics.event_age.observe(max(0.0, time.time() - oldest))
         if got:
             self.flush(got)
 

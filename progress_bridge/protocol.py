@@ -159,11 +159,16 @@ class _JobState:
 
 @dataclass(frozen=True, slots=True)
 class TakeResult:
-    """Frames to write now, in order, and what they carry (for metrics)."""
+    """Frames to write now, in order, and what they carry (for metrics).
+
+    ``single`` is the entry when the take is exactly its one ``event`` frame, whose WebSocket
+    bytes it has cached (:meth:`FeedEntry.wire_frame`) for every session of the same format.
+    """
 
     frames: list[str | bytes]
     events: int
     oldest_ts: float | None
+    single: FeedEntry | None = None
 
 
 class Session:
@@ -477,6 +482,23 @@ class Session:
             st.last_sent = entry.key
         return self._push(entry, now)
 
+    def deliver_now(self, entry: FeedEntry) -> bool:
+        """Mark one live entry sent without queueing it, for a caller that writes it at once.
+
+        Only when nothing is queued (so frames stay in order), held or closing, and the entry
+        is new for its job; False otherwise, and the caller uses :meth:`deliver`, which queues
+        the entry or drops the duplicate.
+        """
+        if self._depth or self._held is not None or self.close_code is not None:
+            return False
+        st = self._jobs.get(entry.job_id)
+        if st is not None:
+            last = st.last_sent
+            if last is not None and entry.key <= last:
+                return False
+            st.last_sent = entry.key
+        return True
+
     def error(self, code: str, message: str, ref: str | int | None, now: float) -> bool:
         return self._push_control(
             {"op": "error", "ref": ref, "code": code, "message": message}, now
@@ -516,7 +538,7 @@ class Session:
             outbox.pop()
             self._depth = self._bytes = 0
             frame = entry.mp_frame() if self.format is WireFormat.MSGPACK else entry.json_frame()
-            return TakeResult([frame], 1, entry.ts)
+            return TakeResult([frame], 1, entry.ts, entry)
         frames: list[str | bytes] = []
         run: list[FeedEntry] = []
         events = 0

@@ -2,8 +2,10 @@
 WebSocket and the bridge's ``/ws`` endpoint, with real clients and valkey.
 
 A client that keeps up gets every live event written by the feed reader itself (its writer task
-never wakes); a client that stops reading makes a send suspend (the transport pauses), the send
-is handed to its writer task, and once it reads again every event arrives, once, in order.
+never wakes) — without permessage-deflate, as the event's pre-built frame bytes straight to the
+transport (``DirectWriter``); a client that stops reading makes a send suspend (the transport
+pauses), the send is handed to its writer task, and once it reads again every event arrives,
+once, in order.
 """
 
 from __future__ import annotations
@@ -61,6 +63,53 @@ async def test_live_events_to_a_client_that_keeps_up_never_wake_its_writer(
     await client.close()
 
 
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+async def test_without_deflate_live_events_go_out_as_prebuilt_frames(
+    bridge: BridgeServer, store: EventStore, job_id: str, fmt: str
+) -> None:
+    user = f"direct-{fmt}"
+    store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner=user))
+    client = await open_client(
+        bridge.ws_url, mint(bridge.settings, user), fmt=fmt, compression=None
+    )
+    await client.send({"op": "subscribe", "job_id": job_id})
+    await client.op("subscribed")
+    conn = _conn_of(bridge, user)
+    assert conn.direct is not None  # uvicorn websockets-sansio, no extension negotiated
+    woken, written = conn.wakeups, conn.direct.frames
+    for n in range(20):  # one at a time: each a single-entry reader pass
+        event = store.append(_zone(job_id, n, pad="é" * n * 10))
+        assert event.id is not None
+        await client.events_until(job_id, event.id)
+    # A burst read in one pass goes out as one batch frame, framed on the way.
+    store.append_many(_zone(job_id, n) for n in range(20, 60))
+    last = store.snapshot(job_id)
+    assert last is not None
+    await client.events_until(job_id, last.last_id)
+    zones = [e for e in client.events if e["type"] == "zone_completed"]
+    assert [e["zone_index"] for e in zones] == list(range(60))
+    assert zones[5]["summary"] == "é" * 50
+    assert conn.direct.frames >= written + 21  # 20 single frames, then at least one batch
+    assert conn.wakeups == woken
+    await client.close()
+
+
+async def test_a_client_with_deflate_gets_its_frames_through_the_asgi_send(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="deflate"))
+    client = await open_client(bridge.ws_url, mint(bridge.settings, "deflate"))
+    assert [type(e).__name__ for e in client.ws.protocol.extensions] == ["PerMessageDeflate"]
+    await client.send({"op": "subscribe", "job_id": job_id})
+    await client.op("subscribed")
+    assert _conn_of(bridge, "deflate").direct is None  # compressed per connection
+    event = store.append(_zone(job_id, 0))
+    assert event.id is not None
+    got = await client.events_until(job_id, event.id)
+    assert [e["zone_index"] for e in got if e["type"] == "zone_completed"] == [0]
+    await client.close()
+
+
 async def test_a_stalled_client_gets_every_event_in_order_once_it_reads_again(
     bridge: BridgeServer, store: EventStore, job_id: str
 ) -> None:
@@ -73,6 +122,7 @@ async def test_a_stalled_client_gets_every_event_in_order_once_it_reads_again(
     await client.send({"op": "subscribe", "job_id": job_id})
     await client.op("subscribed")
     conn = _conn_of(bridge, "stall")
+    assert conn.direct is not None  # the direct path hands over to the ASGI send when paused
     woken = conn.wakeups
     pad = "x" * 1500
     # The client reads nothing now: fill the socket until a send suspends (transport paused).

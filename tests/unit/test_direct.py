@@ -1,0 +1,58 @@
+"""Pre-built server frames (:func:`progress_bridge._direct.ws_frame`), read back by the
+``websockets`` library's own frame parser — the same code a Python client runs."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from progress_bridge._direct import DirectWriter, ws_frame
+
+
+def parse_one(data: bytes) -> Frame:
+    reader = StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame: Frame = done.value
+        return frame
+    raise AssertionError("the frame was not complete")
+
+
+# Each length encoding of RFC 6455 §5.2 on both sides of its boundary.
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_text_frames_of_every_length_class_parse_back(size: int) -> None:
+    text = "é" * (size // 2) + "a" * (size % 2)  # multi-byte UTF-8: length is of the bytes
+    data = ws_frame(text)
+    frame = parse_one(data)
+    assert frame.opcode is Opcode.TEXT and frame.fin
+    assert frame.data.decode() == text
+    assert len(data) == len(text.encode()) + (2 if size < 126 else 4 if size < 65_536 else 10)
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_536])
+def test_binary_frames_parse_back(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    frame = parse_one(ws_frame(payload))
+    assert frame.opcode is Opcode.BINARY and frame.fin
+    assert frame.data == payload
+
+
+def test_anything_but_uvicorns_sansio_protocol_gets_no_direct_writer() -> None:
+    async def plain_send(message: object) -> None:
+        return None
+
+    class Imitation:  # the right attributes, the wrong class: not trusted
+        conn = object()
+        transport = object()
+        handshake_complete = True
+
+        async def send(self, message: object) -> None:
+            return None
+
+    assert DirectWriter.attach(plain_send) is None
+    assert DirectWriter.attach(Imitation().send) is None
