@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from websockets.protocol import State
+
 __all__ = ["DirectWriter", "ws_frame"]
 
 _UVICORN_SANSIO = (
@@ -50,15 +52,12 @@ def ws_frame(payload: str | bytes) -> bytes:
 class DirectWriter:
     """Writes pre-built frames to one uvicorn ``websockets-sansio`` connection's transport."""
 
-    __slots__ = ("_open", "_proto", "_transport", "_ws", "frames")
+    __slots__ = ("_proto", "_transport", "_ws", "frames")
 
     def __init__(self, proto: Any) -> None:
-        from websockets.protocol import State
-
         self._proto = proto
         self._ws = proto.conn
         self._transport: asyncio.Transport = proto.transport
-        self._open = State.OPEN
         #: Frames written here (the rest went through the ASGI ``send``).
         self.frames = 0
 
@@ -87,7 +86,7 @@ class DirectWriter:
             proto.writable.is_set()
             and not proto.close_sent
             and not proto.disconnected
-            and self._ws.state is self._open
+            and self._ws.state is State.OPEN
             and not self._transport.is_closing()
         )
 

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long the close frame may still wait for a stalled socket to drain.",
     )
+    bridge_gc_full_interval_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="The bridge server runs a full garbage collection this often instead of on "
+        "heap growth (progress_bridge.gcpolicy); 0: never.",
+    )
 
     # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------
     max_upload_bytes: int = Field(

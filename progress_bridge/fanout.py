@@ -46,6 +46,7 @@ from .config import Settings
 from .keys import KeySpace
 from .metrics import BridgeMetrics
 from .protocol import CloseCode, FeedEntry, Principal, Session, TakeResult
+from .snapshot import JobSnapshot
 
 __all__ = ["Connection", "Hub"]
 
@@ -53,6 +54,8 @@ log = logging.getLogger("progress_bridge.fanout")
 
 #: Jobs whose owner and document the hub remembers (for room routing).
 META_CACHE_SIZE = 100_000
+#: Jobs whose latest snapshot the hub keeps for first subscribes (see :meth:`Hub.cached_snapshot`).
+SNAPSHOT_CACHE_SIZE = 1_000
 #: How often connections are checked for heartbeats and stalled outboxes (seconds).
 SWEEP_INTERVAL_S = 0.5
 
@@ -377,6 +380,8 @@ class Hub:
         self.by_user: dict[str, set[Connection]] = {}
         self.by_doc: dict[str, set[Connection]] = {}
         self.meta: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        #: job → its snapshot as of the last entry routed for it; None while a read is in flight.
+        self.snapshots: OrderedDict[str, JobSnapshot | None] = OrderedDict()
         self.positions: dict[str, str] = {}
         self.started = False
         self.reader_ok_at = 0.0
@@ -449,6 +454,34 @@ class Hub:
             if not subs:
                 del table[name]
 
+    # -- snapshots for first subscribes --------------------------------------------------------
+
+    def cached_snapshot(self, job_id: str) -> JobSnapshot | None:
+        """The job's snapshot if no entry of the job was routed since it was read, else None.
+
+        Why it is safe to answer a subscribe with it: the subscriber registered live before
+        asking, so every entry routed from now on reaches it (held, then sent if newer than the
+        snapshot's ``last_id``); and any entry appended after the snapshot was read is routed
+        only after this call, since routing one drops the cached copy. A herd of clients
+        subscribing to one job (a reconnect storm after a bridge restart) costs one read.
+        """
+        snapshot = self.snapshots.get(job_id)
+        if snapshot is not None:
+            self.snapshots.move_to_end(job_id)
+        return snapshot
+
+    def reading_snapshot(self, job_id: str) -> None:
+        """Mark a snapshot read as started: an entry routed meanwhile cancels its caching."""
+        if job_id not in self.snapshots:
+            self.snapshots[job_id] = None
+            if len(self.snapshots) > SNAPSHOT_CACHE_SIZE:
+                self.snapshots.popitem(last=False)
+
+    def read_snapshot(self, job_id: str, snapshot: JobSnapshot) -> None:
+        """Keep a snapshot read since :meth:`reading_snapshot` if nothing was routed for it."""
+        if job_id in self.snapshots and self.snapshots[job_id] is None:
+            self.snapshots[job_id] = snapshot
+
     # -- routing -----------------------------------------------------------------------------
 
     def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
@@ -470,7 +503,10 @@ class Hub:
         written = 0
         oldest: float | None = None
         single = len(entries) == 1
+        snapshots = self.snapshots
         for entry in entries:
+            if snapshots:
+                snapshots.pop(entry.job_id, None)
             job_subs = by_job.get(entry.job_id)
             if not rooms:
                 if job_subs:
@@ -631,11 +667,13 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                self.snapshots.clear()  # entries may be appended that no one routes for a while
                 self.metrics.reader_errors.inc()
                 log.warning("feed reader: %r; retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             except Exception:
+                self.snapshots.clear()
                 self.metrics.reader_errors.inc()
                 log.exception("feed reader failed; retrying")
                 await asyncio.sleep(delay)

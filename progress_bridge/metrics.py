@@ -50,6 +50,12 @@ class BridgeMetrics:
             p + "feed_entries", "Entries read from the live feed.", registry=r
         )
         self.replayed = Counter(p + "replayed_events", "History events replayed.", registry=r)
+        self.snapshot_reads = Counter(
+            p + "snapshot_reads",
+            "Snapshots given to first subscribes, by source (redis, or the hub's cache).",
+            ["source"],
+            registry=r,
+        )
         self.coalesced = Counter(
             p + "coalesced", "Progress updates replaced in a lagging outbox.", registry=r
         )

@@ -21,9 +21,10 @@ from progress_bridge.events import (
     ProcessingStarted,
     ZoneCompleted,
 )
+from progress_bridge.keys import parse_stream_id
 from progress_bridge.streams import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
-from tests.integration.bridge_client import open_client
+from tests.integration.bridge_client import Client, open_client
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,50 @@ async def test_subscribe_during_heavy_appends_has_no_gap_and_no_duplicate(
     # Every event after the position, once, in order — whether replayed or live.
     assert _ids(events, job_id) == appended
     await client.close()
+
+
+async def test_first_subscribes_during_appends_each_get_a_snapshot_then_the_rest_once(
+    bridge: BridgeServer, alice: str, store: EventStore, job_id: str
+) -> None:
+    # Clients subscribe without a position, one after another, while a writer appends: some
+    # get the snapshot from Redis, some the hub's cached copy; either way each then gets every
+    # later event once, in order.
+    _publish(store, job_id)
+    appended: list[str] = []
+    go = threading.Event()
+
+    def writer() -> None:
+        go.wait()
+        for n in range(300):
+            appended.append(_zone(store, job_id, n))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    go.set()
+    followers: list[tuple[Client, str]] = []
+    for _ in range(12):
+        client = await open_client(bridge.ws_url, alice)
+        await client.send({"op": "subscribe", "job_id": job_id})
+        followers.append((client, (await client.op("subscribed"))["snapshot"]["last_id"]))
+    thread.join()
+    for client, since in followers:
+        events = await client.events_until(job_id, appended[-1])
+        after = [i for i in appended if parse_stream_id(i) > parse_stream_id(since)]
+        assert _ids(events, job_id) == after
+        await client.close()
+    # Quiet now: one read, then the same snapshot from the hub for the next subscribers.
+    reads = bridge.bridge.metrics.registry.get_sample_value
+    cached0 = reads("progress_bridge_snapshot_reads_total", {"source": "cache"}) or 0.0
+    answers = []
+    for _ in range(3):
+        client = await open_client(bridge.ws_url, alice)
+        await client.send({"op": "subscribe", "job_id": job_id})
+        answers.append((await client.op("subscribed"))["snapshot"])
+        await client.close()
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0]["last_id"] == appended[-1]  # read after the last append: not stale
+    cached = reads("progress_bridge_snapshot_reads_total", {"source": "cache"}) or 0.0
+    assert cached - cached0 >= 2
 
 
 async def test_trimmed_history_answers_recovered_false_with_snapshot(

@@ -20,6 +20,7 @@ from progress_bridge.config import Settings
 from progress_bridge.fanout import Connection, Hub
 from progress_bridge.metrics import BridgeMetrics
 from progress_bridge.protocol import FeedEntry, Principal, Session, SubscribeJob
+from progress_bridge.snapshot import JobSnapshot
 
 JOB = "job-fast"
 
@@ -244,3 +245,41 @@ async def test_a_decided_close_is_written_by_the_writer_after_a_pending_send(hub
     await asyncio.wait_for(conn.done, 1)
     assert sock.events() == ids(0, 1)  # the frame in flight completes; the rest was dropped
     assert sock.closed == 4008
+
+
+# -- the snapshot kept for first subscribes ----------------------------------------------------
+
+
+def snap(last: int) -> JobSnapshot:
+    return JobSnapshot(job_id=JOB, epoch="e1", last_id=f"{1000 + last}-0", owner="alice")
+
+
+async def test_a_snapshot_read_is_kept_until_an_entry_of_its_job_is_routed(hub: Hub) -> None:
+    assert hub.cached_snapshot(JOB) is None
+    hub.reading_snapshot(JOB)
+    assert hub.cached_snapshot(JOB) is None  # in flight: nothing to give yet
+    hub.read_snapshot(JOB, snap(3))
+    assert hub.cached_snapshot(JOB) == snap(3)
+    other = FeedEntry("job-other", "2000-0", "e1", json.dumps({"type": "zone_completed"}))
+    hub.route([other])
+    assert hub.cached_snapshot(JOB) == snap(3)  # another job's entry changes nothing
+    hub.route([entry(4)])
+    assert hub.cached_snapshot(JOB) is None  # stale now: the next subscribe reads again
+
+
+async def test_a_snapshot_read_while_an_entry_of_its_job_is_routed_is_not_kept(hub: Hub) -> None:
+    hub.reading_snapshot(JOB)
+    hub.route([entry(4)])  # routed while the read was in flight: the read may predate it
+    hub.read_snapshot(JOB, snap(3))
+    assert hub.cached_snapshot(JOB) is None
+
+
+async def test_the_snapshot_cache_is_bounded(hub: Hub) -> None:
+    from progress_bridge.fanout import SNAPSHOT_CACHE_SIZE
+
+    for n in range(SNAPSHOT_CACHE_SIZE + 10):
+        hub.reading_snapshot(f"job-{n}")
+        hub.read_snapshot(f"job-{n}", snap(n).model_copy(update={"job_id": f"job-{n}"}))
+    assert len(hub.snapshots) == SNAPSHOT_CACHE_SIZE
+    assert hub.cached_snapshot("job-0") is None  # the oldest went first
+    assert hub.cached_snapshot(f"job-{SNAPSHOT_CACHE_SIZE + 9}") is not None

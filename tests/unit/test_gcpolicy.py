@@ -1,0 +1,62 @@
+"""The bridge server's garbage-collector policy (:mod:`progress_bridge.gcpolicy`), applied to
+this process and undone after each test."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from progress_bridge import gcpolicy
+from tests.conftest import TIMEOUT
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[threading.Event]:
+    thresholds = gc.get_threshold()
+    stop = threading.Event()
+    yield stop
+    stop.set()
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()
+
+
+def test_growth_never_triggers_a_full_collection_and_startup_objects_are_frozen(
+    restore_gc: threading.Event,
+) -> None:
+    young, middle, _ = gc.get_threshold()
+    assert gcpolicy.install(0, restore_gc) is None  # 0: no timed collections either
+    assert gc.get_threshold() == (young, middle, gcpolicy.FULL_NEVER)
+    assert gc.get_freeze_count() > 0
+
+
+def test_the_timed_full_collection_frees_a_cycle_left_in_the_old_generation(
+    restore_gc: threading.Event,
+) -> None:
+    freed = threading.Event()
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            freed.set()
+
+    gcpolicy.install(0.05, restore_gc)
+    node = Node()
+    gc.collect(1)  # survives the young collections: now in the old generation
+    del node  # unreachable, but only a full collection finds the cycle
+    assert freed.wait(TIMEOUT)
+
+
+def test_a_full_collection_reports_what_it_found() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    Node()
+    found, took = gcpolicy.full_collection()
+    assert found >= 2  # the node and its __dict__
+    assert took >= 0
