@@ -80,12 +80,16 @@ class DirectWriter:
         return cls(proto)
 
     def ready(self) -> bool:
-        """True when a frame may be written now without waiting (else use the ASGI send)."""
-        proto = self._proto
+        """True when a frame may be written now without waiting (else use the ASGI send).
+
+        Three checks, on the hot path of every delivery: the transport is not paused for flow
+        control (uvicorn's ``writable``); the WebSocket is OPEN — uvicorn moves it to CLOSING
+        whenever it sends or receives a close, which is when it sets ``close_sent``; and the
+        transport is not closing, which it is from the moment the peer is gone
+        (``disconnected``).
+        """
         return (
-            proto.writable.is_set()
-            and not proto.close_sent
-            and not proto.disconnected
+            self._proto.writable.is_set()
             and self._ws.state is State.OPEN
             and not self._transport.is_closing()
         )
