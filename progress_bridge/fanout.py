@@ -58,6 +58,8 @@ META_CACHE_SIZE = 100_000
 SNAPSHOT_CACHE_SIZE = 1_000
 #: How often connections are checked for heartbeats and stalled outboxes (seconds).
 SWEEP_INTERVAL_S = 0.5
+#: ...in this many slices, spread over the interval.
+SWEEP_SLICES = 10
 
 #: Writes one frame. Must return a coroutine (``async def``): :meth:`Connection.flush` drives
 #: it by hand, so that a send that does not suspend costs no task switch.
@@ -680,17 +682,27 @@ class Hub:
                 delay = min(delay * 2, 2.0)
 
     async def run_sweeper(self) -> None:
-        """Heartbeats, dead peers and stalled outboxes, checked for all connections at once."""
+        """Heartbeats, dead peers and stalled outboxes: every connection once per interval.
+
+        In :data:`SWEEP_SLICES` slices spread over the interval, not all at once: a pass
+        costs ~1 µs per connection (10 ms at 10,000 connections on the dev VM), and a live
+        event arriving during one waits for it to end.
+        """
+        pause = SWEEP_INTERVAL_S / SWEEP_SLICES
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            now = time.monotonic()
-            ticked: list[Connection] = []
-            for conn in list(self.conns.values()):
-                if conn.session.tick(now):
-                    ticked.append(conn)
-                conn.poke(now)
-            if ticked:
-                self.flush(ticked)  # pings written inline; a decided close wakes the writer
+            conns = list(self.conns.values())
+            for part in range(SWEEP_SLICES):
+                await asyncio.sleep(pause)
+                now = time.monotonic()
+                ticked: list[Connection] = []
+                for conn in conns[part::SWEEP_SLICES]:
+                    if conn.done.done():
+                        continue  # gone since the round began
+                    if conn.session.tick(now):
+                        ticked.append(conn)
+                    conn.poke(now)
+                if ticked:
+                    self.flush(ticked)  # pings written inline; a decided close wakes the writer
 
     @property
     def ready(self) -> bool:
