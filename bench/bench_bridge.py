@@ -12,8 +12,9 @@ Servers, each its own process, each fed by the same Redis live feed:
 * ``broadcast``: ``websockets.broadcast()`` of one pre-encoded frame per event
   (``bench/naive_manager.py broadcast``): the single-frame ceiling.
 
-Clients are ``websockets`` asyncio clients in ``--workers`` processes (uvloop), spread over
-several source addresses in 127.0.0.0/8. Per server, in this order:
+Clients are minimal raw WebSocket clients in ``--workers`` processes (uvloop, no cyclic GC),
+spread over several source addresses in 127.0.0.0/8. The server under test runs alone on core 0,
+everything else on the other cores (``--no-pin`` to share). Per server, in this order:
 
 1. connect time p50/p99 of ``--clients`` connections (TCP + handshake + subscribe answered),
    ``--connect-concurrency`` handshakes in flight per worker;
