@@ -12,8 +12,8 @@ ASGI has no way to write bytes to the socket, so :meth:`DirectWriter.attach` rec
 uvicorn's ``websockets-sansio`` protocol object behind the ASGI ``send`` and uses its transport.
 Anything else (another server or implementation, permessage-deflate negotiated, a TLS transport
 is fine) gets None and the connection keeps the ASGI ``send``. :meth:`DirectWriter.ready` is
-checked before every write: the handshake done, no close sent or received, and the transport
-not paused for flow control — when it is paused, the caller falls back to the ASGI ``send``,
+checked before every write: no close sent or received, and the transport not closing and not
+paused for flow control — when it is paused, the caller falls back to the ASGI ``send``,
 which waits for the socket to drain, so a slow socket is detected and handled as before.
 Writes through this object and through uvicorn go to the same transport in call order.
 """

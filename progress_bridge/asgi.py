@@ -453,11 +453,11 @@ class Bridge:
         if snapshot is not None:
             self.metrics.snapshot_reads.labels("cache").inc()
             return snapshot
-        hub.reading_snapshot(job_id)
+        mark = hub.reading_snapshot(job_id)
         snapshot = await self.store.snapshot(job_id)
         self.metrics.snapshot_reads.labels("redis").inc()
         if snapshot is not None:
-            hub.read_snapshot(job_id, snapshot)
+            hub.read_snapshot(job_id, mark, snapshot)
         return snapshot
 
     async def _subscribe_room(

@@ -102,6 +102,12 @@ async def _finish_send(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
             return
 
 
+class _PendingRead:
+    """Marks a job whose snapshot is being read (see :meth:`Hub.reading_snapshot`)."""
+
+    __slots__ = ()
+
+
 class Connection:
     """The I/O side of one socket: its :class:`Session`, writer task and end signal."""
 
@@ -382,8 +388,8 @@ class Hub:
         self.by_user: dict[str, set[Connection]] = {}
         self.by_doc: dict[str, set[Connection]] = {}
         self.meta: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
-        #: job → its snapshot as of the last entry routed for it; None while a read is in flight.
-        self.snapshots: OrderedDict[str, JobSnapshot | None] = OrderedDict()
+        #: job → its snapshot as of the last entry routed for it, or the mark of reads in flight.
+        self.snapshots: OrderedDict[str, JobSnapshot | _PendingRead] = OrderedDict()
         self.positions: dict[str, str] = {}
         self.started = False
         self.reader_ok_at = 0.0
@@ -468,20 +474,27 @@ class Hub:
         subscribing to one job (a reconnect storm after a bridge restart) costs one read.
         """
         snapshot = self.snapshots.get(job_id)
-        if snapshot is not None:
+        if isinstance(snapshot, JobSnapshot):
             self.snapshots.move_to_end(job_id)
-        return snapshot
+            return snapshot
+        return None
 
-    def reading_snapshot(self, job_id: str) -> None:
-        """Mark a snapshot read as started: an entry routed meanwhile cancels its caching."""
-        if job_id not in self.snapshots:
-            self.snapshots[job_id] = None
+    def reading_snapshot(self, job_id: str) -> _PendingRead:
+        """Note that a snapshot read starts now; pass the mark to :meth:`read_snapshot`.
+
+        Routing an entry of the job drops the mark, so a read that may predate that entry is
+        not kept — not even when another read marks the job again before it returns.
+        """
+        mark = self.snapshots.get(job_id)
+        if not isinstance(mark, _PendingRead):  # none yet (or gone): reads from now on
+            mark = self.snapshots[job_id] = _PendingRead()
             if len(self.snapshots) > SNAPSHOT_CACHE_SIZE:
                 self.snapshots.popitem(last=False)
+        return mark
 
-    def read_snapshot(self, job_id: str, snapshot: JobSnapshot) -> None:
-        """Keep a snapshot read since :meth:`reading_snapshot` if nothing was routed for it."""
-        if job_id in self.snapshots and self.snapshots[job_id] is None:
+    def read_snapshot(self, job_id: str, mark: _PendingRead, snapshot: JobSnapshot) -> None:
+        """Keep a snapshot read since ``mark`` was taken if nothing was routed for it since."""
+        if self.snapshots.get(job_id) is mark:
             self.snapshots[job_id] = snapshot
 
     # -- routing -----------------------------------------------------------------------------
@@ -695,8 +708,9 @@ class Hub:
                 await asyncio.sleep(pause)
                 now = time.monotonic()
                 ticked: list[Connection] = []
+                live = self.conns
                 for conn in conns[part::SWEEP_SLICES]:
-                    if conn.done.done():
+                    if live.get(conn.id) is not conn:
                         continue  # gone since the round began
                     if conn.session.tick(now):
                         ticked.append(conn)

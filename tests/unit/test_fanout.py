@@ -256,9 +256,9 @@ def snap(last: int) -> JobSnapshot:
 
 async def test_a_snapshot_read_is_kept_until_an_entry_of_its_job_is_routed(hub: Hub) -> None:
     assert hub.cached_snapshot(JOB) is None
-    hub.reading_snapshot(JOB)
+    mark = hub.reading_snapshot(JOB)
     assert hub.cached_snapshot(JOB) is None  # in flight: nothing to give yet
-    hub.read_snapshot(JOB, snap(3))
+    hub.read_snapshot(JOB, mark, snap(3))
     assert hub.cached_snapshot(JOB) == snap(3)
     other = FeedEntry("job-other", "2000-0", "e1", json.dumps({"type": "zone_completed"}))
     hub.route([other])
@@ -268,18 +268,38 @@ async def test_a_snapshot_read_is_kept_until_an_entry_of_its_job_is_routed(hub: 
 
 
 async def test_a_snapshot_read_while_an_entry_of_its_job_is_routed_is_not_kept(hub: Hub) -> None:
-    hub.reading_snapshot(JOB)
+    mark = hub.reading_snapshot(JOB)
     hub.route([entry(4)])  # routed while the read was in flight: the read may predate it
-    hub.read_snapshot(JOB, snap(3))
+    hub.read_snapshot(JOB, mark, snap(3))
     assert hub.cached_snapshot(JOB) is None
+
+
+async def test_a_read_that_predates_a_routed_entry_is_not_kept_after_a_newer_read_starts(
+    hub: Hub,
+) -> None:
+    first = hub.reading_snapshot(JOB)
+    hub.route([entry(4)])
+    second = hub.reading_snapshot(JOB)  # a later subscriber starts its own read
+    hub.read_snapshot(JOB, first, snap(3))  # the first read returns: it may lack entry 4
+    assert hub.cached_snapshot(JOB) is None
+    hub.read_snapshot(JOB, second, snap(4))
+    assert hub.cached_snapshot(JOB) == snap(4)
+
+
+async def test_reads_started_together_share_one_mark(hub: Hub) -> None:
+    first, second = hub.reading_snapshot(JOB), hub.reading_snapshot(JOB)
+    assert first is second  # nothing routed between them: either read may be kept
+    hub.read_snapshot(JOB, second, snap(3))
+    hub.read_snapshot(JOB, first, snap(3))
+    assert hub.cached_snapshot(JOB) == snap(3)
 
 
 async def test_the_snapshot_cache_is_bounded(hub: Hub) -> None:
     from progress_bridge.fanout import SNAPSHOT_CACHE_SIZE
 
     for n in range(SNAPSHOT_CACHE_SIZE + 10):
-        hub.reading_snapshot(f"job-{n}")
-        hub.read_snapshot(f"job-{n}", snap(n).model_copy(update={"job_id": f"job-{n}"}))
+        mark = hub.reading_snapshot(f"job-{n}")
+        hub.read_snapshot(f"job-{n}", mark, snap(n).model_copy(update={"job_id": f"job-{n}"}))
     assert len(hub.snapshots) == SNAPSHOT_CACHE_SIZE
     assert hub.cached_snapshot("job-0") is None  # the oldest went first
     assert hub.cached_snapshot(f"job-{SNAPSHOT_CACHE_SIZE + 9}") is not None

@@ -239,6 +239,24 @@ def test_first_subscribe_sends_snapshot_then_only_newer_events() -> None:
     assert frames[1]["event"]["id"] == "100-5"
 
 
+def test_deliver_now_only_when_nothing_is_queued_held_or_closing_and_never_twice() -> None:
+    session = new_session()
+    session.finish_job(SubscribeJob(JOB), 0.0, snapshot=snapshot(4))
+    assert session.deliver_now(entry(5)) is False  # would overtake the queued answer...
+    session.deliver(entry(5), 0.0)  # ...so it goes through deliver, behind it
+    assert session.deliver_now(entry(6)) is False
+    assert sent_ids(session) == ["100-5"]
+    assert session.deliver_now(entry(6)) is True  # idle: the caller writes it
+    assert session.deliver_now(entry(6)) is False  # already sent
+    assert session.deliver_now(entry(4)) is False  # in the snapshot
+    assert session.take().frames == []  # a direct write queues nothing
+    session.hold()
+    assert session.deliver_now(entry(7)) is False  # a subscribe in progress holds entries
+    session.release(0.0)
+    session.close(1000)
+    assert session.deliver_now(entry(8)) is False
+
+
 def test_unrecoverable_position_sends_snapshot_and_no_partial_history() -> None:
     session = new_session()
     session.hold()
