@@ -191,10 +191,8 @@ class Connection:
                 else:
                     for frame in result.frames:
                         direct.write(ws_frame(frame))
-            except Exception as exc:  # the transport is gone: the writer ends quietly
-                log.debug("direct write failed: %r", exc, extra={"conn": self.id})
-                self._broken = True
-                self.wake()
+            except Exception as exc:
+                self._direct_failed(exc)
                 return None
             return result if result.frames else None
         result = session.take()
@@ -236,11 +234,15 @@ class Connection:
             return False
         try:
             direct.write(entry.wire_frame(self.session.format))
-        except Exception as exc:  # the transport is gone: the writer ends quietly
-            log.debug("direct write failed: %r", exc, extra={"conn": self.id})
-            self._broken = True
-            self.wake()
+        except Exception as exc:
+            self._direct_failed(exc)
         return True
+
+    def _direct_failed(self, exc: Exception) -> None:
+        """The transport is gone: the writer ends quietly, as after a failed inline send."""
+        log.debug("direct write failed: %r", exc, extra={"conn": self.id})
+        self._broken = True
+        self.wake()
 
     def coalesced_delta(self) -> int:
         """Updates the session coalesced since the last call (or report), marked reported."""
@@ -511,8 +513,8 @@ class Hub:
         """
         if now is None:
             now = time.monotonic()
-        by_job, by_user, by_doc = self.by_job, self.by_user, self.by_doc
-        rooms = bool(by_user or by_doc)
+        by_job = self.by_job
+        rooms = bool(self.by_user or self.by_doc)
         got: set[Connection] = set()
         add = got.add
         written = 0
@@ -522,32 +524,9 @@ class Hub:
         for entry in entries:
             if snapshots:
                 snapshots.pop(entry.job_id, None)
-            job_subs = by_job.get(entry.job_id)
-            if not rooms:
-                if job_subs:
-                    n = written
-                    for conn in job_subs:
-                        if single and conn.write_now(entry):
-                            written += 1
-                        elif conn.session.deliver(entry, now):
-                            add(conn)
-                    if written > n and (oldest is None or entry.ts < oldest):
-                        oldest = entry.ts
-                continue
-            owner, doc = self._meta_of(entry)
-            user_subs = by_user.get(owner) if owner else None
-            doc_subs = by_doc.get(doc) if doc else None
-            recipients: Iterable[Connection]
-            if user_subs is None and doc_subs is None:
-                recipients = job_subs or ()
-            else:
-                seen: set[Connection] = set()
-                for group in (job_subs, user_subs):
-                    seen.update(group or ())
-                for conn in doc_subs or ():
-                    if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
-                        seen.add(conn)
-                recipients = seen
+            recipients: Iterable[Connection] = by_job.get(entry.job_id) or ()
+            if rooms:
+                recipients = self._with_rooms(entry, recipients)
             n = written
             for conn in recipients:
                 if single and conn.write_now(entry):
@@ -564,6 +543,24 @@ class Hub:
                 metrics.event_age.observe(max(0.0, time.time() - oldest))
         if got:
             self.flush(got)
+
+    def _with_rooms(self, entry: FeedEntry, job_subs: Iterable[Connection]) -> Iterable[Connection]:
+        """The job's subscribers plus those of its owner's and document's rooms, once each.
+
+        A document room is shared by users: its members get the entry only if they may see
+        the job (its owner or an admin).
+        """
+        owner, doc = self._meta_of(entry)
+        user_subs = self.by_user.get(owner) if owner else None
+        doc_subs = self.by_doc.get(doc) if doc else None
+        if user_subs is None and doc_subs is None:
+            return job_subs
+        seen = set(job_subs)
+        seen.update(user_subs or ())
+        for conn in doc_subs or ():
+            if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
+                seen.add(conn)
+        return seen
 
     def flush(self, conns: Iterable[Connection]) -> None:
         """:meth:`Connection.flush` each connection; count what was written once, in sums."""
