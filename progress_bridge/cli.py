@@ -183,7 +183,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         url = settings.redis_url
         if not url:
-            url = stack.enter_context(EmbeddedValkey()).url
+            # Stopped after the children (the worker may be finishing a task), not by Ctrl-C.
+            url = stack.enter_context(EmbeddedValkey(own_session=True)).url
             _err(f"[dev] embedded valkey-server at {url}")
         # Children inherit our environment plus the server we chose. Without a configured token
         # secret, one is drawn for this run and shared, so `progress-bridge token` output and

@@ -34,8 +34,11 @@ def free_port() -> int:
 class EmbeddedValkey:
     """``with EmbeddedValkey() as server: server.url`` — a throw-away server on loopback."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, own_session: bool = False) -> None:
+        """``own_session``: out of the caller's process group, so a terminal's Ctrl-C reaches
+        only the caller, which stops the server last — after whatever still writes to it."""
         self.port = port or free_port()
+        self._own_session = own_session
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -67,6 +70,7 @@ class EmbeddedValkey:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=self._own_session,
         )
         self._wait_ready()
         return self

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from progress_bridge.embedded import free_port
+from progress_bridge.embedded import EmbeddedValkey, free_port
 from progress_bridge.events import (
     ProcessingCancelled,
     ProcessingCompleted,
@@ -161,6 +161,15 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
     for port in (web_port, flower_port):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_devs_embedded_server_is_out_of_reach_of_a_terminals_ctrl_c() -> None:
+    # A terminal signals its foreground process group: dev's own server must not get it, so
+    # dev can stop the worker first (it may be writing a task's last events) and then it.
+    with EmbeddedValkey() as shared, EmbeddedValkey(own_session=True) as own:
+        assert shared._proc is not None and own._proc is not None
+        assert os.getpgid(shared._proc.pid) == os.getpgid(0)
+        assert os.getpgid(own._proc.pid) != os.getpgid(0)
 
 
 def test_worker_without_a_redis_url_refuses_to_start_with_a_clear_message() -> None:
