@@ -47,6 +47,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
@@ -96,9 +97,10 @@ def pct(values: list[float], p: float) -> float:
 class Worker:
     """Many WebSocket clients in one process, driven by commands over a pipe."""
 
-    def __init__(self, pipe: Connection, wid: int) -> None:
+    def __init__(self, pipe: Connection, wid: int, deflate: bool = False) -> None:
         self.pipe = pipe
         self.wid = wid
+        self.deflate = deflate
         self.conns: list[RawClient] = []
         self.mode = "count"
         self.events = 0
@@ -146,6 +148,7 @@ class Worker:
             f"GET /{path} HTTP/1.1\r\nHost: {host}:{port_text}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "Sec-WebSocket-Version: 13\r\n"
+            + ("Sec-WebSocket-Extensions: permessage-deflate\r\n" if self.deflate else "")
             + (f"Sec-WebSocket-Protocol: {', '.join(protocols)}\r\n" if protocols else "")
             + "\r\n"
         ).encode()
@@ -231,6 +234,7 @@ class RawClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.open = False
+        self.inflater: Any = None  # with --deflate: one per connection (context takeover)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -273,6 +277,10 @@ class RawClient(asyncio.Protocol):
                 break
             opcode = buf[pos] & 0x0F
             payload = bytes(buf[pos + hdr : pos + hdr + length])
+            if buf[pos] & 0x40:  # RSV1: a compressed message (RFC 7692 §7.2.2)
+                if self.inflater is None:
+                    self.inflater = zlib.decompressobj(-15)
+                payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
             pos += hdr + length
             if opcode == 1 or opcode == 2:
                 if self.ready.done():
@@ -287,7 +295,7 @@ class RawClient(asyncio.Protocol):
             del buf[:pos]
 
 
-def worker_main(pipe: Connection, wid: int) -> None:
+def worker_main(pipe: Connection, wid: int, deflate: bool) -> None:
     raise_nofile()
     import uvloop
 
@@ -296,19 +304,19 @@ def worker_main(pipe: Connection, wid: int) -> None:
     # latency (p99 outliers of 70-150 ms for every server alike). Memory is bounded by the run.
     gc.disable()
 
-    uvloop.run(Worker(pipe, wid).serve())
+    uvloop.run(Worker(pipe, wid, deflate).serve())
 
 
 class Clients:
     """The worker processes, addressed together."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, deflate: bool = False) -> None:
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
         for wid in range(n):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=worker_main, args=(child, wid), daemon=True)
+            proc = ctx.Process(target=worker_main, args=(child, wid, deflate), daemon=True)
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -725,6 +733,12 @@ def main() -> None:
         help="do not pin the server to core 0 and everything else (clients, Redis, this "
         "process) to the other cores",
     )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="clients offer permessage-deflate (the servers accept it; the bridge then frames "
+        "per connection instead of writing shared pre-built frames)",
+    )
     parser.add_argument("--quick", action="store_true", help="at most 1,000 connections")
     args = parser.parse_args()
     if args.quick:
@@ -736,12 +750,15 @@ def main() -> None:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - SERVER_CPUS)
     else:
         args.pin = False
-    print(f"machine: {machine()}; open files {limit}; server pinned to core 0: {args.pin}")
+    print(
+        f"machine: {machine()}; open files {limit}; server pinned to core 0: {args.pin}; "
+        f"clients offer permessage-deflate: {args.deflate}"
+    )
     settings = Settings(token_secret=secrets.token_urlsafe(32))
     results: dict[str, dict[str, Any]] = {}
     with redis_server() as redis_url:
         store = EventStore(redis.Redis.from_url(redis_url, decode_responses=True), settings)
-        clients = Clients(args.workers)
+        clients = Clients(args.workers, args.deflate)
         try:
             for kind in args.only.split(","):
                 print(f"== {kind}")
