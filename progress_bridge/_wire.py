@@ -116,7 +116,7 @@ class FeedEntry:
         "_json_wire",
         "_mp_event",
         "_mp_frame",
-        "_mp_wire",
+        "_wires",
         "coalesce_key",
         "document_id",
         "epoch",
@@ -157,7 +157,7 @@ class FeedEntry:
         self._mp_event: bytes | None = None
         self._mp_frame: bytes | None = None
         self._json_wire: bytes | None = None
-        self._mp_wire: bytes | None = None
+        self._wires: dict[tuple[WireFormat, int], bytes] | None = None
 
     @classmethod
     def from_stored(cls, entry: StoredEntry) -> FeedEntry:
@@ -186,15 +186,22 @@ class FeedEntry:
             self._mp_frame = _MP_EVENT_PREFIX + self.mp_event()
         return self._mp_frame
 
-    def wire_frame(self, fmt: WireFormat) -> bytes:
-        """This event's ``event`` frame as WebSocket frame bytes, built once per format."""
-        if fmt is WireFormat.MSGPACK:
-            if self._mp_wire is None:
-                self._mp_wire = ws_frame(self.mp_frame())
-            return self._mp_wire
-        if self._json_wire is None:
-            self._json_wire = ws_frame(self.json_frame())
-        return self._json_wire
+    def wire_frame(self, fmt: WireFormat, deflate_bits: int = 0) -> bytes:
+        """This event's ``event`` frame as WebSocket frame bytes, built once per format and
+        compression (see :func:`~progress_bridge._direct.ws_frame`)."""
+        if fmt is WireFormat.JSON and not deflate_bits:  # the common case: one slot, no key
+            if self._json_wire is None:
+                self._json_wire = ws_frame(self.json_frame())
+            return self._json_wire
+        key = (fmt, deflate_bits)
+        wires = self._wires
+        if wires is None:
+            wires = self._wires = {}
+        wire = wires.get(key)
+        if wire is None:
+            frame = self.mp_frame() if fmt is WireFormat.MSGPACK else self.json_frame()
+            wire = wires[key] = ws_frame(frame, deflate_bits)
+        return wire
 
     def __repr__(self) -> str:
         return f"FeedEntry({self.job_id!r}, {self.id!r}, {self.type!r})"

@@ -187,10 +187,10 @@ class Connection:
             result = session.take()
             try:
                 if result.single is not None:
-                    direct.write(result.single.wire_frame(session.format))
+                    direct.write(result.single.wire_frame(session.format, direct.deflate_bits))
                 else:
                     for frame in result.frames:
-                        direct.write(ws_frame(frame))
+                        direct.write(ws_frame(frame, direct.deflate_bits))
             except Exception as exc:
                 self._direct_failed(exc)
                 return None
@@ -233,7 +233,7 @@ class Connection:
         ):
             return False
         try:
-            direct.write(entry.wire_frame(self.session.format))
+            direct.write(entry.wire_frame(self.session.format, direct.deflate_bits))
         except Exception as exc:
             self._direct_failed(exc)
         return True

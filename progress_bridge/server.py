@@ -80,12 +80,14 @@ def install_redaction() -> None:
             logger.addFilter(RedactTokens())
 
 
-def ws_implementation() -> str:
-    return (
-        "websockets-sansio"
-        if importlib.util.find_spec("uvicorn.protocols.websockets.websockets_sansio_impl")
-        else "auto"
-    )
+def ws_implementation() -> str | type[Any]:
+    """uvicorn's ``websockets-sansio`` with shareable deflate frames (``_uvicorn_ws``), or
+    uvicorn's default where that implementation is missing."""
+    if importlib.util.find_spec("uvicorn.protocols.websockets.websockets_sansio_impl") is None:
+        return "auto"
+    from ._uvicorn_ws import SharedDeflateProtocol
+
+    return SharedDeflateProtocol
 
 
 def default_app_factory() -> Callable[[Settings], Any]:

@@ -94,20 +94,52 @@ async def test_without_deflate_live_events_go_out_as_prebuilt_frames(
     await client.close()
 
 
-async def test_a_client_with_deflate_gets_its_frames_through_the_asgi_send(
+async def test_a_client_with_deflate_gets_shared_compressed_frames(
     bridge: BridgeServer, store: EventStore, job_id: str
 ) -> None:
     store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="deflate"))
     client = await open_client(bridge.ws_url, mint(bridge.settings, "deflate"))
-    assert [type(e).__name__ for e in client.ws.protocol.extensions] == ["PerMessageDeflate"]
+    (ext,) = client.ws.protocol.extensions  # websockets offers deflate, as browsers do
+    assert type(ext).__name__ == "PerMessageDeflate"
+    assert ext.remote_no_context_takeover  # each server message compressed on its own
     await client.send({"op": "subscribe", "job_id": job_id})
     await client.op("subscribed")
-    assert _conn_of(bridge, "deflate").direct is None  # compressed per connection
-    event = store.append(_zone(job_id, 0))
-    assert event.id is not None
-    got = await client.events_until(job_id, event.id)
-    assert [e["zone_index"] for e in got if e["type"] == "zone_completed"] == [0]
+    conn = _conn_of(bridge, "deflate")
+    assert conn.direct is not None and conn.direct.deflate_bits == 12
+    written = conn.direct.frames
+    for n in range(5):
+        event = store.append(_zone(job_id, n, pad="é" * 300 * n))
+        assert event.id is not None
+        await client.events_until(job_id, event.id)
+    store.append_many(_zone(job_id, n) for n in range(5, 40))  # batches, compressed on the way
+    last = store.snapshot(job_id)
+    assert last is not None
+    await client.events_until(job_id, last.last_id)
+    zones = [e for e in client.events if e["type"] == "zone_completed"]
+    assert [e["zone_index"] for e in zones] == list(range(40))
+    assert zones[4]["summary"] == "é" * 1200
+    assert conn.direct.frames >= written + 6
     await client.close()
+
+
+async def test_deflate_with_context_takeover_goes_through_the_asgi_send(
+    redis_url: str, store: EventStore, job_id: str
+) -> None:
+    # uvicorn's own implementation keeps compressor state per connection: nothing to share.
+    settings = bridge_settings(redis_url)
+    with BridgeServer(settings, ws="websockets-sansio") as server:
+        store.append(ProcessingQueued(job_id=job_id, task_name="demo", owner="takeover"))
+        client = await open_client(server.ws_url, mint(settings, "takeover"))
+        (ext,) = client.ws.protocol.extensions
+        assert not ext.remote_no_context_takeover
+        await client.send({"op": "subscribe", "job_id": job_id})
+        await client.op("subscribed")
+        assert _conn_of(server, "takeover").direct is None
+        event = store.append(_zone(job_id, 0))
+        assert event.id is not None
+        got = await client.events_until(job_id, event.id)
+        assert [e["zone_index"] for e in got if e["type"] == "zone_completed"] == [0]
+        await client.close()
 
 
 async def test_a_stalled_client_gets_every_event_in_order_once_it_reads_again(

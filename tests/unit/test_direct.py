@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import pytest
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from progress_bridge._direct import DirectWriter, ws_frame
 
 
-def parse_one(data: bytes) -> Frame:
+def parse_one(data: bytes, extensions: list[Extension] | None = None) -> Frame:
     reader = StreamReader()
     reader.feed_data(data)
     reader.feed_eof()
-    parser = Frame.parse(reader.read_exact, mask=False)
+    parser = Frame.parse(reader.read_exact, mask=False, extensions=extensions)
     try:
         next(parser)
     except StopIteration as done:
@@ -40,6 +42,21 @@ def test_binary_frames_parse_back(size: int) -> None:
     frame = parse_one(ws_frame(payload))
     assert frame.opcode is Opcode.BINARY and frame.fin
     assert frame.data == payload
+
+
+@pytest.mark.parametrize("size", [0, 125, 4_000, 70_000])
+def test_compressed_frames_inflate_back_with_a_clients_deflate_and_are_shareable(
+    size: int,
+) -> None:
+    text = '{"op":"event","summary":"' + "é zone " * (size // 8) + '"}'
+    data = ws_frame(text, deflate_bits=12)
+    assert data == ws_frame(text, deflate_bits=12)  # the same bytes for every connection
+    assert data[0] & 0x40  # RSV1: compressed
+    # A client's view of the negotiation: the server takes no context over, 12-bit window.
+    client = PerMessageDeflate(True, False, 12, 12)
+    for _ in range(2):  # the same frame twice on one connection: each decodes on its own
+        frame = parse_one(data, [client])
+        assert frame.opcode is Opcode.TEXT and frame.data.decode() == text
 
 
 def test_anything_but_uvicorns_sansio_protocol_gets_no_direct_writer() -> None:
