@@ -101,8 +101,12 @@ class DirectWriter:
         # Only permessage-deflate without server context takeover keeps messages independent
         # of each other (progress_bridge._uvicorn_ws negotiates it); any other extension state
         # makes each connection's frames its own.
-        (ext,) = extensions if len(extensions) == 1 else (None,)
-        if isinstance(ext, PerMessageDeflate) and ext.local_no_context_takeover:
+        ext = extensions[0]
+        if (
+            len(extensions) == 1
+            and isinstance(ext, PerMessageDeflate)
+            and ext.local_no_context_takeover
+        ):
             return cls(proto, ext.local_max_window_bits)
         return None
 

@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ EXIT_COMPLETED, EXIT_FAILED, EXIT_UNKNOWN, EXIT_RUNNING = 0, 1, 2, 3
 TAIL_BLOCK_MS = 1_000
 #: Seconds a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 10.0
+#: Seconds ``dev`` waits for the web app to answer before it prints the page's address.
+WEB_START_TIMEOUT_S = 30.0
 
 
 def _out(line: str) -> None:
@@ -79,6 +83,10 @@ class Supervisor:
                     _err(f"[dev] {name} exited with status {proc.returncode}; stopping")
                     return 1
         return 0
+
+    def running(self) -> bool:
+        """No stop asked for, and every child still running."""
+        return not self._stop.is_set() and all(p.poll() is None for _, p in self.children)
 
     def stop_all(self) -> None:
         for name, proc in reversed(self.children):
@@ -197,7 +205,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
             argv = argv_of(args)
             if argv:
                 supervisor.start(name, argv, cwd=_project_root(), env=child_env)
-        _err(f"[dev] page, REST API and /ws: http://{args.host}:{args.port}/")
+        web = f"http://{args.host}:{args.port}/"
+        if _answers_soon(web + "healthz", supervisor, WEB_START_TIMEOUT_S):
+            _err(f"[dev] page, REST API and /ws: {web}")
+        elif supervisor.running():
+            _err(f"[dev] the web app does not answer at {web} yet; its log is above")
         if args.flower_port:
             _err(f"[dev] Celery Flower: http://{args.host}:{args.flower_port}/")
         if args.demo:
@@ -207,6 +219,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
         code = supervisor.wait()
         _err("[dev] stopping")
     return code
+
+
+def _answers_soon(url: str, supervisor: Supervisor, timeout_s: float) -> bool:
+    """Poll ``url`` until it answers 200 (True), the time is up or a child stopped (False)."""
+    deadline = time.monotonic() + timeout_s
+    while supervisor.running() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def _submit_demo(settings: Settings, url: str, args: argparse.Namespace) -> str:
