@@ -67,6 +67,9 @@ class Supervisor:
 
     def start(self, name: str, argv: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
         # Own session: a terminal's Ctrl-C reaches us only, and we stop children in order.
+        # Their output goes to our stderr: our stdout carries only what we print (a demo
+        # job's id, for scripts), not a worker's banner.
+        popen.setdefault("stdout", sys.stderr)
         proc = subprocess.Popen(list(argv), start_new_session=True, **popen)
         self.children.append((name, proc))
         _err(f"[dev] started {name} (pid {proc.pid})")

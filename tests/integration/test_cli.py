@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -130,16 +131,18 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
         stderr=subprocess.PIPE,
         text=True,
     )
+    # The children log to the same stderr: drain it as it comes, or they block on a full pipe.
+    assert proc.stdout is not None and proc.stderr is not None
+    err_lines: list[str] = []
+    drain = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
+    drain.start()
     try:
-        assert proc.stdout is not None and proc.stderr is not None
         job_id = proc.stdout.readline().strip()
-        url = ""
-        deadline = time.monotonic() + TIMEOUT
-        while not url and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "embedded valkey-server at " in line:
-                url = line.rsplit(" ", 1)[1].strip()
-        assert job_id and url
+        found = [line for line in list(err_lines) if "embedded valkey-server at " in line]
+        assert job_id and found, "".join(err_lines)[-2000:]
+        url = found[0].rsplit(" ", 1)[1].strip()
+        page_lines = [line for line in list(err_lines) if "[dev] page, REST API and /ws" in line]
+        assert page_lines  # said once the web app answers, before the demo job's id
         # The demo job is watched to its end with tail.
         done = tail(url, job_id)
         assert done.returncode == 0, done.stderr
@@ -154,13 +157,19 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
                 time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=3 * TIMEOUT)
+        proc.wait(timeout=3 * TIMEOUT)
+        drain.join(timeout=TIMEOUT)
+    err = "".join(err_lines)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
     # Everything it started has stopped: the ports are free again.
     for port in (web_port, flower_port):
         with socket.socket() as sock:
+            # Nothing listens there any more (SO_REUSEADDR: closed connections' TIME_WAIT
+            # entries on the port are not a process).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
+            sock.listen()
 
 
 def test_devs_embedded_server_is_out_of_reach_of_a_terminals_ctrl_c() -> None:
