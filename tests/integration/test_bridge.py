@@ -55,6 +55,18 @@ def _zone(store: EventStore, job_id: str, n: int) -> str:
     return event.id
 
 
+def _append_zones_meanwhile(
+    store: EventStore, job_id: str, count: int
+) -> tuple[threading.Thread, list[str]]:
+    """A thread appending ``count`` zone events now; the ids it appended so far, in order."""
+    appended: list[str] = []
+    thread = threading.Thread(
+        target=lambda: appended.extend(_zone(store, job_id, n) for n in range(count))
+    )
+    thread.start()
+    return thread, appended
+
+
 def _ids(events: list[dict[str, object]], job_id: str) -> list[str]:
     return [str(e["id"]) for e in events if e["job_id"] == job_id]
 
@@ -119,18 +131,8 @@ async def test_subscribe_during_heavy_appends_has_no_gap_and_no_duplicate(
     # A writer thread appends 300 events while the client subscribes from the first one.
     first = _publish(store, job_id)
     epoch = store.snapshot(job_id).epoch  # type: ignore[union-attr]
-    appended: list[str] = []
-    go = threading.Event()
-
-    def writer() -> None:
-        go.wait()
-        for n in range(300):
-            appended.append(_zone(store, job_id, n))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
     client = await open_client(bridge.ws_url, alice)
-    go.set()
+    thread, appended = _append_zones_meanwhile(store, job_id, 300)
     await client.send({"op": "subscribe", "job_id": job_id, "epoch": epoch, "last_id": first})
     assert (await client.op("subscribed"))["recovered"] is True
     thread.join()
@@ -147,17 +149,7 @@ async def test_first_subscribes_during_appends_each_get_a_snapshot_then_the_rest
     # get the snapshot from Redis, some the hub's cached copy; either way each then gets every
     # later event once, in order.
     _publish(store, job_id)
-    appended: list[str] = []
-    go = threading.Event()
-
-    def writer() -> None:
-        go.wait()
-        for n in range(300):
-            appended.append(_zone(store, job_id, n))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    go.set()
+    thread, appended = _append_zones_meanwhile(store, job_id, 300)
     followers: list[tuple[Client, str]] = []
     for _ in range(12):
         client = await open_client(bridge.ws_url, alice)
