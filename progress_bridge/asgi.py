@@ -358,6 +358,14 @@ class Bridge:
             self.metrics.errors.labels("forbidden").inc()
             session.error("forbidden", f"room {op.room} is not yours", op.ref, now())
             return
+        if isinstance(op, SubscribeJob):
+            # Authorize before registering: until the connection's right to the job is
+            # established, no event of the job may reach it (live, held or cached).
+            code, message = await self._authorize_job(session.principal, op.job_id)
+            if code is not None:
+                self.metrics.errors.labels(code).inc()
+                session.error(code, message, op.ref, now())
+                return
         # Register live first (entries are held by the session), then read, then answer.
         session.hold()
         if isinstance(op, SubscribeJob):
@@ -383,6 +391,30 @@ class Bridge:
                 hub.unwatch_room(conn, op.room)
         self.metrics.errors.labels(code).inc()
         session.fail_subscribe(op, code, message, now())
+
+    async def _authorize_job(self, principal: Principal, job_id: str) -> tuple[str | None, str]:
+        """None when ``principal`` may watch the job, else the error code and message.
+
+        Admins and granted jobs need no read (whether the job exists is answered after
+        registering, as before). Otherwise the owner comes from the hub's memory of the job
+        (an owner, once recorded at publish, never changes) or from one HMGET.
+        """
+        assert self.store is not None and self.hub is not None
+        if principal.admin or job_id in principal.jobs:
+            return None, ""
+        owner = self.hub.known_owner(job_id)
+        if owner is None:
+            epoch, raw_owner, raw_doc = await self.store.client.hmget(
+                self.store.keys.snapshot(job_id), ["epoch", "owner", "document_id"]
+            )
+            if epoch is None:
+                return "not_found", f"no job {job_id}"
+            owner = json.loads(raw_owner) if raw_owner else None
+            if owner is not None:
+                self.hub.remember_meta(job_id, owner, json.loads(raw_doc) if raw_doc else None)
+        if not principal.may_watch(job_id, owner):
+            return "forbidden", f"job {job_id} is not yours"
+        return None, ""
 
     async def _answer_job(self, conn: Connection, op: SubscribeJob) -> tuple[str | None, str]:
         """Read and queue the answer to a job subscribe; or the error code and message."""

@@ -596,6 +596,19 @@ class Hub:
             return owner, doc
         return cached or (None, None)
 
+    def known_owner(self, job_id: str) -> str | None:
+        """The job's owner if the hub knows it (from its entries or an earlier read), else None."""
+        cached = self.meta.get(job_id)
+        if cached is not None and cached[0] is not None:
+            return cached[0]
+        snapshot = self.snapshots.get(job_id)
+        return snapshot.owner if isinstance(snapshot, JobSnapshot) else None
+
+    def remember_meta(self, job_id: str, owner: str, doc: str | None) -> None:
+        """Record a job's owner and document read from its snapshot."""
+        cached = self.meta.get(job_id)
+        self._remember(job_id, owner, doc or (cached[1] if cached else None))
+
     def _remember(self, job_id: str, owner: str | None, doc: str | None) -> None:
         self.meta[job_id] = (owner, doc)
         if len(self.meta) > META_CACHE_SIZE:

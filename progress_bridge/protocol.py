@@ -450,8 +450,15 @@ class Session:
     def fail_subscribe(
         self, op: SubscribeJob | SubscribeRoom, code: str, message: str, now: float
     ) -> bool:
-        """Answer a subscribe with an error and release held entries."""
+        """Answer a subscribe with an error and release held entries.
+
+        Entries of a refused job are dropped, not released, unless the connection already
+        watched the job by id (an earlier, authorized subscribe): a failed subscribe never
+        delivers an event of its job.
+        """
         self.error(code, message, op.ref, now)
+        if isinstance(op, SubscribeJob) and self._held and not self.watches_job(op.job_id):
+            self._held = [entry for entry in self._held if entry.job_id != op.job_id]
         return self.release(now)
 
     def unsubscribe(self, op: Unsubscribe, now: float) -> bool:

@@ -217,6 +217,34 @@ def test_subscribe_holds_live_entries_then_sends_history_and_skips_ids_already_s
     assert sent_ids(session) == ["100-6"]
 
 
+def test_failed_subscribe_drops_held_entries_of_its_job_and_releases_the_others() -> None:
+    # Watching job-2 already; a subscribe to JOB registers, holds, and then fails.
+    session = new_session()
+    session.hold()
+    session.finish_job(SubscribeJob("job-2"), 0.0, snapshot=None)
+    session.take()
+    session.hold()
+    session.deliver(entry(1), 0.0)
+    session.deliver(entry(2, job="job-2"), 0.0)
+    session.fail_subscribe(SubscribeJob(JOB, ref=1), "unavailable", "store unreachable", 0.0)
+    # The error, then only job-2's entry: nothing of the job the subscribe failed for.
+    frames = decode(session.take().frames)
+    assert [f["op"] for f in frames] == ["error", "event"]
+    assert frames[1]["event"]["job_id"] == "job-2"
+
+
+def test_failed_resubscribe_of_a_watched_job_still_releases_its_entries() -> None:
+    # The connection was authorized for JOB earlier: a failed re-subscribe loses nothing.
+    session = new_session()
+    session.hold()
+    session.finish_job(SubscribeJob(JOB), 0.0, snapshot=None)
+    session.take()
+    session.hold()
+    session.deliver(entry(1), 0.0)
+    session.fail_subscribe(SubscribeJob(JOB, ref=1), "unavailable", "store unreachable", 0.0)
+    assert [f["op"] for f in decode(session.take().frames)] == ["error", "event"]
+
+
 def test_resume_with_nothing_missed_does_not_resend_a_late_live_entry() -> None:
     # The client has 100-3; the feed reader routes 100-3 only after the subscribe registered.
     session = new_session()
