@@ -71,9 +71,10 @@ async def _attack(client: Client, job_id: str, epoch: str, doc: str) -> list[dic
     sent = 0
     while loop.time() < end:
         frame = frames[sent % len(frames)]
-        await client.send({**frame, "ref": sent})
+        ref = sent
+        await client.send({**frame, "ref": ref})
         sent += 1
-        await client.recv_until(lambda f: f.get("ref") == sent - 1)
+        await client.recv_until(lambda f, ref=ref: f.get("ref") == ref)  # type: ignore[misc]
         # Pace the next subscribe, reading whatever arrives meanwhile.
         pause_until = loop.time() + 1 / SUBSCRIBES_PER_S
         while (left := pause_until - loop.time()) > 0:
