@@ -8,7 +8,7 @@ refuses to start: ``progress-bridge dev`` starts an embedded server and passes i
 
 from __future__ import annotations
 
-from progress_bridge.celery_app import broker_and_backend
+from progress_bridge.capture.celery_config import broker_and_backend
 from progress_bridge.config import Settings
 
 progress_settings = Settings.from_env()

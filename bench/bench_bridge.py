@@ -6,7 +6,7 @@ most). Everything runs on loopback; every loop is bounded in count and time.
 
 Servers, each its own process, each fed by the same Redis live feed:
 
-* ``bridge``: ``python -m progress_bridge.server --bare`` (uvicorn, ``websockets-sansio``).
+* ``bridge``: ``progress-bridge serve --bare`` (uvicorn, ``websockets-sansio``).
 * ``naive``: the seed design (``bench/naive_manager.py naive``): FastAPI, a dict of sockets,
   ``await send_json`` to each in turn; same uvicorn WebSocket implementation.
 * ``broadcast``: ``websockets.broadcast()`` of one pre-encoded frame per event
@@ -58,11 +58,11 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from progress_bridge.auth import TokenAuthority  # noqa: E402
+from progress_bridge.bridge.tokens import TokenAuthority  # noqa: E402
 from progress_bridge.config import Settings  # noqa: E402
-from progress_bridge.embedded import free_port, redis_url_or_embedded  # noqa: E402
 from progress_bridge.events import ProcessingQueued, ZoneCompleted  # noqa: E402
-from progress_bridge.streams import EventStore  # noqa: E402
+from progress_bridge.store import EventStore  # noqa: E402
+from progress_bridge.store.embedded import free_port, redis_url_or_embedded  # noqa: E402
 
 KINDS = ("bridge", "naive", "broadcast")
 SOURCE_IPS = [f"127.0.0.{n}" for n in range(1, 9)]
@@ -388,7 +388,7 @@ class Server:
                 PROGRESS_BRIDGE_MAX_CONNECTIONS_PER_USER="20000",
                 PROGRESS_BRIDGE_HEARTBEAT_S="600",
             )
-            cmd = [sys.executable, "-m", "progress_bridge.server", "--bare"]
+            cmd = [sys.executable, "-m", "progress_bridge.cli", "serve", "--bare"]
             cmd += ["--port", str(self.port), "--log-level", "warning"]
         else:
             cmd = [sys.executable, str(ROOT / "bench" / "naive_manager.py"), kind]

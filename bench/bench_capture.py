@@ -26,12 +26,13 @@ import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-from progress_bridge._producer import Capture
+from progress_bridge.capture.producer import Capture
+from progress_bridge.capture.reporter import ProgressReporter
+from progress_bridge.capture.task import ProgressTask
 from progress_bridge.config import Settings
-from progress_bridge.embedded import redis_url_or_embedded
 from progress_bridge.events import ProcessingProgress, ZoneCompleted
-from progress_bridge.streams import EventStore
-from progress_bridge.task import ProgressReporter, ProgressTask
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import redis_url_or_embedded
 
 PAYLOAD_FIELDS = 9  # roughly what one of our events carries
 

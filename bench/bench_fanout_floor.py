@@ -35,11 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from websockets.protocol import State
 
-from progress_bridge._direct import DirectWriter
+from progress_bridge.access import Principal
+from progress_bridge.bridge.connection import Connection
+from progress_bridge.bridge.core import FeedEntry, Session, SubscribeJob
+from progress_bridge.bridge.direct import DirectWriter
+from progress_bridge.bridge.hub import Hub
+from progress_bridge.bridge.metrics import BridgeMetrics
 from progress_bridge.config import Settings
-from progress_bridge.fanout import Connection, Hub
-from progress_bridge.metrics import BridgeMetrics
-from progress_bridge.protocol import FeedEntry, Principal, Session, SubscribeJob
 
 JOB = "job-floor"
 RECEIVERS = 3

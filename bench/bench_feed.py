@@ -5,7 +5,7 @@ whatever its subscribers. This script fills the feed shards with N events (pipel
 through the real store), then times, side by side on the same data:
 
 - baseline: a bare ``XREAD`` loop over all shards (redis-py, no parsing), and
-- the bridge: :class:`progress_bridge.fanout.Hub`'s reader (``XREAD`` + one ``FeedEntry`` per
+- the bridge: :class:`progress_bridge.bridge.hub.Hub`'s reader (``XREAD`` + one ``FeedEntry`` per
   event + routing) with no subscriber, until it has consumed all N.
 
 Run: ``.venv/bin/python bench/bench_feed.py [--events 100000]``. Starts its own valkey-server.
@@ -21,12 +21,12 @@ import time
 import redis
 import redis.asyncio as aioredis
 
+from progress_bridge.bridge.hub import Hub
+from progress_bridge.bridge.metrics import BridgeMetrics
 from progress_bridge.config import Settings
-from progress_bridge.embedded import EmbeddedValkey
 from progress_bridge.events import ProcessingProgress, ZoneCompleted
-from progress_bridge.fanout import Hub
-from progress_bridge.metrics import BridgeMetrics
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import EmbeddedValkey
 
 
 def fill(url: str, settings: Settings, n: int) -> float:

@@ -31,10 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from progress_bridge import _producer  # noqa: E402
+from progress_bridge.capture import producer as _producer  # noqa: E402
 from progress_bridge.config import Settings  # noqa: E402
-from progress_bridge.embedded import EmbeddedValkey  # noqa: E402
-from progress_bridge.streams import EventStore  # noqa: E402
+from progress_bridge.store import EventStore  # noqa: E402
+from progress_bridge.store.embedded import EmbeddedValkey  # noqa: E402
 from tasks.pdf_tasks import JobFiles, process_pdf  # noqa: E402
 from tests.pdf_samples import many_pages_pdf  # noqa: E402
 

@@ -28,8 +28,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from progress_bridge.keys import KeySpace
-from progress_bridge.streams import with_position
+from progress_bridge.events.records import with_position
+from progress_bridge.store.keys import KeySpace
 
 __all__ = ["create_naive_app", "serve_broadcast"]
 
@@ -155,7 +155,7 @@ def main() -> None:
     if args.mode == "naive":
         import uvicorn
 
-        from progress_bridge.server import ws_implementation
+        from progress_bridge.bridge.server import ws_implementation
 
         # The same uvicorn WebSocket implementation as the bridge: the comparison is about the
         # fan-out design, not the protocol library.

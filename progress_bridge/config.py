@@ -1,9 +1,12 @@
 """Typed settings, read once from the environment (prefix ``PROGRESS_``) and passed in.
 
 Nothing else in the package reads ``os.environ``: the task base, the bridge and the demo app each
-receive a :class:`Settings`. ``REDIS_URL`` is accepted as an alias of ``PROGRESS_REDIS_URL``
-because that is the name every Redis-backed tool already uses. Leaving it unset means "start a
-private embedded valkey-server" (see :mod:`progress_bridge.embedded`).
+receive a :class:`Settings`. Below the environment, ``[tool.progress-bridge]`` in the working
+directory's ``pyproject.toml`` gives defaults (field names, no prefix): that is where a project
+names its Celery app and web app for ``progress-bridge dev``. ``REDIS_URL`` is accepted as an
+alias of ``PROGRESS_REDIS_URL`` because that is the name every Redis-backed tool already uses.
+Leaving it unset means "start a private embedded valkey-server" (see
+:mod:`progress_bridge.store.embedded`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+)
 
 from .exceptions import ConfigError
 
@@ -22,7 +31,12 @@ __all__ = ["Settings"]
 class Settings(BaseSettings):
     """Every knob of progress-bridge, with its unit in the name or the description."""
 
-    model_config = SettingsConfigDict(env_prefix="PROGRESS_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PROGRESS_",
+        extra="ignore",
+        frozen=True,
+        pyproject_toml_table_header=("tool", "progress-bridge"),
+    )
 
     # -- Redis and the event store -------------------------------------------------------------
     redis_url: str | None = Field(
@@ -139,6 +153,20 @@ class Settings(BaseSettings):
         "heap growth (progress_bridge.gcpolicy); 0: never.",
     )
 
+    # -- The command line: which application ``progress-bridge dev``/``serve`` run -----------
+    celery_app: str | None = Field(
+        default=None,
+        description="The Celery app `dev` runs a worker and Flower for (as for `celery -A`).",
+    )
+    asgi_app: str | None = Field(
+        default=None,
+        description="The web app factory `serve` and `dev` run, 'module:function' taking the "
+        "Settings; unset serves the bare bridge.",
+    )
+    demo_task: str | None = Field(
+        default=None, description="The ProgressTask `dev --demo` submits, 'module:task'."
+    )
+
     # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------
     max_upload_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="Largest PDF upload, bytes (413 above)."
@@ -175,6 +203,24 @@ class Settings(BaseSettings):
                 "(PROGRESS_PRODUCTION=true); set it to a long random string"
             )
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments, then the environment, then ``[tool.progress-bridge]`` of the
+        # ``pyproject.toml`` in the working directory (where a project names its apps).
+        return (
+            init_settings,
+            env_settings,
+            PyprojectTomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

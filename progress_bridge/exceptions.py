@@ -4,10 +4,13 @@
 
     ProgressBridgeError
     ├── ConfigError          a setting is missing or invalid (raised at start-up)
+    ├── AuthError            a token is missing, malformed, badly signed or expired
     ├── ProtocolError        a client frame is malformed or arrives in an illegal state
+    │   └── FrameError       ... refused with an ``error`` frame (its ``code`` and ``ref``)
     ├── InvalidEvent         an event payload is off-schema, or a ProgressTask call is invalid
     ├── DuplicateTerminal    a second completed/failed/cancelled for a job was refused
-    └── StreamUnavailable    Redis is unreachable for a read the caller cannot do without
+    ├── StreamUnavailable    Redis is unreachable (the call may succeed later)
+    └── StoreRejected        Redis refused a call with an error reply (retrying will not help)
 
 Exceptions carry the fields a caller needs to act (``job_id``, ``last_id``); their ``str()`` is a
 sentence a person can act on.
@@ -16,11 +19,14 @@ sentence a person can act on.
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "DuplicateTerminal",
+    "FrameError",
     "InvalidEvent",
     "ProgressBridgeError",
     "ProtocolError",
+    "StoreRejected",
     "StreamUnavailable",
 ]
 
@@ -45,6 +51,19 @@ class ProtocolError(ProgressBridgeError):
         self.code = code
 
 
+class AuthError(ProgressBridgeError):
+    """A token is missing, malformed, badly signed or expired (close 4001 / HTTP 401)."""
+
+
+class FrameError(ProtocolError):
+    """A client frame was refused; ``code`` (an error code of ``docs/protocol.md``) and ``ref``
+    go back in an ``error`` frame."""
+
+    def __init__(self, message: str, *, code: str, ref: str | int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.ref = ref
+
+
 class InvalidEvent(ProgressBridgeError, ValueError):
     """An event or a progress call does not fit the schema; nothing was written."""
 
@@ -65,6 +84,15 @@ class DuplicateTerminal(ProgressBridgeError):
 
 class StreamUnavailable(ProgressBridgeError):
     """Redis could not be reached (or answered an error) for a read that needs it."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class StoreRejected(ProgressBridgeError):
+    """Redis answered a store call with an error reply (a script error, out of memory, a key of
+    the wrong type): the same call would fail again."""
 
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
         super().__init__(message)

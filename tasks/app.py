@@ -14,8 +14,8 @@ from typing import Any
 
 from celery import Celery, signals
 
-import progress_bridge.task  # noqa: F401  (connects the lifecycle signal handlers)
-from progress_bridge.celery_app import require_broker
+import progress_bridge.capture.task  # noqa: F401  (connects the lifecycle signal handlers)
+from progress_bridge.capture.celery_config import require_broker
 from progress_bridge.exceptions import ConfigError
 
 __all__ = ["TASK_MODULES", "app"]

@@ -2,7 +2,7 @@
 
 Lets a person watch a job with ``progress-bridge tail`` before the PDF tasks exist, and gives the
 tests a real task to run. The work is a plain function taking a progress reporter; the Celery
-tasks only wire it to :class:`~progress_bridge.task.ProgressTask`.
+tasks only wire it to :class:`~progress_bridge.capture.task.ProgressTask`.
 
 Timings per zone kind (seconds at ``speed=1``): text 0.15, table 0.8, figure 0.4, scaled by
 ``1 / speed`` so tests run the same walk in milliseconds.
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from progress_bridge.capture.sink import ProgressSink
+from progress_bridge.capture.task import ProgressTask
 from progress_bridge.events import PageInfo, ZoneInfo
-from progress_bridge.sink import ProgressSink
-from progress_bridge.task import ProgressTask
 
 from .app import app
 

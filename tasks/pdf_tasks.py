@@ -4,7 +4,7 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
 
 * **Small documents** (at most ``settings.canvas_page_threshold`` pages) are processed in the job
   task itself with ``self.progress`` as the sink. Its lifecycle comes from the signal handlers
-  (:mod:`progress_bridge.signals`): started, then completed (task_success) or failed
+  (:mod:`progress_bridge.capture.signals`): started, then completed (task_success) or failed
   (task_failure).
 * **Large documents** fan out: the job task *replaces itself* (``Task.replace``) with a chord of
   :func:`process_pages` subtasks (``settings.pages_per_subtask`` pages each) whose body is
@@ -57,13 +57,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import redis
 from celery import chord, states
 from celery.exceptions import Ignore
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
-from progress_bridge._producer import Capture, capture_for
+from progress_bridge.capture.envelope import HEADER_PARENT, HEADER_WEIGHT, envelope_of
+from progress_bridge.capture.producer import Capture, capture_for, record_event
+from progress_bridge.capture.reporter import ProgressReporter
+from progress_bridge.capture.task import ProgressTask
 from progress_bridge.config import Settings
 from progress_bridge.events import (
     ExportFormat,
@@ -71,13 +73,7 @@ from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingFailed,
 )
-from progress_bridge.task import (
-    HEADER_PARENT,
-    HEADER_WEIGHT,
-    ProgressReporter,
-    ProgressTask,
-    envelope_of,
-)
+from progress_bridge.exceptions import StoreRejected, StreamUnavailable
 
 from .app import app
 from .pdf import (
@@ -205,12 +201,10 @@ class StopCheck:
         if now < self._next:
             return False
         self._next = now + self.interval_s
-        store = self._capture.outbox.store
         try:
-            value = store.client.hget(store.keys.snapshot(self.job_id), "terminal")
-        except redis.RedisError:
+            self.ended = self._capture.store.terminal_of(self.job_id)
+        except (StreamUnavailable, StoreRejected):
             return False
-        self.ended = str(value) if value else None
         return self.ended is not None
 
 
@@ -272,7 +266,7 @@ def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
         reporter.flush()
     reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
     if own_event:
-        capture_for(task.app).send(ProcessingCancelled(**envelope_of(request), reason=reason))
+        record_event(task.app, ProcessingCancelled(**envelope_of(request), reason=reason))
     task.backend.mark_as_revoked(request.id, reason, request=request)
     raise Ignore(reason)
 

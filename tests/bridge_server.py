@@ -1,8 +1,8 @@
 """Run a real bridge for tests: uvicorn on a free loopback port, in a thread or a subprocess.
 
 ``BridgeServer`` runs the app in a thread of the test process (fast; ``server.bridge`` gives
-the :class:`~progress_bridge.asgi.Bridge` for white-box checks). ``BridgeProcess`` runs
-``python -m progress_bridge.server`` as a child (for kill/restart and multi-bridge tests). Both
+the :class:`~progress_bridge.bridge.service.Bridge` for white-box checks). ``BridgeProcess`` runs
+``progress-bridge serve`` as a child (for kill/restart and multi-bridge tests). Both
 are context managers, wait until ``/healthz`` answers, and stop gracefully (clients get 1012).
 
 ``bridge_settings(redis_url, **overrides)`` builds test settings with a random per-session token
@@ -25,11 +25,13 @@ from typing import Any
 import httpx
 import uvicorn
 
-from progress_bridge.asgi import Bridge, create_router
-from progress_bridge.auth import STATE_KEY, TokenAuthority
+from progress_bridge.bridge.auth import STATE_KEY
+from progress_bridge.bridge.routes import create_router
+from progress_bridge.bridge.server import uvicorn_config
+from progress_bridge.bridge.service import Bridge
+from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
-from progress_bridge.embedded import free_port
-from progress_bridge.server import uvicorn_config
+from progress_bridge.store.embedded import free_port
 
 __all__ = ["BridgeProcess", "BridgeServer", "bridge_settings", "mint", "settings_env"]
 
@@ -139,7 +141,7 @@ class BridgeServer(_Urls):
 
 
 class BridgeProcess(_Urls):
-    """``python -m progress_bridge.server`` as a child process on a given (or free) port."""
+    """``progress-bridge serve`` as a child process on a given (or free) port."""
 
     def __init__(
         self, settings: Settings, port: int | None = None, *, bare: bool = True, cli: bool = False
@@ -147,14 +149,17 @@ class BridgeProcess(_Urls):
         self.settings = settings
         self.port = port or free_port()
         self.bare = bare
-        self.cli = cli  # run ``progress-bridge serve`` instead of ``-m progress_bridge.server``
+        self.cli = cli  # run the console script instead of ``python -m progress_bridge.cli``
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> BridgeProcess:
         env = {**os.environ, **settings_env(self.settings)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        module = ["progress_bridge.cli", "serve"] if self.cli else ["progress_bridge.server"]
-        cmd = [sys.executable, "-m", *module, "--port", str(self.port)]
+        if self.cli:
+            cmd = [str(Path(sys.executable).with_name("progress-bridge")), "serve"]
+        else:
+            cmd = [sys.executable, "-m", "progress_bridge.cli", "serve"]
+        cmd += ["--port", str(self.port)]
         cmd += ["--log-level", "warning"] + (["--bare"] if self.bare else [])
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
         _wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)

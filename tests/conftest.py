@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from progress_bridge.config import Settings
-from progress_bridge.embedded import redis_url_or_embedded
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import redis_url_or_embedded
 
 #: Seconds any single wait in a test may take before the test fails.
 TIMEOUT = 10.0 * float(os.environ.get("PB_TEST_TIMEOUT_SCALE", "1"))

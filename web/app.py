@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from progress_bridge.asgi import create_router
-from progress_bridge.auth import STATE_KEY
+from progress_bridge.bridge.auth import STATE_KEY
+from progress_bridge.bridge.routes import create_router
 from progress_bridge.config import Settings
 
 from .jobs_api import create_jobs_router
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, page_dir: Path | None = PAGE
     settings = settings or Settings.from_env()
     router = create_router(settings)
     app = FastAPI(title="progress-bridge demo")
-    setattr(app.state, STATE_KEY, router.bridge.authority)  # type: ignore[attr-defined]
+    setattr(app.state, STATE_KEY, router.bridge.authority)
     app.include_router(router)
     app.include_router(create_jobs_router(settings))
     if page_dir is not None and (page_dir / "index.html").is_file():

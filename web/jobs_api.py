@@ -33,20 +33,20 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from progress_bridge.auth import CurrentUser, authority_of
+from progress_bridge.access import Principal
+from progress_bridge.bridge.auth import CurrentUser, authority_of
 from progress_bridge.config import Settings
 from progress_bridge.events import ExportFormat, ProcessingCancelled
+from progress_bridge.events.snapshot import JobSnapshot
 from progress_bridge.exceptions import ConfigError, DuplicateTerminal
-from progress_bridge.protocol import Principal
-from progress_bridge.snapshot import JobSnapshot
-from progress_bridge.streams import AsyncEventStore
+from progress_bridge.store import AsyncEventStore
 from tasks.pdf.export import MEDIA_TYPES
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 
@@ -172,7 +172,7 @@ def create_jobs_router(settings: Settings) -> APIRouter:
     async def cleanup_once() -> int:
         candidates = expired_upload_ids(files, settings.upload_retention_s)
         running: set[str] = set()
-        for job_id, snap in zip(candidates, await _snapshots(store(), candidates), strict=True):
+        for job_id, snap in zip(candidates, await store().snapshots(candidates), strict=True):
             if snap is not None and not snap.finished:
                 running.add(job_id)
         removed = await run_in_threadpool(
@@ -209,7 +209,7 @@ def create_jobs_router(settings: Settings) -> APIRouter:
         snap = await store().snapshot(job_id)
         if snap is None:
             raise _error(404, "not_found", f"No job {job_id}.")
-        if not (user.admin or (snap.owner is not None and snap.owner == user.user)):
+        if not user.may_manage(snap.owner):
             raise _error(403, "forbidden", f"Job {job_id} is not yours.")
         return snap
 
@@ -277,7 +277,7 @@ def create_jobs_router(settings: Settings) -> APIRouter:
     ) -> JobList:
         """Jobs the caller owns (canvas children have no owner and never appear here)."""
         ids = await store().jobs_of(user.user, limit)
-        snaps = await _snapshots(store(), ids)
+        snaps = await store().snapshots(ids)
         return JobList(jobs=[s for s in snaps if s is not None])
 
     @router.delete(
@@ -372,17 +372,3 @@ def create_jobs_router(settings: Settings) -> APIRouter:
         )
 
     return router
-
-
-async def _snapshots(store: AsyncEventStore, job_ids: list[str]) -> list[JobSnapshot | None]:
-    """Snapshots of ``job_ids`` in one round trip (None for jobs that have expired)."""
-    if not job_ids:
-        return []
-    pipe = store.client.pipeline(transaction=False)
-    for job_id in job_ids:
-        pipe.hgetall(store.keys.snapshot(job_id))
-    rows = cast(list[dict[str, str]], await pipe.execute())
-    return [
-        JobSnapshot.from_hash(job_id, raw) if raw.get("epoch") else None
-        for job_id, raw in zip(job_ids, rows, strict=True)
-    ]

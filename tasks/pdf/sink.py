@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from progress_bridge.capture.sink import ProgressSink
 from progress_bridge.events import PageInfo, ZoneInfo
-from progress_bridge.sink import ProgressSink
 
 __all__ = ["NullSink", "ProgressSink", "RecordedCall", "RecordingSink"]
 

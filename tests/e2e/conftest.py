@@ -37,7 +37,7 @@ import pytest
 import redis
 
 from progress_bridge.config import Settings
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeProcess, bridge_settings, mint, settings_env
 from tests.conftest import TIMEOUT
 

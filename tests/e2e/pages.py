@@ -15,8 +15,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from progress_bridge.events import TERMINAL_TYPES
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.store import EventStore
 from tests.e2e.conftest import ARTIFACTS, JOB_WAIT_MS
 
 __all__ = [

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from progress_bridge.embedded import free_port
+from progress_bridge.store.embedded import free_port
 from tests.conftest import TIMEOUT
 from tests.e2e.conftest import JOB_WAIT_MS, ROOT, WAIT_MS, own_database
 from tests.e2e.pages import screenshot, sign_in

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
-from progress_bridge.keys import parse_stream_id
+from progress_bridge.events.ids import parse_stream_id
 from tests.conftest import TIMEOUT
 
 __all__ = ["Client", "open_client"]

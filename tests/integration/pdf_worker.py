@@ -19,7 +19,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
 import tasks.pdf_tasks as pdf_tasks
-from progress_bridge import _producer
+from progress_bridge.capture import producer as _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
 from tests.conftest import TIMEOUT

@@ -21,8 +21,8 @@ from progress_bridge.events import (
     ProcessingStarted,
     ZoneCompleted,
 )
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.integration.bridge_client import Client, open_client
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from progress_bridge.events import ProcessingProgress, ProcessingQueued
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import Client, events_in, open_client

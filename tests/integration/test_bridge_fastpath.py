@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from progress_bridge.bridge.connection import Connection
 from progress_bridge.events import ProcessingQueued, ZoneCompleted
-from progress_bridge.fanout import Connection
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import open_client

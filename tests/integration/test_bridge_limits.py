@@ -14,10 +14,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
-from progress_bridge.auth import TokenAuthority
+from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.events import ProcessingProgress, ProcessingQueued, ZoneCompleted
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import Client, open_client

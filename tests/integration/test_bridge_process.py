@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from progress_bridge.auth import TokenAuthority
+from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.cli import main
 from progress_bridge.events import ProcessingQueued, ZoneCompleted
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tests.bridge_server import (
     BridgeProcess,
     BridgeServer,

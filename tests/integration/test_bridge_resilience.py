@@ -1,6 +1,6 @@
 """The bridge under stress: reconnect storms, several bridges, a killed bridge, a stalled reader.
 
-Every test runs real bridge processes (``python -m progress_bridge.server`` under uvicorn, on
+Every test runs real bridge processes (``progress-bridge serve`` under uvicorn, on
 free loopback ports, see :class:`tests.bridge_server.BridgeProcess`), real ``websockets``
 clients and the session's real valkey. Clients follow a job the way the TypeScript client
 does: remember ``(epoch, last_id)``, reconnect with it, and expect exactly what they missed.
@@ -45,9 +45,9 @@ from progress_bridge.events import (
     ZoneProcessing,
     ZonesDeclared,
 )
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.protocol import COALESCED_TYPES
-from progress_bridge.streams import AsyncEventStore, EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.events.policy import COALESCED_TYPES
+from progress_bridge.store import AsyncEventStore, EventStore
 from tests.bridge_server import BridgeProcess, bridge_settings, mint
 from tests.conftest import TIMEOUT
 

@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from progress_bridge.embedded import EmbeddedValkey, free_port
 from progress_bridge.events import (
     ProcessingCancelled,
     ProcessingCompleted,
@@ -24,7 +23,8 @@ from progress_bridge.events import (
     ProcessingProgress,
     ProcessingStarted,
 )
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import EmbeddedValkey, free_port
 from tests.conftest import TIMEOUT
 
 CLI = [sys.executable, "-m", "progress_bridge.cli"]

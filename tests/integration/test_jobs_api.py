@@ -19,11 +19,11 @@ import httpx
 import pytest
 import uvicorn
 
-from progress_bridge.auth import TokenAuthority
+from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
-from progress_bridge.embedded import free_port
 from progress_bridge.events import ProcessingQueued
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import free_port
 from tasks.pdf_tasks import JobFiles
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import gate_parts, pdf_worker, terminals, wait_for

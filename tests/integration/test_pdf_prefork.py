@@ -22,7 +22,7 @@ from celery import Celery
 
 from progress_bridge.config import Settings
 from progress_bridge.events import ProcessingFailed, ZoneCompleted
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tasks.pdf_tasks import JobFiles, process_pdf
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import pdf_worker, terminals, wait_for

@@ -30,7 +30,7 @@ from progress_bridge.events import (
     ProgressEvent,
     ZoneCompleted,
 )
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import gate_parts, pdf_worker, result_of, terminals, wait_for

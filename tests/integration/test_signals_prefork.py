@@ -30,7 +30,7 @@ from progress_bridge.events import (
     ProcessingStarted,
     ProgressEvent,
 )
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from progress_bridge.events import (
     ZoneProcessing,
     ZonesDeclared,
 )
+from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import DuplicateTerminal, InvalidEvent
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 
 
 def test_append_returns_position_and_updates_history_snapshot_and_feed_together(

@@ -18,7 +18,8 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
-from progress_bridge._producer import capture_for
+from progress_bridge.capture.producer import capture_for
+from progress_bridge.capture.task import ProgressTask
 from progress_bridge.config import Settings
 from progress_bridge.events import (
     TERMINAL_TYPES,
@@ -32,10 +33,9 @@ from progress_bridge.events import (
     ZoneCompleted,
     ZoneInfo,
 )
+from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import InvalidEvent
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
-from progress_bridge.task import ProgressTask
+from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
 
 ZONES = [ZoneInfo(zone_id=f"z{i}", index=i, page=1, kind="text") for i in range(3)]

@@ -14,16 +14,17 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-from progress_bridge._producer import Outbox, capture_for
+from progress_bridge.capture.outage import OutageBuffer as Outbox
+from progress_bridge.capture.producer import capture_for
 from progress_bridge.config import Settings
-from progress_bridge.embedded import EmbeddedValkey, free_port
 from progress_bridge.events import (
     ProcessingProgress,
     ProcessingStarted,
     ZoneCompleted,
 )
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.events.ids import parse_stream_id
+from progress_bridge.store import EventStore
+from progress_bridge.store.embedded import EmbeddedValkey, free_port
 from tests.conftest import TIMEOUT
 from tests.integration.test_task_lifecycle import gates, make_app, wait_for
 
@@ -56,15 +57,15 @@ def test_task_succeeds_while_the_store_is_down_and_buffered_events_flush_in_orde
     assert result.get(timeout=TIMEOUT) == {"summary": "3 zones"}
     capture = capture_for(outage_app)
     wait_for(
-        lambda: [e.type for e in capture.outbox.pending_events()][-1:] == ["processing_completed"],
+        lambda: [e.type for e in capture.buffer.pending_events()][-1:] == ["processing_completed"],
         "the terminal event to be buffered",
     )
     assert capture.stats.redis_errors >= 1
-    buffered = capture.outbox.pending
+    buffered = capture.buffer.pending
 
     # 3. Restart the store on the same port (empty: no persistence): the buffer flushes itself.
     with EmbeddedValkey(port=progress_server.port) as restarted:
-        wait_for(lambda: capture.outbox.pending == 0, "the buffer to flush")
+        wait_for(lambda: capture.buffer.pending == 0, "the buffer to flush")
         reader = EventStore.from_url(restarted.url, settings)
         events = reader.history(result.id)
         reader.client.close()

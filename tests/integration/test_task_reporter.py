@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from progress_bridge._producer import Capture
+from progress_bridge.capture.producer import Capture
+from progress_bridge.capture.reporter import ProgressReporter
 from progress_bridge.config import Settings
 from progress_bridge.events import ProcessingProgress, ZoneInfo
 from progress_bridge.exceptions import InvalidEvent
-from progress_bridge.streams import EventStore
-from progress_bridge.task import ProgressReporter
+from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
 
 ZONES = [ZoneInfo(zone_id="a", index=0, page=1), ZoneInfo(zone_id="b", index=1, page=1)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
 from tests.integration.test_task_lifecycle import finished_history, make_app
 

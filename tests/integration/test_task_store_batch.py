@@ -18,9 +18,9 @@ from progress_bridge.events import (
     ZoneProcessing,
     ZonesDeclared,
 )
+from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import DuplicateTerminal
-from progress_bridge.keys import parse_stream_id
-from progress_bridge.streams import EventStore
+from progress_bridge.store import EventStore
 
 
 def life(job_id: str) -> list[Any]:

@@ -1,7 +1,9 @@
-"""Pre-built server frames (:func:`progress_bridge._direct.ws_frame`), read back by the
+"""Pre-built server frames (:func:`progress_bridge.bridge.core.wire.ws_frame`), read back by the
 ``websockets`` library's own frame parser — the same code a Python client runs."""
 
 from __future__ import annotations
+
+import weakref
 
 import pytest
 from websockets.extensions.base import Extension
@@ -9,7 +11,8 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from progress_bridge._direct import DirectWriter, ws_frame
+from progress_bridge.bridge.core.wire import ws_frame
+from progress_bridge.bridge.direct import EXTENSION, DirectWriter
 
 
 def parse_one(data: bytes, extensions: list[Extension] | None = None) -> Frame:
@@ -60,16 +63,12 @@ def test_compressed_frames_inflate_back_with_a_clients_deflate_and_are_shareable
 
 
 def test_anything_but_uvicorns_sansio_protocol_gets_no_direct_writer() -> None:
-    async def plain_send(message: object) -> None:
-        return None
-
     class Imitation:  # the right attributes, the wrong class: not trusted
         conn = object()
         transport = object()
         handshake_complete = True
 
-        async def send(self, message: object) -> None:
-            return None
-
-    assert DirectWriter.attach(plain_send) is None
-    assert DirectWriter.attach(Imitation().send) is None
+    imitation = Imitation()
+    assert DirectWriter.from_scope({"type": "websocket"}) is None  # another server
+    assert DirectWriter.from_scope({"extensions": {EXTENSION: weakref.ref(imitation)}}) is None
+    assert DirectWriter.from_scope({"extensions": {EXTENSION: imitation}}) is None

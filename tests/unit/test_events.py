@@ -18,9 +18,10 @@ from progress_bridge.events import (
     json_schema,
     parse_event,
 )
-from progress_bridge.keys import KeySpace, is_after, parse_stream_id
-from progress_bridge.snapshot import JobSnapshot, snapshot_fields
-from progress_bridge.streams import encode_payload, with_position
+from progress_bridge.events.ids import is_after, parse_stream_id
+from progress_bridge.events.records import encode_payload, with_position
+from progress_bridge.events.snapshot import JobSnapshot, snapshot_fields
+from progress_bridge.store.keys import KeySpace
 
 
 def test_parse_event_dispatches_on_type_tag() -> None:

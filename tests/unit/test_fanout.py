@@ -1,4 +1,5 @@
-"""The fan-out fast path of :class:`~progress_bridge.fanout.Connection`, with a fake socket.
+"""The fan-out fast path of :class:`~progress_bridge.bridge.connection.Connection`, with a fake
+socket.
 
 The fake ``send`` behaves like uvicorn's (``websockets-sansio``): it awaits ``writable`` (an
 :class:`asyncio.Event`, clear while the transport is paused for flow control), then writes at
@@ -16,11 +17,13 @@ from typing import Any, cast
 
 import pytest
 
+from progress_bridge.access import Principal
+from progress_bridge.bridge.connection import Connection
+from progress_bridge.bridge.core import FeedEntry, Session, SubscribeJob
+from progress_bridge.bridge.hub import Hub
+from progress_bridge.bridge.metrics import BridgeMetrics
 from progress_bridge.config import Settings
-from progress_bridge.fanout import Connection, Hub
-from progress_bridge.metrics import BridgeMetrics
-from progress_bridge.protocol import FeedEntry, Principal, Session, SubscribeJob
-from progress_bridge.snapshot import JobSnapshot
+from progress_bridge.events.snapshot import JobSnapshot
 
 JOB = "job-fast"
 
@@ -71,7 +74,7 @@ async def settle(rounds: int = 5) -> None:
 
 @pytest.fixture
 async def hub() -> AsyncIterator[Hub]:
-    hub = Hub(Settings(), cast(Any, None), BridgeMetrics())
+    hub = Hub(Settings(), cast(Any, None), cast(Any, None), BridgeMetrics())
     yield hub
     for conn in list(hub.conns.values()):
         conn.writer.cancel()
@@ -295,7 +298,7 @@ async def test_reads_started_together_share_one_mark(hub: Hub) -> None:
 
 
 async def test_the_snapshot_cache_is_bounded(hub: Hub) -> None:
-    from progress_bridge.fanout import SNAPSHOT_CACHE_SIZE
+    from progress_bridge.bridge.hub import SNAPSHOT_CACHE_SIZE
 
     for n in range(SNAPSHOT_CACHE_SIZE + 10):
         mark = hub.reading_snapshot(f"job-{n}")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from progress_bridge import gcpolicy
+from progress_bridge.bridge import gcpolicy
 from tests.conftest import TIMEOUT
 
 

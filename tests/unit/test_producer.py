@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from progress_bridge._producer import EtaEstimator
-from progress_bridge.signals import summarize_result
+from progress_bridge.capture.eta import EtaEstimator
+from progress_bridge.capture.signals import summarize_result
 
 
 def test_eta_follows_a_change_of_pace_without_jumping() -> None:

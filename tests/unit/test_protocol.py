@@ -8,19 +8,13 @@ from typing import Any
 import msgpack
 import pytest
 
-from progress_bridge.events import (
-    ProcessingCompleted,
-    ProcessingProgress,
-    ProgressEvent,
-    ZoneCompleted,
-)
-from progress_bridge.protocol import (
+from progress_bridge.access import Principal
+from progress_bridge.bridge.core import (
     Ack,
     CloseCode,
     FeedEntry,
     FrameError,
     Limits,
-    Principal,
     Session,
     SubscribeJob,
     SubscribeRoom,
@@ -29,8 +23,14 @@ from progress_bridge.protocol import (
     negotiate,
     parse_client_frame,
 )
-from progress_bridge.snapshot import JobSnapshot
-from progress_bridge.streams import Replay, StoredEntry, encode_payload
+from progress_bridge.events import (
+    ProcessingCompleted,
+    ProcessingProgress,
+    ProgressEvent,
+    ZoneCompleted,
+)
+from progress_bridge.events.records import Replay, StoredEntry, encode_payload
+from progress_bridge.events.snapshot import JobSnapshot
 
 JOB = "job-1"
 EPOCH = "ep1"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 import pytest
 
-from progress_bridge.auth import AuthError, TokenAuthority, origin_allowed
+from progress_bridge.bridge.auth import origin_allowed
+from progress_bridge.bridge.server import RedactTokens
+from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
-from progress_bridge.protocol import Principal
-from progress_bridge.server import RedactTokens
+from progress_bridge.exceptions import AuthError
 
 
 @pytest.fixture
@@ -20,7 +22,9 @@ def authority() -> TokenAuthority:
 
 def test_minted_token_verifies_to_its_principal(authority: TokenAuthority) -> None:
     token = authority.mint("alice", jobs=["j1"])
-    assert authority.verify(token) == Principal("alice", jobs=frozenset({"j1"}))
+    principal = authority.verify(token)
+    assert (principal.user, principal.admin, principal.jobs) == ("alice", False, {"j1"})
+    assert principal.expires_at is not None and principal.expires_at > time.time()
     assert authority.verify(authority.mint("root", admin=True)).admin is True
 
 

@@ -1,0 +1,64 @@
+"""The bridge's protocol core: what to send, decided from plain values. No I/O.
+
+No ``await``, no Redis client, no web framework, no ``asyncio`` (an import-linter contract
+checks it): the asyncio layer around it (:mod:`progress_bridge.bridge`) feeds it client frames,
+live entries and the store's answers, and writes what it returns. So the whole protocol of
+``docs/protocol.md`` (version :data:`PROTOCOL_VERSION`) is testable with plain values.
+
+- :mod:`.session` — :class:`Session`, the state of one connection;
+- :mod:`.wire` — subprotocol negotiation, client frame parsing, :class:`FeedEntry` (an event
+  encoded once per wire format) and WebSocket frame bytes;
+- :mod:`.codes` — :class:`CloseCode` and :class:`ErrorCode`; :mod:`.limits` — :class:`Limits`;
+- :mod:`.frames` — the frames as pydantic models (the documented contract; TypeScript types and
+  the AsyncAPI document are generated from them).
+"""
+
+from ...access import Principal
+from ...exceptions import FrameError
+from .codes import CloseCode, ErrorCode
+from .limits import Limits
+from .session import Session, TakeResult
+from .wire import (
+    JSON_SUBPROTOCOL,
+    MSGPACK_SUBPROTOCOL,
+    PROTOCOL_VERSION,
+    TOKEN_SUBPROTOCOL_PREFIX,
+    Ack,
+    ClientOp,
+    FeedEntry,
+    Pong,
+    SubscribeJob,
+    SubscribeRoom,
+    Unsubscribe,
+    WireFormat,
+    events_frame,
+    negotiate,
+    parse_client_frame,
+    ws_frame,
+)
+
+__all__ = [
+    "JSON_SUBPROTOCOL",
+    "MSGPACK_SUBPROTOCOL",
+    "PROTOCOL_VERSION",
+    "TOKEN_SUBPROTOCOL_PREFIX",
+    "Ack",
+    "ClientOp",
+    "CloseCode",
+    "ErrorCode",
+    "FeedEntry",
+    "FrameError",
+    "Limits",
+    "Pong",
+    "Principal",
+    "Session",
+    "SubscribeJob",
+    "SubscribeRoom",
+    "TakeResult",
+    "Unsubscribe",
+    "WireFormat",
+    "events_frame",
+    "negotiate",
+    "parse_client_frame",
+    "ws_frame",
+]

@@ -1,0 +1,406 @@
+"""Fan-out: every connection of one process, its routing tables, and the one feed reader.
+
+:class:`Hub` owns every connection of the process and three routing tables (by job, by
+``user:`` room, by ``document:`` room). :meth:`Hub.run_reader` drives the process's only feed
+reader (:class:`~progress_bridge.store.FeedReader`); each entry becomes one
+:class:`~progress_bridge.bridge.core.FeedEntry` shared by every recipient; routing only appends
+to outboxes, with no await per delivery, then writes each connection that got frames at once
+(:meth:`~progress_bridge.bridge.connection.Connection.flush`), so a socket that keeps up costs no
+task switch and a slow one only ever delays itself.
+
+Ceiling of this design (DESIGN.md option (a), sharded feed streams tailed by every bridge):
+every bridge reads and parses every event of every job, whether or not it has subscribers for
+it; adding bridges adds sockets, not event throughput. Past that point, per-job routing (option
+(b)) reads only the jobs a bridge's clients watch — ``Hub.watch_job``/``unwatch_job`` are the
+hooks. Figures are in ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+
+from ..access import Principal
+from ..config import Settings
+from ..events.snapshot import JobSnapshot
+from ..exceptions import StreamUnavailable
+from ..store.aio import AsyncEventStore
+from ..store.feed import FeedReader
+from .connection import Connection
+from .core import CloseCode, FeedEntry
+from .metrics import BridgeMetrics
+
+__all__ = ["Hub"]
+
+log = logging.getLogger("progress_bridge.bridge")
+
+#: Jobs whose owner and document the hub remembers (for room routing).
+META_CACHE_SIZE = 100_000
+#: Jobs whose latest snapshot the hub keeps for first subscribes (see :meth:`Hub.cached_snapshot`).
+SNAPSHOT_CACHE_SIZE = 1_000
+#: How often connections are checked for heartbeats and stalled outboxes (seconds).
+SWEEP_INTERVAL_S = 0.5
+#: ...in this many slices, spread over the interval.
+SWEEP_SLICES = 10
+
+
+class _PendingRead:
+    """Marks a job whose snapshot is being read (see :meth:`Hub.reading_snapshot`)."""
+
+    __slots__ = ()
+
+
+class Hub:
+    """Every connection of one process and the single feed reader that serves them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        reader: FeedReader,
+        store: AsyncEventStore,
+        metrics: BridgeMetrics,
+    ) -> None:
+        self.settings = settings
+        self.reader = reader
+        self.store = store
+        self.metrics = metrics
+        self.conns: dict[int, Connection] = {}
+        self.per_user: Counter[str] = Counter()
+        self.by_job: dict[str, set[Connection]] = {}
+        self.by_user: dict[str, set[Connection]] = {}
+        self.by_doc: dict[str, set[Connection]] = {}
+        self.meta: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        #: job → its snapshot as of the last entry routed for it, or the mark of reads in flight.
+        self.snapshots: OrderedDict[str, JobSnapshot | _PendingRead] = OrderedDict()
+        self.started = False
+        self.reader_ok_at = 0.0
+        self.backlogged = True
+        self._tasks: list[asyncio.Task[None]] = []
+        metrics.sample_outboxes(lambda: [c.session.outbox_depth for c in self.conns.values()])
+
+    # -- connections -------------------------------------------------------------------------
+
+    def admit(self, principal: Principal) -> tuple[int, str] | None:
+        """None, or the close code and reason refusing one more connection for this user."""
+        s = self.settings
+        if len(self.conns) >= s.bridge_max_connections:
+            return CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
+        if self.per_user[principal.user] >= s.bridge_max_connections_per_user:
+            return CloseCode.TOO_MANY_CONNECTIONS, "too many connections for this user"
+        return None
+
+    def add(self, conn: Connection) -> None:
+        self.conns[conn.id] = conn
+        self.per_user[conn.session.principal.user] += 1
+        self.metrics.connections.set(len(self.conns))
+        self.metrics.connections_opened.inc()
+
+    def remove(self, conn: Connection) -> None:
+        if self.conns.pop(conn.id, None) is None:
+            return
+        user = conn.session.principal.user
+        self.per_user[user] -= 1
+        if self.per_user[user] <= 0:
+            del self.per_user[user]
+        for job in list(conn.session.jobs):
+            self.unwatch_job(conn, job)
+        for room in list(conn.session.rooms):
+            self.unwatch_room(conn, room)
+        self.metrics.connections.set(len(self.conns))
+        conn.report_coalesced()
+
+    def watch_job(self, conn: Connection, job_id: str) -> None:
+        subs = self.by_job.setdefault(job_id, set())
+        if conn not in subs:
+            subs.add(conn)
+            self.metrics.subscriptions.labels("job").inc()
+
+    def unwatch_job(self, conn: Connection, job_id: str) -> None:
+        subs = self.by_job.get(job_id)
+        if subs is not None and conn in subs:
+            subs.discard(conn)
+            self.metrics.subscriptions.labels("job").dec()
+            if not subs:
+                del self.by_job[job_id]
+
+    def _room_table(self, room: str) -> tuple[dict[str, set[Connection]], str]:
+        kind, _, name = room.partition(":")
+        return (self.by_user if kind == "user" else self.by_doc), name
+
+    def watch_room(self, conn: Connection, room: str) -> None:
+        table, name = self._room_table(room)
+        subs = table.setdefault(name, set())
+        if conn not in subs:
+            subs.add(conn)
+            self.metrics.subscriptions.labels("room").inc()
+
+    def unwatch_room(self, conn: Connection, room: str) -> None:
+        table, name = self._room_table(room)
+        subs = table.get(name)
+        if subs is not None and conn in subs:
+            subs.discard(conn)
+            self.metrics.subscriptions.labels("room").dec()
+            if not subs:
+                del table[name]
+
+    # -- snapshots for first subscribes --------------------------------------------------------
+
+    def cached_snapshot(self, job_id: str) -> JobSnapshot | None:
+        """The job's snapshot if no entry of the job was routed since it was read, else None.
+
+        Why it is safe to answer a subscribe with it: the subscriber registered live before
+        asking, so every entry routed from now on reaches it (held, then sent if newer than the
+        snapshot's ``last_id``); and any entry appended after the snapshot was read is routed
+        only after this call, since routing one drops the cached copy. A herd of clients
+        subscribing to one job (a reconnect storm after a bridge restart) costs one read.
+        """
+        snapshot = self.snapshots.get(job_id)
+        if isinstance(snapshot, JobSnapshot):
+            self.snapshots.move_to_end(job_id)
+            return snapshot
+        return None
+
+    def reading_snapshot(self, job_id: str) -> _PendingRead:
+        """Note that a snapshot read starts now; pass the mark to :meth:`read_snapshot`.
+
+        Routing an entry of the job drops the mark, so a read that may predate that entry is
+        not kept — not even when another read marks the job again before it returns.
+        """
+        mark = self.snapshots.get(job_id)
+        if not isinstance(mark, _PendingRead):  # none yet (or gone): reads from now on
+            mark = self.snapshots[job_id] = _PendingRead()
+            if len(self.snapshots) > SNAPSHOT_CACHE_SIZE:
+                self.snapshots.popitem(last=False)
+        return mark
+
+    def read_snapshot(self, job_id: str, mark: _PendingRead, snapshot: JobSnapshot) -> None:
+        """Keep a snapshot read since ``mark`` was taken if nothing was routed for it since."""
+        if self.snapshots.get(job_id) is mark:
+            self.snapshots[job_id] = snapshot
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
+        """Send each entry to every connection that may see it.
+
+        With one entry (the live case at a few events per second), a connection with nothing
+        queued whose socket takes data now gets the entry's shared frame bytes at once
+        (:meth:`Connection.write_now`). Otherwise the entry is appended to the outbox, and
+        each such connection is written once at the end (one batch frame per connection per
+        call, rather than a syscall per event) through :meth:`Connection.flush`. No awaits,
+        and no task switch for a socket that keeps up.
+        """
+        if now is None:
+            now = time.monotonic()
+        by_job = self.by_job
+        rooms = bool(self.by_user or self.by_doc)
+        got: set[Connection] = set()
+        add = got.add
+        written = 0
+        oldest: float | None = None
+        single = len(entries) == 1
+        snapshots = self.snapshots
+        for entry in entries:
+            if snapshots:
+                snapshots.pop(entry.job_id, None)
+            recipients: Iterable[Connection] = by_job.get(entry.job_id) or ()
+            if rooms:
+                recipients = self._with_rooms(entry, recipients)
+            n = written
+            for conn in recipients:
+                if single and conn.write_now(entry):
+                    written += 1
+                elif conn.session.deliver(entry, now):
+                    add(conn)
+            if written > n and (oldest is None or entry.ts < oldest):
+                oldest = entry.ts
+        if written:
+            metrics = self.metrics
+            metrics.frames_sent.inc(written)
+            metrics.events_relayed.inc(written)
+            if oldest:
+                metrics.event_age.observe(max(0.0, time.time() - oldest))
+        if got:
+            self.flush(got)
+
+    def _with_rooms(self, entry: FeedEntry, job_subs: Iterable[Connection]) -> Iterable[Connection]:
+        """The job's subscribers plus those of its owner's and document's rooms, once each.
+
+        A document room is shared by users: its members get the entry only if they may see
+        the job (its owner or an admin).
+        """
+        owner, doc = self._meta_of(entry)
+        user_subs = self.by_user.get(owner) if owner else None
+        doc_subs = self.by_doc.get(doc) if doc else None
+        if user_subs is None and doc_subs is None:
+            return job_subs
+        seen = set(job_subs)
+        seen.update(user_subs or ())
+        for conn in doc_subs or ():
+            if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
+                seen.add(conn)
+        return seen
+
+    def flush(self, conns: Iterable[Connection]) -> None:
+        """:meth:`Connection.flush` each connection; count what was written once, in sums."""
+        frames = events = coalesced = 0
+        oldest: float | None = None
+        for conn in conns:
+            result = conn.flush()
+            coalesced += conn.coalesced_delta()
+            if result is not None:
+                frames += len(result.frames)
+                if result.events:
+                    events += result.events
+                    ts = result.oldest_ts
+                    if ts and (oldest is None or ts < oldest):
+                        oldest = ts
+        metrics = self.metrics
+        if frames:
+            metrics.frames_sent.inc(frames)
+        if events:
+            metrics.events_relayed.inc(events)
+        if oldest is not None:
+            metrics.event_age.observe(max(0.0, time.time() - oldest))
+        if coalesced:
+            metrics.coalesced.inc(coalesced)
+
+    def _meta_of(self, entry: FeedEntry) -> tuple[str | None, str | None]:
+        cached = self.meta.get(entry.job_id)
+        if entry.owner is not None or entry.document_id is not None:
+            owner = entry.owner or (cached[0] if cached else None)
+            doc = entry.document_id or (cached[1] if cached else None)
+            if cached != (owner, doc):
+                self._remember(entry.job_id, owner, doc)
+            return owner, doc
+        return cached or (None, None)
+
+    def known_owner(self, job_id: str) -> str | None:
+        """The job's owner if the hub knows it (from its entries or an earlier read), else None."""
+        cached = self.meta.get(job_id)
+        if cached is not None and cached[0] is not None:
+            return cached[0]
+        snapshot = self.snapshots.get(job_id)
+        return snapshot.owner if isinstance(snapshot, JobSnapshot) else None
+
+    def remember_meta(self, job_id: str, owner: str, doc: str | None) -> None:
+        """Record a job's owner and document read from its snapshot."""
+        cached = self.meta.get(job_id)
+        self._remember(job_id, owner, doc or (cached[1] if cached else None))
+
+    def _remember(self, job_id: str, owner: str | None, doc: str | None) -> None:
+        self.meta[job_id] = (owner, doc)
+        if len(self.meta) > META_CACHE_SIZE:
+            self.meta.popitem(last=False)
+
+    async def _learn_meta(self, entries: list[FeedEntry]) -> None:
+        """Fetch owner and document of jobs the entries do not name (one round trip)."""
+        unknown = sorted(
+            {
+                e.job_id
+                for e in entries
+                if e.owner is None and e.document_id is None and e.job_id not in self.meta
+            }
+        )
+        if unknown:
+            for job, (owner, doc) in (await self.store.job_meta_many(unknown)).items():
+                self._remember(job, owner, doc)
+
+    # -- the reader --------------------------------------------------------------------------
+
+    async def run_reader(self) -> None:
+        """Read the feed and route it until cancelled; survive Redis hiccups by resuming."""
+        reader = self.reader
+        delay = 0.05
+        while True:
+            try:
+                stored = await reader.read()
+                self.reader_ok_at = time.monotonic()
+                self.backlogged = reader.backlogged
+                delay = 0.05
+                batch: list[FeedEntry] = []
+                for entry in stored:
+                    try:
+                        batch.append(FeedEntry.from_stored(entry))
+                    except ValueError as exc:
+                        log.warning("skipping malformed feed entry %s: %r", entry.id, exc)
+                if reader.rows:
+                    self.metrics.feed_entries.inc(reader.rows)
+                if batch:
+                    if self.by_user or self.by_doc:
+                        await self._learn_meta(batch)
+                    self.route(batch)
+            except asyncio.CancelledError:
+                raise
+            except StreamUnavailable as exc:
+                self.snapshots.clear()  # entries may be appended that no one routes for a while
+                self.metrics.reader_errors.inc()
+                log.warning("feed reader: %s; retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:
+                self.snapshots.clear()
+                self.metrics.reader_errors.inc()
+                log.exception("feed reader failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def run_sweeper(self) -> None:
+        """Heartbeats, dead peers and stalled outboxes: every connection once per interval.
+
+        In :data:`SWEEP_SLICES` slices spread over the interval, not all at once: a pass
+        costs ~1 µs per connection (10 ms at 10,000 connections on the dev VM), and a live
+        event arriving during one waits for it to end.
+        """
+        pause = SWEEP_INTERVAL_S / SWEEP_SLICES
+        while True:
+            conns = list(self.conns.values())
+            for part in range(SWEEP_SLICES):
+                await asyncio.sleep(pause)
+                now = time.monotonic()
+                ticked: list[Connection] = []
+                live = self.conns
+                for conn in conns[part::SWEEP_SLICES]:
+                    if live.get(conn.id) is not conn:
+                        continue  # gone since the round began
+                    if conn.session.tick(now):
+                        ticked.append(conn)
+                    conn.poke(now)
+                if ticked:
+                    self.flush(ticked)  # pings written inline; a decided close wakes the writer
+
+    @property
+    def ready(self) -> bool:
+        """The reader answered recently and is not behind."""
+        limit = self.settings.bridge_read_block_ms / 1000 + 5.0
+        return self.started and not self.backlogged and time.monotonic() - self.reader_ok_at < limit
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        self._tasks = [
+            asyncio.create_task(self.run_reader(), name="pb-feed-reader"),
+            asyncio.create_task(self.run_sweeper(), name="pb-sweeper"),
+        ]
+
+    async def stop(self) -> None:
+        """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""
+        for conn in list(self.conns.values()):
+            conn.session.close(CloseCode.RESTART, "server restarting")
+            conn.wake()
+        if self.conns:
+            await asyncio.wait(
+                [c.done for c in self.conns.values()], timeout=self.settings.bridge_close_grace_s
+            )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self.started = False

@@ -1,0 +1,123 @@
+"""The bridge as FastAPI routes: ``/ws``, job snapshots, health, metrics, an admin view.
+
+``create_router(settings)`` returns a :class:`BridgeRouter` (an :class:`fastapi.APIRouter`) any
+FastAPI app can include; its lifespan (merged into the app's by ``include_router``) starts the
+process's one feed reader and, at shutdown, closes every client with 1012.
+``create_app(settings)`` is the smallest app around it (what ``progress-bridge serve`` runs
+without ``--app``).
+
+Routes (the WebSocket protocol is ``docs/protocol.md``):
+
+- ``GET /ws`` — WebSocket (:mod:`.endpoint`): token as the ``token.<JWT>`` subprotocol or
+  ``?token=``.
+- ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id`` (Bearer).
+- ``GET /healthz`` — the process is up. ``GET /readyz`` — Redis answers and the reader is current.
+- ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections (admin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+
+from ..config import Settings
+from ..events.snapshot import JobSnapshot
+from ..exceptions import StoreRejected, StreamUnavailable
+from .auth import STATE_KEY, CurrentUser
+from .endpoint import WebSocketEndpoint
+from .service import Bridge
+from .tokens import TokenAuthority
+
+__all__ = ["BridgeRouter", "create_app", "create_router"]
+
+
+class BridgeRouter(APIRouter):
+    """The bridge's routes, with the :class:`Bridge` they serve as ``router.bridge`` (an app
+    that mints tokens or reads metrics uses it)."""
+
+    def __init__(self, bridge: Bridge, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bridge = bridge
+
+
+def create_router(settings: Settings, *, authority: TokenAuthority | None = None) -> BridgeRouter:
+    """The bridge's routes; include them in any FastAPI app (``app.include_router(router)``).
+
+    The returned router carries ``router.bridge`` (a :class:`Bridge`). Its lifespan starts the
+    feed reader and, at shutdown, closes clients with 1012; the reader also starts lazily on
+    the first WebSocket when the host app does not run lifespans. Set
+    ``app.state.progress_token_authority = router.bridge.authority`` so the
+    :func:`~progress_bridge.bridge.auth.current_user` dependency works in the app's own routes (the
+    bridge's routes find it by themselves).
+    """
+    bridge = Bridge(settings, authority)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        state = getattr(app, "state", None)
+        if state is not None and getattr(state, STATE_KEY, None) is None:
+            setattr(state, STATE_KEY, bridge.authority)
+        await bridge.start()
+        try:
+            yield
+        finally:
+            await bridge.stop()
+
+    async def attach(request: Request) -> None:
+        setattr(request.state, STATE_KEY, bridge.authority)
+
+    router = BridgeRouter(bridge, lifespan=lifespan)
+    http = APIRouter(dependencies=[Depends(attach)])
+
+    router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(bridge), name="progress_ws"))
+
+    @http.get("/api/jobs/{job_id}", response_model=JobSnapshot)
+    async def job_snapshot(job_id: str, user: CurrentUser) -> JobSnapshot:
+        await bridge.start()
+        assert bridge.store is not None
+        try:
+            snap = await bridge.store.snapshot(job_id)
+        except (StreamUnavailable, StoreRejected) as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        if snap is None:
+            raise HTTPException(status_code=404, detail=f"no job {job_id}")
+        if not user.may_watch(job_id, snap.owner):
+            raise HTTPException(status_code=403, detail=f"job {job_id} is not yours")
+        return snap
+
+    @http.get("/api/admin/connections")
+    async def admin_connections(user: CurrentUser) -> dict[str, Any]:
+        if not user.admin:
+            raise HTTPException(status_code=403, detail="admin only")
+        conns = bridge.connections()
+        return {"count": len(conns), "connections": conns}
+
+    @http.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @http.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok, why = await bridge.ready()
+        return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
+
+    @http.get("/metrics")
+    async def metrics() -> Response:
+        return Response(bridge.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    router.include_router(http)
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A FastAPI app with only the bridge mounted."""
+    router = create_router(settings)
+    app = FastAPI(title="progress-bridge")
+    setattr(app.state, STATE_KEY, router.bridge.authority)
+    app.include_router(router)
+    return app

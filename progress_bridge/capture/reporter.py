@@ -1,0 +1,481 @@
+"""The reporter of one task run: the four progress calls plain functions receive (a
+:class:`~progress_bridge.capture.sink.ProgressSink`), validated, coalesced and written.
+
+Contract: every call validates its arguments and raises :class:`InvalidEvent` at the call site
+(nothing is written then). Redis errors never raise (the outage buffer takes them). Progress
+writes are coalesced to ``settings.progress_max_rate_hz`` per job; a pending update is written
+before the next zone or lifecycle event, when the task returns, and otherwise by a per-process
+timer thread as soon as it is due. Once the run has ended (:meth:`ProgressReporter.close`),
+later writes go to the stream only and never call ``update_state``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..events.schema import (
+    ExportCompleted,
+    ExportFailed,
+    ExportFormat,
+    ExportProgress,
+    ExportStarted,
+    PageInfo,
+    ProcessingProgress,
+    ProgressEvent,
+    ZoneCompleted,
+    ZoneInfo,
+    ZoneProcessing,
+    ZonesDeclared,
+    ZoneStatus,
+)
+from ..exceptions import InvalidEvent
+from .envelope import PROGRESS_BP, parent_envelope, valid_weight
+from .eta import EtaEstimator
+from .producer import Capture
+
+__all__ = ["ProgressReporter"]
+
+log = logging.getLogger("progress_bridge.capture")
+
+_PENDING, _PROCESSING, _DONE = 0, 1, 2
+
+
+def _validation_message(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+class ProgressReporter:
+    """Progress of one task run. Plain functions receive it as their progress callback.
+
+    A run reports from one thread; an internal lock serialises its calls with the process's
+    trailing-flush thread, which writes a coalesced update once it is due.
+    """
+
+    def __init__(
+        self,
+        capture: Capture,
+        envelope: Mapping[str, Any],
+        *,
+        task: Any = None,
+        aggregate_to: str | None = None,
+        weight: float | None = None,
+        hostname: str | None = None,
+    ) -> None:
+        self._capture = capture
+        self._send = capture.send
+        self._env = dict(envelope)
+        self.job_id: str = self._env["job_id"]
+        # Zone events of a canvas child go to the parent job the user watches, and events in a
+        # job's stream describe that job: the parent's envelope, not the child's (the snapshot
+        # copies parent_id/root_id/owner/document_id from them).
+        self._zone_env = parent_envelope(self._env, aggregate_to) if aggregate_to else self._env
+        self._aggregate = aggregate_to is not None
+        # This child's share of the parent job, and the basis points of it already sent.
+        self._weight = valid_weight(weight) if self._aggregate else None
+        self._bp_sent = 0
+        self._explicit = False  # set_progress gave a percent: zones no longer derive it
+        self._task = task
+        self._hostname = hostname
+        # The task thread and the trailing-flush thread both write; calls nest (flush inside
+        # zone_completed), hence reentrant. Uncontended, it costs well under a microsecond.
+        self._lock = threading.RLock()
+        self._scheduled = False
+        self._interval = 1.0 / capture.settings.progress_max_rate_hz
+        self._next_write = 0.0
+        self._zones: dict[str, ZoneInfo] = {}
+        self._state: dict[str, int] = {}
+        self._indexes: set[int] = set()
+        self._done = 0
+        self._percent = 0.0
+        self._operation: str | None = None
+        self._zone: str | None = None
+        self._dirty = False
+        self._closed = False
+        self._pending_counts: dict[str, int] = {}
+        self._pending_export: ProgressEvent | None = None
+        self._eta = EtaEstimator()
+        self.started_at = time.monotonic()
+
+    # -- the four calls the PDF functions use --------------------------------------------------
+
+    def declare_zones(
+        self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any] = ()
+    ) -> None:
+        """Declare zones (all at once, or page by page); ids and indexes must be new.
+
+        Raises:
+            InvalidEvent: a zone or page is malformed, or an id or index was declared before.
+        """
+        with self._lock:
+            self._declare_zones(zones, pages)
+
+    def _declare_zones(
+        self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any]
+    ) -> None:
+        infos = [self._zone_info(z) for z in zones]
+        page_infos = [self._page_info(p) for p in pages]
+        ids = set()
+        for info in infos:
+            if info.zone_id in self._zones or info.zone_id in ids:
+                raise InvalidEvent(f"zone {info.zone_id!r} is declared twice", job_id=self.job_id)
+            if info.index in self._indexes:
+                raise InvalidEvent(
+                    f"zone index {info.index} of zone {info.zone_id!r} is already used",
+                    job_id=self.job_id,
+                )
+            ids.add(info.zone_id)
+            self._indexes.add(info.index)
+        for info in infos:
+            self._zones[info.zone_id] = info
+            self._state[info.zone_id] = _PENDING
+        self.flush()
+        total = None if self._aggregate else len(self._zones)
+        self._send(
+            ZonesDeclared(**self._zone_env, zones=infos, pages=page_infos, zones_total=total)
+        )
+        if self._aggregate:
+            self._send(
+                ProcessingProgress(**self._zone_env, percent=0, current_operation=self._operation),
+                {"zones_total": len(infos)},
+            )
+
+    def zone_processing(self, zone_id: str, *, tool: str) -> None:
+        """Mark a declared zone as being processed by ``tool``.
+
+        Raises:
+            InvalidEvent: the zone was not declared, or it already completed.
+        """
+        with self._lock:
+            self._zone_processing(zone_id, tool)
+
+    def _zone_processing(self, zone_id: str, tool: str) -> None:
+        info = self._declared(zone_id)
+        if self._state[zone_id] == _DONE:
+            raise InvalidEvent(f"zone {zone_id!r} already completed", job_id=self.job_id)
+        self.flush()
+        event = self._build(
+            ZoneProcessing,
+            self._zone_env,
+            zone_id=zone_id,
+            zone_index=info.index,
+            page=info.page,
+            kind=info.kind,
+            processing_tool=tool,
+        )
+        self._send(event)
+        self._state[zone_id] = _PROCESSING
+        self._zone = zone_id
+
+    def zone_completed(
+        self,
+        zone_id: str,
+        *,
+        tool: str,
+        confidence: float | None = None,
+        duration_ms: int | None = None,
+        status: str = "completed",
+        error: str | None = None,
+        summary: str | None = None,
+    ) -> None:
+        """Record a zone's end: ``status`` is ``"completed"`` or ``"failed"`` (with ``error``).
+
+        Raises:
+            InvalidEvent: unknown zone, zone completed twice, or a value off-schema (confidence
+                outside 0..1 or NaN, negative duration, unknown status).
+        """
+        with self._lock:
+            self._zone_completed(zone_id, tool, confidence, duration_ms, status, error, summary)
+
+    def _zone_completed(
+        self,
+        zone_id: str,
+        tool: str,
+        confidence: float | None,
+        duration_ms: int | None,
+        status: str,
+        error: str | None,
+        summary: str | None,
+    ) -> None:
+        info = self._declared(zone_id)
+        if self._state[zone_id] == _DONE:
+            raise InvalidEvent(f"zone {zone_id!r} completed twice", job_id=self.job_id)
+        if status not in (ZoneStatus.COMPLETED, ZoneStatus.FAILED):
+            raise InvalidEvent(
+                f"zone status must be 'completed' or 'failed', got {status!r}", job_id=self.job_id
+            )
+        self.flush()
+        event = self._build(
+            ZoneCompleted,
+            self._zone_env,
+            zone_id=zone_id,
+            zone_index=info.index,
+            page=info.page,
+            processing_tool=tool,
+            status=status,
+            confidence=confidence,
+            duration_ms=duration_ms,
+            error=error,
+            summary=summary,
+        )
+        self._send(event)
+        self._state[zone_id] = _DONE
+        self._done += 1
+        if self._zone == zone_id:
+            self._zone = None
+        if self._aggregate:
+            self._pending_counts["zones_completed"] = (
+                self._pending_counts.get("zones_completed", 0) + 1
+            )
+        self._update(None, None, time.monotonic())
+
+    def set_progress(self, percent: float | None = None, *, operation: str | None = None) -> None:
+        """Set overall progress (0..100) and/or the current operation; writes are coalesced.
+
+        ``percent=None`` derives it from zones completed / declared (or keeps the last value
+        when no zones are declared), until the run gives a percent: from then on zone events
+        keep the last given percent (zones declared page by page would otherwise pull it back
+        and forth). ``operation=None`` keeps the last operation.
+
+        Raises:
+            InvalidEvent: percent is not a number, NaN, negative or above 100.
+        """
+        if percent is not None:
+            if type(percent) is not float and (
+                isinstance(percent, bool) or not isinstance(percent, int | float)
+            ):
+                raise InvalidEvent(f"percent must be a number, got {percent!r}", job_id=self.job_id)
+            if not 0.0 <= percent <= 100.0:  # NaN fails both comparisons
+                raise InvalidEvent(
+                    f"percent must be between 0 and 100, got {percent!r}", job_id=self.job_id
+                )
+        if operation is not None and not isinstance(operation, str):
+            raise InvalidEvent(f"operation must be text, got {operation!r}", job_id=self.job_id)
+        with self._lock:
+            if percent is not None:
+                self._explicit = True
+            self._update(percent, operation, time.monotonic())
+
+    # -- exports -------------------------------------------------------------------------------
+
+    def export_started(self, export_id: str, fmt: ExportFormat | str) -> None:
+        """Announce an export of this job's result (``fmt``: json, markdown or csv)."""
+        event = self._build(ExportStarted, self._env, export_id=export_id, format=fmt)
+        with self._lock:
+            self.flush()
+            self._send(event)
+
+    def export_progress(self, export_id: str, fmt: ExportFormat | str, percent: float) -> None:
+        """Export progress; coalesced like :meth:`set_progress`."""
+        event = self._build(
+            ExportProgress, self._env, export_id=export_id, format=fmt, percent=percent
+        )
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_write:
+                self._next_write = now + self._interval
+                self._pending_export = None
+                self._send(event)
+            else:
+                self._pending_export = event
+                self._capture.stats.coalesced += 1
+                self._schedule()
+
+    def export_completed(
+        self, export_id: str, fmt: ExportFormat | str, *, size_bytes: int, filename: str
+    ) -> None:
+        event = self._build(
+            ExportCompleted,
+            self._env,
+            export_id=export_id,
+            format=fmt,
+            size_bytes=size_bytes,
+            filename=filename,
+        )
+        with self._lock:
+            self.flush()
+            self._send(event)
+
+    def export_failed(self, export_id: str, fmt: ExportFormat | str, *, error: str) -> None:
+        event = self._build(
+            ExportFailed, self._env, export_id=export_id, format=fmt, error_message=error
+        )
+        with self._lock:
+            self.flush()
+            self._send(event)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def percent(self) -> float:
+        return self._percent
+
+    @property
+    def zones_completed(self) -> int:
+        return self._done
+
+    @property
+    def zones_total(self) -> int:
+        return len(self._zones)
+
+    def flush(self) -> None:
+        """Write the pending (coalesced) progress update now, if there is one."""
+        with self._lock:
+            if self._pending_export is not None:
+                event, self._pending_export = self._pending_export, None
+                self._send(event)
+            if self._dirty:
+                self._write(time.monotonic())
+
+    def close(self) -> None:
+        """End of the run: write the pending update, then never touch Celery's state again.
+
+        Called by :meth:`ProgressTask.__call__` before Celery stores the task's result, so the
+        last ``PROGRESS`` state is written before ``SUCCESS``/``FAILURE`` and never over it. A
+        later flush (signal handlers, the trailing-flush thread) still writes to the stream.
+        """
+        with self._lock:
+            self.flush()
+            self._closed = True
+
+    def flush_due(self) -> None:
+        """Called by the trailing-flush thread: write the pending update if it is due."""
+        with self._lock:
+            self._scheduled = False
+            if self._dirty or self._pending_export is not None:
+                now = time.monotonic()
+                if now >= self._next_write:
+                    self.flush()
+                else:
+                    self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._capture.trailing.schedule(self._next_write, self.flush_due)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _update(self, percent: float | None, operation: str | None, now: float) -> None:
+        if percent is None:
+            derive = self._zones and not self._explicit
+            percent = 100.0 * self._done / len(self._zones) if derive else self._percent
+        self._percent = float(percent)
+        if operation is not None:
+            self._operation = operation
+        if self._weight is not None:
+            # The parent's progress in basis points: this child's share of its rising percent.
+            # Only increases are sent, so the parent's sum never goes down.
+            bp = math.floor(100.0 * self._weight * self._percent + 1e-6)
+            if bp > self._bp_sent:
+                self._pending_counts[PROGRESS_BP] = (
+                    self._pending_counts.get(PROGRESS_BP, 0) + bp - self._bp_sent
+                )
+                self._bp_sent = bp
+        self._eta.observe(now, self._percent)
+        if now >= self._next_write:
+            self._write(now)
+        else:
+            if self._dirty:
+                self._capture.stats.coalesced += 1
+            self._dirty = True
+            self._schedule()
+
+    def _write(self, now: float) -> None:
+        self._dirty = False
+        self._next_write = now + self._interval
+        eta = self._eta.eta_s(self._percent)
+        total = len(self._zones)
+        if self._pending_counts:
+            counts, self._pending_counts = self._pending_counts, {}
+            # The store sets percent (and the counters) from the summed counters.
+            aggregated = ProcessingProgress(
+                **self._zone_env,
+                percent=0,
+                current_operation=self._operation,
+                current_zone=self._zone,
+            )
+            self._send(aggregated, counts)
+        self._send(
+            ProcessingProgress(
+                **self._env,
+                percent=round(self._percent, 2),
+                current_operation=self._operation,
+                current_zone=self._zone,
+                zones_completed=self._done if total else None,
+                zones_total=total or None,
+                eta_s=eta,
+            )
+        )
+        if self._task is not None and not self._closed:
+            self._celery_progress(eta)
+
+    def _celery_progress(self, eta: float | None) -> None:
+        meta = {
+            "percent": round(self._percent, 2),
+            "current_operation": self._operation,
+            "current_zone": self._zone,
+            "zones_completed": self._done,
+            "zones_total": len(self._zones),
+            "eta_s": eta,
+        }
+        task = self._task
+        try:
+            task.update_state(task_id=self.job_id, state="PROGRESS", meta=meta)
+        except Exception as exc:  # the result backend is advisory here too
+            self._capture.stats.redis_errors += 1
+            log.warning("update_state(PROGRESS) failed for %s: %s", self.job_id, exc)
+        try:
+            # Not task.send_event: that reads the thread-local request, and this may run on the
+            # trailing-flush thread. No retries: progress never waits for the broker.
+            with task.app.events.default_dispatcher(hostname=self._hostname) as dispatcher:
+                dispatcher.send("task-progress", uuid=self.job_id, retry=False, **meta)
+        except Exception as exc:
+            self._capture.stats.redis_errors += 1
+            log.warning("task-progress event failed for %s: %s", self.job_id, exc)
+
+    def _declared(self, zone_id: str) -> ZoneInfo:
+        info = self._zones.get(zone_id)
+        if info is None:
+            raise InvalidEvent(
+                f"zone {zone_id!r} was not declared (declare_zones first)", job_id=self.job_id
+            )
+        return info
+
+    def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
+        try:
+            event: ProgressEvent = cls(**env, **fields)
+        except ValidationError as exc:
+            name = cls.model_fields["type"].default
+            raise InvalidEvent(
+                f"invalid {name}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None
+        return event
+
+    def _zone_info(self, zone: ZoneInfo | Mapping[str, Any]) -> ZoneInfo:
+        if isinstance(zone, ZoneInfo):
+            return zone
+        try:
+            return ZoneInfo.model_validate(zone)
+        except ValidationError as exc:
+            raise InvalidEvent(
+                f"invalid zone {zone!r}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None
+
+    def _page_info(self, page: Any) -> PageInfo:
+        if isinstance(page, PageInfo):
+            return page
+        try:
+            return PageInfo.model_validate(page)
+        except ValidationError as exc:
+            raise InvalidEvent(
+                f"invalid page {page!r}: {_validation_message(exc)}", job_id=self.job_id
+            ) from None

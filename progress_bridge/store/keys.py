@@ -1,0 +1,53 @@
+"""Redis key names. Nothing outside :mod:`progress_bridge.store` spells a key.
+
+Every key one append touches — the job's history stream, its snapshot hash, its live feed shard
+and its owner's index — carries the same hash tag ``{N}`` (the job's shard number), so the atomic
+append stays inside one Redis Cluster slot. The shard is a stable hash of the job id.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = ["KeySpace"]
+
+
+class KeySpace:
+    """Key names under one prefix and shard count (both come from :class:`Settings`)."""
+
+    def __init__(self, prefix: str = "pb", shards: int = 8) -> None:
+        if shards < 1:
+            raise ValueError("shards must be >= 1")
+        self.prefix = prefix
+        self.shards = shards
+
+    def shard_of(self, job_id: str) -> int:
+        return zlib.crc32(job_id.encode()) % self.shards
+
+    def _tag(self, job_id: str) -> str:
+        return f"{self.prefix}:{{{self.shard_of(job_id)}}}"
+
+    def stream(self, job_id: str) -> str:
+        """The job's history: one entry per event, entry id = event id."""
+        return f"{self._tag(job_id)}:job:{job_id}"
+
+    def snapshot(self, job_id: str) -> str:
+        """Hash with the job's epoch, last id and latest state (see :mod:`.snapshot`)."""
+        return f"{self._tag(job_id)}:snap:{job_id}"
+
+    def feed(self, shard: int) -> str:
+        """Live feed shard: every event of every job in the shard, tailed by each bridge."""
+        return f"{self.prefix}:{{{shard}}}:feed"
+
+    def feed_of(self, job_id: str) -> str:
+        return self.feed(self.shard_of(job_id))
+
+    def owner_index(self, owner: str, shard: int) -> str:
+        """Sorted set of the owner's jobs in one shard, scored by creation time (ms)."""
+        return f"{self.prefix}:{{{shard}}}:owner:{owner}"
+
+    def owner_index_of(self, owner: str, job_id: str) -> str:
+        return self.owner_index(owner, self.shard_of(job_id))
+
+    def all_feeds(self) -> list[str]:
+        return [self.feed(i) for i in range(self.shards)]

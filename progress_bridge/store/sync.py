@@ -1,0 +1,270 @@
+"""The event store for synchronous code (Celery workers and publishers, tools): atomic appends to
+Redis Streams, snapshots and replay.
+
+One append is one round trip (a Lua script, ``lua/append.lua``) that writes the job's history
+stream, its snapshot hash, its live feed shard and its owner's index together, so a reader never
+sees one without the others. An event's id is its entry id in the job's stream, so ids strictly
+increase per job; the job's ``epoch`` changes if the stream is lost and recreated.
+
+Replay contract (also in ``docs/protocol.md``): :meth:`EventStore.replay` returns every event
+after ``last_id`` when the epoch matches and nothing after ``last_id`` was trimmed
+(``recovered=True``); otherwise ``recovered=False`` with the reason and the job's snapshot. It
+never returns a partial history silently.
+
+Clients must be created with ``decode_responses=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..config import Settings
+from ..events.records import Replay, StoredEntry, positioned
+from ..events.schema import ProgressEvent
+from ..events.snapshot import ATTEMPT_FIELD, TERMINAL_FIELD, JobSnapshot
+from ..exceptions import DuplicateTerminal
+from ._scripts import (
+    APPEND_BATCH,
+    APPEND_LUA,
+    EVAL_PREFIX,
+    REPLAY_LUA,
+    append_call,
+    appended,
+    bulk,
+    decide_replay,
+    memo_bulks,
+    validate_position,
+)
+from .errors import REDIS_ERRORS, translate, translated_sync
+from .keys import KeySpace
+
+__all__ = ["EventStore"]
+
+
+class EventStore:
+    """Synchronous store, for Celery workers and publishers (one instance per process)."""
+
+    def __init__(self, client: redis.Redis, settings: Settings | None = None) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self.keys = KeySpace(self.settings.key_prefix, self.settings.feed_shards)
+        self._append = client.register_script(APPEND_LUA)
+        self._replay = client.register_script(REPLAY_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> EventStore:
+        """A store on its own client (``kwargs`` go to :meth:`redis.Redis.from_url`)."""
+        return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+
+    @classmethod
+    def for_producer(
+        cls, url: str, settings: Settings, *, connect_timeout_s: float, socket_timeout_s: float
+    ) -> EventStore:
+        """A store for a task's producer: short timeouts and no retries inside a call (the
+        outage buffer retries, with backoff, off the task's path)."""
+        return cls.from_url(
+            url,
+            settings,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=socket_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    @translated_sync
+    def append(
+        self, event: ProgressEvent, *, increments: dict[str, int] | None = None
+    ) -> ProgressEvent:
+        """Append one event atomically; return it with ``id`` and ``epoch`` set.
+
+        Args:
+            increments: counters to add to the snapshot (e.g. ``{"zones_completed": 1}``), for
+                writers that share one job (canvas children). Their new totals replace the
+                event's fields, except ``progress_bp`` (the job's progress in basis points, the
+                sum of each child's share of its own percent), which stays in the snapshot only.
+                ``percent`` follows: ``progress_bp / 100`` once the job has one, else
+                ``zones_completed / zones_total``, capped at 99 (100 comes with the terminal
+                event only). See ``append.lua``.
+
+        Raises:
+            DuplicateTerminal: the job already ended; nothing was written.
+            StreamUnavailable: Redis is unreachable (ProgressTask catches and buffers this).
+            StoreRejected: Redis refused the call (an error reply).
+        """
+        keys, argv = append_call(self.keys, self.settings, event, increments)
+        return appended(event, self._append(keys=keys, args=argv))
+
+    def append_many(self, events: Iterable[ProgressEvent]) -> list[ProgressEvent | Exception]:
+        """Append in order, many events per call; per-event errors are returned, not raised.
+
+        Events are grouped by shard (a job's events stay in order: a job has one shard) and sent
+        as batch calls of :data:`APPEND_BATCH` events, each written as soon as it is built and
+        its reply read once the next call is written, so the server runs one call while the
+        client builds the next and finishes the previous one's events.
+
+        Per event: the appended event, :class:`DuplicateTerminal`, or :class:`StoreRejected`.
+
+        Raises:
+            StreamUnavailable: the connection failed; events before the failure may have been
+                appended.
+        """
+        events = list(events)
+        if not events:
+            return []
+        shard_of = self.keys.shard_of
+        by_shard: dict[int, list[int]] = {}
+        for i, event in enumerate(events):
+            by_shard.setdefault(shard_of(event.job_id), []).append(i)
+        cache: dict[tuple[str, str | None], tuple[list[str], str]] = {}
+        memo: dict[tuple[str | int, ...], bytes] = {}
+        out: list[ProgressEvent | Exception] = [None] * len(events)  # type: ignore[list-item]
+        unread: list[list[int]] = []  # chunks sent whose replies are not read yet, in order
+
+        def take(conn: Any) -> None:
+            """Read the oldest unread chunk's reply and fill in its events' results."""
+            chunk = unread.pop(0)
+            try:
+                reply = conn.read_response()
+            except redis.ResponseError as exc:
+                for i in chunk:
+                    out[i] = translate(exc, events[i].job_id)
+                return
+            for i, line in zip(chunk, reply.split("\n"), strict=True):
+                if line.startswith("! "):
+                    out[i] = translate(redis.ResponseError(line[2:]), events[i].job_id)
+                    continue
+                event_id, epoch, extra = line.split(" ", 2)
+                if not event_id:
+                    out[i] = DuplicateTerminal(events[i].job_id, extra, events[i].type)
+                else:  # no increments in a batch, so the payload is never rewritten
+                    out[i] = positioned(events[i], event_id, epoch)
+
+        pool = self.client.connection_pool
+        try:
+            conn: Any = pool.get_connection()  # redis-py types send_command loosely
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+        try:
+            for indexes in by_shard.values():
+                for start in range(0, len(indexes), APPEND_BATCH):
+                    chunk = indexes[start : start + APPEND_BATCH]
+                    keys: list[bytes] = []
+                    argv: list[bytes] = []
+                    for i in chunk:
+                        k, a = append_call(self.keys, self.settings, events[i], None, cache)
+                        # A job's keys, and its arguments but the payload and snapshot fields,
+                        # repeat across its events: each distinct run is packed once.
+                        key_run, arg_run = tuple(k), tuple(a[1:11])
+                        keys.append(memo.get(key_run) or memo_bulks(memo, key_run))
+                        argv.append(bulk(a[0]))  # the payload: unique, not memoised
+                        argv.append(memo.get(arg_run) or memo_bulks(memo, arg_run))
+                        argv.append(bulk(a[11]))  # the snapshot fields: unique
+                    # One RESP command, packed here: redis-py's generic packer costs ~10 µs per
+                    # event, most of it re-encoding keys and constants this batch repeats.
+                    size = 3 + 4 * len(chunk) + 12 * len(chunk)
+                    head = b"*%d\r\n%b%b" % (size, EVAL_PREFIX, bulk(4 * len(chunk)))
+                    conn.send_packed_command([b"".join((head, *keys, *argv))], check_health=False)
+                    unread.append(chunk)
+                    if len(unread) > 1:
+                        # The previous call's reply, most likely ready: reading it here lets
+                        # the server run this call while its events are finished below.
+                        take(conn)
+            while unread:
+                take(conn)
+        except REDIS_ERRORS as exc:
+            conn.disconnect()
+            raise translate(exc) from exc
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        return out
+
+    @translated_sync
+    def snapshot(self, job_id: str) -> JobSnapshot | None:
+        raw = cast(dict[str, str], self.client.hgetall(self.keys.snapshot(job_id)))
+        return JobSnapshot.from_hash(job_id, raw) if raw.get("epoch") else None
+
+    @translated_sync
+    def replay(self, job_id: str, epoch: str | None = None, last_id: str | None = None) -> Replay:
+        """Events after ``(epoch, last_id)``, or an explicit "not recovered" with the snapshot.
+
+        ``last_id=None`` asks for the whole kept history.
+        """
+        validate_position(job_id, epoch, last_id)
+        raw = self._replay(
+            keys=[self.keys.stream(job_id), self.keys.snapshot(job_id)], args=[last_id or "-"]
+        )
+        answer, needs_snapshot = decide_replay(job_id, epoch, last_id, raw)
+        if needs_snapshot:
+            snap = self.snapshot(job_id)
+            answer = Replay(job_id, False, answer.reason, answer.epoch, answer.entries, snap)
+        return answer
+
+    @translated_sync
+    def history(self, job_id: str) -> list[ProgressEvent]:
+        """Every kept event of a job, parsed (a convenience for tools and tests)."""
+        return [entry.event() for entry in self.replay(job_id).entries]
+
+    @translated_sync
+    def jobs_of(self, owner: str, limit: int = 100) -> list[str]:
+        """The owner's most recent job ids, newest first."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(self.keys.shards):
+            pipe.zrevrange(self.keys.owner_index(owner, shard), 0, limit - 1, withscores=True)
+        rows = [row for shard_rows in pipe.execute() for row in shard_rows]
+        return [job for job, _ in sorted(rows, key=lambda r: -r[1])[:limit]]
+
+    @translated_sync
+    def attempt_of(self, job_id: str) -> int:
+        """The attempt number recorded in the job's snapshot (0 if none).
+
+        Raises:
+            StreamUnavailable: Redis is unreachable.
+        """
+        raw = self.client.hget(self.keys.snapshot(job_id), ATTEMPT_FIELD)
+        try:
+            return int(cast(str, raw)) if raw else 0
+        except (TypeError, ValueError):
+            return 0
+
+    @translated_sync
+    def terminal_of(self, job_id: str) -> str | None:
+        """The job's terminal event type once it has ended (the cancel check), else None.
+
+        Raises:
+            StreamUnavailable: Redis is unreachable.
+        """
+        value = self.client.hget(self.keys.snapshot(job_id), TERMINAL_FIELD)
+        return str(value) if value else None
+
+    @translated_sync
+    def exists(self, job_id: str) -> bool:
+        """Whether the job's history is still kept."""
+        return bool(self.client.exists(self.keys.stream(job_id)))
+
+    @translated_sync
+    def follow(
+        self, job_id: str, epoch: str, after: str, *, block_ms: int, count: int = 500
+    ) -> list[StoredEntry]:
+        """Entries of the job after ``after``, waiting up to ``block_ms`` for the first one.
+
+        The client's socket timeout must exceed ``block_ms`` (redis-py's default is 5 s).
+        """
+        rows = cast(
+            list[tuple[str, list[tuple[str, dict[str, str]]]]],
+            self.client.xread({self.keys.stream(job_id): after}, block=block_ms, count=count),
+        )
+        if not rows:
+            return []
+        return [
+            StoredEntry(job_id, entry_id, epoch, fields["e"]) for entry_id, fields in rows[0][1]
+        ]
+
+    def close(self) -> None:
+        self.client.close()
