@@ -33,18 +33,17 @@ from ..events.schema import (
     ZoneInfo,
     ZoneProcessing,
     ZonesDeclared,
-    ZoneStatus,
 )
 from ..exceptions import InvalidEvent
+from .celery_state import publish_progress
 from .envelope import PROGRESS_BP, parent_envelope, valid_weight
 from .eta import EtaEstimator
 from .producer import Capture
+from .zones import ZoneBook
 
 __all__ = ["ProgressReporter"]
 
 log = logging.getLogger("progress_bridge.capture")
-
-_PENDING, _PROCESSING, _DONE = 0, 1, 2
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -91,13 +90,9 @@ class ProgressReporter:
         self._scheduled = False
         self._interval = 1.0 / capture.settings.progress_max_rate_hz
         self._next_write = 0.0
-        self._zones: dict[str, ZoneInfo] = {}
-        self._state: dict[str, int] = {}
-        self._indexes: set[int] = set()
-        self._done = 0
+        self._book = ZoneBook(self.job_id)
         self._percent = 0.0
         self._operation: str | None = None
-        self._zone: str | None = None
         self._dirty = False
         self._closed = False
         self._pending_counts: dict[str, int] = {}
@@ -123,22 +118,9 @@ class ProgressReporter:
     ) -> None:
         infos = [self._zone_info(z) for z in zones]
         page_infos = [self._page_info(p) for p in pages]
-        ids = set()
-        for info in infos:
-            if info.zone_id in self._zones or info.zone_id in ids:
-                raise InvalidEvent(f"zone {info.zone_id!r} is declared twice", job_id=self.job_id)
-            if info.index in self._indexes:
-                raise InvalidEvent(
-                    f"zone index {info.index} of zone {info.zone_id!r} is already used",
-                    job_id=self.job_id,
-                )
-            ids.add(info.zone_id)
-            self._indexes.add(info.index)
-        for info in infos:
-            self._zones[info.zone_id] = info
-            self._state[info.zone_id] = _PENDING
+        self._book.declare(infos)
         self.flush()
-        total = None if self._aggregate else len(self._zones)
+        total = None if self._aggregate else self._book.total
         self._send(
             ZonesDeclared(**self._zone_env, zones=infos, pages=page_infos, zones_total=total)
         )
@@ -158,9 +140,7 @@ class ProgressReporter:
             self._zone_processing(zone_id, tool)
 
     def _zone_processing(self, zone_id: str, tool: str) -> None:
-        info = self._declared(zone_id)
-        if self._state[zone_id] == _DONE:
-            raise InvalidEvent(f"zone {zone_id!r} already completed", job_id=self.job_id)
+        info = self._book.check_start(zone_id)
         self.flush()
         event = self._build(
             ZoneProcessing,
@@ -172,8 +152,7 @@ class ProgressReporter:
             processing_tool=tool,
         )
         self._send(event)
-        self._state[zone_id] = _PROCESSING
-        self._zone = zone_id
+        self._book.started(zone_id)
 
     def zone_completed(
         self,
@@ -205,13 +184,7 @@ class ProgressReporter:
         error: str | None,
         summary: str | None,
     ) -> None:
-        info = self._declared(zone_id)
-        if self._state[zone_id] == _DONE:
-            raise InvalidEvent(f"zone {zone_id!r} completed twice", job_id=self.job_id)
-        if status not in (ZoneStatus.COMPLETED, ZoneStatus.FAILED):
-            raise InvalidEvent(
-                f"zone status must be 'completed' or 'failed', got {status!r}", job_id=self.job_id
-            )
+        info = self._book.check_complete(zone_id, status)
         self.flush()
         event = self._build(
             ZoneCompleted,
@@ -227,10 +200,7 @@ class ProgressReporter:
             summary=summary,
         )
         self._send(event)
-        self._state[zone_id] = _DONE
-        self._done += 1
-        if self._zone == zone_id:
-            self._zone = None
+        self._book.completed(zone_id)
         if self._aggregate:
             self._pending_counts["zones_completed"] = (
                 self._pending_counts.get("zones_completed", 0) + 1
@@ -320,11 +290,11 @@ class ProgressReporter:
 
     @property
     def zones_completed(self) -> int:
-        return self._done
+        return self._book.done
 
     @property
     def zones_total(self) -> int:
-        return len(self._zones)
+        return self._book.total
 
     def flush(self) -> None:
         """Write the pending (coalesced) progress update now, if there is one."""
@@ -366,8 +336,9 @@ class ProgressReporter:
 
     def _update(self, percent: float | None, operation: str | None, now: float) -> None:
         if percent is None:
-            derive = self._zones and not self._explicit
-            percent = 100.0 * self._done / len(self._zones) if derive else self._percent
+            book = self._book
+            derive = book.total and not self._explicit
+            percent = 100.0 * book.done / book.total if derive else self._percent
         self._percent = float(percent)
         if operation is not None:
             self._operation = operation
@@ -393,7 +364,8 @@ class ProgressReporter:
         self._dirty = False
         self._next_write = now + self._interval
         eta = self._eta.eta_s(self._percent)
-        total = len(self._zones)
+        book = self._book
+        total = book.total
         if self._pending_counts:
             counts, self._pending_counts = self._pending_counts, {}
             # The store sets percent (and the counters) from the summed counters.
@@ -401,7 +373,7 @@ class ProgressReporter:
                 **self._zone_env,
                 percent=0,
                 current_operation=self._operation,
-                current_zone=self._zone,
+                current_zone=book.current,
             )
             self._send(aggregated, counts)
         self._send(
@@ -409,8 +381,8 @@ class ProgressReporter:
                 **self._env,
                 percent=round(self._percent, 2),
                 current_operation=self._operation,
-                current_zone=self._zone,
-                zones_completed=self._done if total else None,
+                current_zone=book.current,
+                zones_completed=book.done if total else None,
                 zones_total=total or None,
                 eta_s=eta,
             )
@@ -419,36 +391,18 @@ class ProgressReporter:
             self._celery_progress(eta)
 
     def _celery_progress(self, eta: float | None) -> None:
+        book = self._book
         meta = {
             "percent": round(self._percent, 2),
             "current_operation": self._operation,
-            "current_zone": self._zone,
-            "zones_completed": self._done,
-            "zones_total": len(self._zones),
+            "current_zone": book.current,
+            "zones_completed": book.done,
+            "zones_total": book.total,
             "eta_s": eta,
         }
-        task = self._task
-        try:
-            task.update_state(task_id=self.job_id, state="PROGRESS", meta=meta)
-        except Exception as exc:  # the result backend is advisory here too
-            self._capture.stats.redis_errors += 1
-            log.warning("update_state(PROGRESS) failed for %s: %s", self.job_id, exc)
-        try:
-            # Not task.send_event: that reads the thread-local request, and this may run on the
-            # trailing-flush thread. No retries: progress never waits for the broker.
-            with task.app.events.default_dispatcher(hostname=self._hostname) as dispatcher:
-                dispatcher.send("task-progress", uuid=self.job_id, retry=False, **meta)
-        except Exception as exc:
-            self._capture.stats.redis_errors += 1
-            log.warning("task-progress event failed for %s: %s", self.job_id, exc)
-
-    def _declared(self, zone_id: str) -> ZoneInfo:
-        info = self._zones.get(zone_id)
-        if info is None:
-            raise InvalidEvent(
-                f"zone {zone_id!r} was not declared (declare_zones first)", job_id=self.job_id
-            )
-        return info
+        publish_progress(
+            self._task, self.job_id, meta, hostname=self._hostname, stats=self._capture.stats
+        )
 
     def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
         try:

@@ -17,7 +17,8 @@ from ...access import Principal
 from ...exceptions import FrameError
 from .codes import CloseCode, ErrorCode
 from .limits import Limits
-from .session import Session, TakeResult
+from .outbox import Outbox, TakeResult
+from .session import Session
 from .wire import (
     JSON_SUBPROTOCOL,
     MSGPACK_SUBPROTOCOL,
@@ -49,6 +50,7 @@ __all__ = [
     "FeedEntry",
     "FrameError",
     "Limits",
+    "Outbox",
     "Pong",
     "Principal",
     "Session",

@@ -14,14 +14,13 @@ the held entries whose id is greater than the last id sent for their job. Ids co
 ``(ms, seq)`` pairs (:func:`~progress_bridge.events.ids.parse_stream_id`), computed once per entry.
 
 Each event is encoded once per wire format: :class:`FeedEntry` caches its JSON and msgpack
-forms, and every session that sends it shares them. A writer that finds several events queued
-sends them as one ``batch`` frame built by concatenating the pre-encoded events.
+forms, and every session that sends it shares them; the session's :class:`~.outbox.Outbox`
+sends several queued events as one ``batch`` frame built from the pre-encoded events.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from ...events.snapshot import JobSnapshot
 from ...exceptions import FrameError
 from .codes import CloseCode, ErrorCode
 from .limits import Limits
+from .outbox import Control, Outbox, TakeResult
 from .wire import (
     PROTOCOL_VERSION,
     Ack,
@@ -45,7 +45,6 @@ from .wire import (
     SubscribeRoom,
     Unsubscribe,
     WireFormat,
-    events_frame,
     parse_client_frame,
 )
 
@@ -55,26 +54,10 @@ __all__ = ["Session", "TakeResult"]
 # -- Sessions ----------------------------------------------------------------------------------
 
 
-class _Control:
-    """A frame for one session only (hello, subscribed, error...), encoded at creation."""
-
-    __slots__ = ("frame", "size")
-
-    def __init__(self, frame: str | bytes) -> None:
-        self.frame = frame
-        self.size = len(frame)
-
-
-# Outbox items: a FeedEntry or a _Control, or for coalescable entries a one-item list (a slot
-# set to None when a newer update of the same key replaces it).
-_Slot = list[FeedEntry | None]
-_Item = FeedEntry | _Control | _Slot
-
-
 #: The heartbeat frame, encoded once per format (every connection sends it).
 _PING = {
-    WireFormat.JSON: _Control('{"op":"ping"}'),
-    WireFormat.MSGPACK: _Control(msgpack.packb({"op": "ping"})),
+    WireFormat.JSON: Control('{"op":"ping"}'),
+    WireFormat.MSGPACK: Control(msgpack.packb({"op": "ping"})),
 }
 
 
@@ -82,20 +65,6 @@ _PING = {
 class _JobState:
     last_sent: tuple[int, int] | None = None
     explicit: bool = False  # subscribed by job (not only through a room)
-
-
-@dataclass(frozen=True, slots=True)
-class TakeResult:
-    """Frames to write now, in order, and what they carry (for metrics).
-
-    ``single`` is the entry when the take is exactly its one ``event`` frame, whose WebSocket
-    bytes it has cached (:meth:`FeedEntry.wire_frame`) for every session of the same format.
-    """
-
-    frames: list[str | bytes]
-    events: int
-    oldest_ts: float | None
-    single: FeedEntry | None = None
 
 
 class Session:
@@ -121,14 +90,9 @@ class Session:
         self.close_reason = ""
         self.rooms: set[str] = set()
         self.acks: dict[str, str] = {}
-        self.coalesced = 0
         self._jobs: dict[str, _JobState] = {}
         self._held: list[FeedEntry] | None = None
-        self._outbox: deque[_Item] = deque()
-        self._coalesce: dict[tuple[str, str, str], _Slot] = {}
-        self._depth = 0
-        self._bytes = 0
-        self._pending_since = now
+        self.outbox = Outbox(fmt, self.limits.batch_max_events)
         self._last_received = now
         self._last_ping = now
         self._tokens = float(self.limits.rate_burst)
@@ -149,15 +113,20 @@ class Session:
 
     @property
     def outbox_depth(self) -> int:
-        return self._depth
+        return self.outbox.depth
 
     @property
     def outbox_bytes(self) -> int:
-        return self._bytes
+        return self.outbox.bytes
 
     def outbox_age(self, now: float) -> float:
         """Seconds since the writer last emptied a non-empty outbox (0 when empty)."""
-        return now - self._pending_since if self._depth else 0.0
+        return self.outbox.age(now)
+
+    @property
+    def coalesced(self) -> int:
+        """Progress updates replaced in the outbox by newer ones so far."""
+        return self.outbox.coalesced
 
     @property
     def jobs(self) -> list[str]:
@@ -423,7 +392,7 @@ class Session:
         is new for its job; False otherwise, and the caller uses :meth:`deliver`, which queues
         the entry or drops the duplicate.
         """
-        if self._depth or self._held is not None or self.close_code is not None:
+        if self.outbox.depth or self._held is not None or self.close_code is not None:
             return False
         st = self._jobs.get(entry.job_id)
         if st is not None:
@@ -443,9 +412,7 @@ class Session:
         if self.close_code is None:
             self.close_code = int(code)
             self.close_reason = reason
-            self._outbox.clear()
-            self._coalesce.clear()
-            self._depth = self._bytes = 0
+            self.outbox.clear()
 
     def tick(self, now: float) -> bool:
         """Heartbeat and stall checks, about once a second. Returns "wake the writer"."""
@@ -455,7 +422,7 @@ class Session:
         if now - self._last_received > 2 * lim.heartbeat_s:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
             return True
-        if self._depth and self.outbox_age(now) > lim.outbox_max_age_s:
+        if self.outbox.depth and self.outbox.age(now) > lim.outbox_max_age_s:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox stalled")
             return True
         if now - self._last_ping >= lim.heartbeat_s:
@@ -465,52 +432,7 @@ class Session:
 
     def take(self) -> TakeResult:
         """Everything queued, as frames: consecutive events become one ``batch`` frame."""
-        outbox = self._outbox
-        entry = outbox[0] if len(outbox) == 1 else None
-        if isinstance(entry, FeedEntry):
-            # The common live case (one event since the last take): no run, no loop.
-            outbox.pop()
-            self._depth = self._bytes = 0
-            frame = entry.mp_frame() if self.format is WireFormat.MSGPACK else entry.json_frame()
-            return TakeResult([frame], 1, entry.ts, entry)
-        frames: list[str | bytes] = []
-        run: list[FeedEntry] = []
-        events = 0
-        oldest: float | None = None
-        limit = self.limits.batch_max_events
-        coalesce = self._coalesce
-        while outbox:
-            item = outbox.popleft()
-            if isinstance(item, list):
-                slot = item
-                entry = slot[0]
-                if entry is None:
-                    continue  # replaced by a newer update further back
-                key = entry.coalesce_key
-                if key is not None and coalesce.get(key) is slot:
-                    del coalesce[key]
-                item = entry
-            if isinstance(item, FeedEntry):
-                if oldest is None or item.ts < oldest:
-                    oldest = item.ts
-                run.append(item)
-                events += 1
-                if len(run) >= limit:
-                    frames.append(self._events_frame(run))
-                    run = []
-            else:
-                assert isinstance(item, _Control)
-                if run:
-                    frames.append(self._events_frame(run))
-                    run = []
-                frames.append(item.frame)
-        if run:
-            frames.append(self._events_frame(run))
-        self._depth = self._bytes = 0
-        return TakeResult(frames, events, oldest)
-
-    def _events_frame(self, run: list[FeedEntry]) -> str | bytes:
-        return events_frame(run, self.format)
+        return self.outbox.take()
 
     def encode(self, obj: Mapping[str, Any]) -> str | bytes:
         if self.format is WireFormat.MSGPACK:
@@ -520,49 +442,23 @@ class Session:
         return text
 
     def _push_control(self, obj: Mapping[str, Any], now: float) -> bool:
-        return self._push_frame(_Control(self.encode(obj)), now)
+        return self._push_frame(Control(self.encode(obj)), now)
 
-    def _push_frame(self, item: _Control, now: float) -> bool:
+    def _push_frame(self, item: Control, now: float) -> bool:
         if self.close_code is not None:
             return False
-        self._outbox.append(item)
-        if not self._depth:
-            self._pending_since = now
-        self._depth += 1
-        self._bytes += item.size
-        return self._check_bound()
+        self.outbox.push_control(item, now)
+        self._check_bound()
+        return True
 
     def _push(self, entry: FeedEntry, now: float) -> bool:
         if self.close_code is not None:
             return False
-        if not self._depth:
-            self._pending_since = now
-        key = entry.coalesce_key
-        if key is None:
-            self._outbox.append(entry)
-        else:
-            old = self._coalesce.get(key)
-            if old is not None:
-                replaced = old[0]
-                if replaced is not None:
-                    # Latest wins: drop the queued update and queue the new one at the end, so
-                    # ids still increase on the wire.
-                    self._bytes -= replaced.size
-                    self._depth -= 1
-                    old[0] = None
-                    self.coalesced += 1
-            slot: _Slot = [entry]
-            self._coalesce[key] = slot
-            self._outbox.append(slot)
-        self._depth += 1
-        self._bytes += entry.size
-        lim = self.limits
-        if self._depth > lim.outbox_max_frames or self._bytes > lim.outbox_max_bytes:
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full")
+        self.outbox.push(entry, now)
+        self._check_bound()
         return True
 
-    def _check_bound(self) -> bool:
-        lim = self.limits
-        if self._depth > lim.outbox_max_frames or self._bytes > lim.outbox_max_bytes:
+    def _check_bound(self) -> None:
+        outbox, lim = self.outbox, self.limits
+        if outbox.depth > lim.outbox_max_frames or outbox.bytes > lim.outbox_max_bytes:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full")
-        return True
