@@ -29,7 +29,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,6 +53,12 @@ class _NoopTransport:
 
     def is_closing(self) -> bool:
         return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> None:
+        return None
 
 
 class _Proto:
@@ -79,17 +85,11 @@ def _entry(n: int) -> FeedEntry:
 
 
 async def route_cost(sockets: int, rounds: int) -> float:
-    hub = Hub(Settings(), Any, BridgeMetrics())  # type: ignore[arg-type]  # no Redis used
-
-    async def send(frame: str | bytes) -> None:
-        return None
-
-    async def close(code: int, reason: str) -> None:
-        return None
+    hub = Hub(Settings(), cast(Any, None), cast(Any, None), BridgeMetrics())  # no Redis used
 
     for _ in range(sockets):
         session = Session(Principal("bench"), now=time.monotonic())
-        conn = Connection(session, send, close, direct=DirectWriter(_Proto()))
+        conn = Connection(session, direct=DirectWriter(_Proto()))
         hub.add(conn)
         session.hold()
         hub.watch_job(conn, JOB)
@@ -99,8 +99,6 @@ async def route_cost(sockets: int, rounds: int) -> float:
     for n in range(rounds):
         hub.route([_entry(n)])
     took = time.process_time() - started
-    for conn in hub.conns.values():
-        conn.writer.cancel()
     return took / (rounds * sockets)
 
 

@@ -97,7 +97,10 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Server ping op interval; silence for 2x closes 4000."
     )
     bridge_ws_ping_s: float = Field(
-        default=20.0, ge=0, description="WebSocket protocol ping interval (uvicorn); 0 = off."
+        default=0.0,
+        ge=0,
+        description="WebSocket protocol ping interval (uvicorn); 0 = off: the heartbeat "
+        "(ping op, 4000) covers liveness without a timer per connection.",
     )
     bridge_ws_deflate: bool = Field(
         default=True,
@@ -118,10 +121,16 @@ class Settings(BaseSettings):
         default=20_000, ge=10, description="Queued frames per connection before closing 4008."
     )
     bridge_outbox_max_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=1024, description="Queued bytes per connection (4008)."
+        default=1024 * 1024,
+        ge=1024,
+        description="Bytes a connection may have unread (its outbox and what its socket's "
+        "transport buffers) before closing 4008.",
     )
     bridge_outbox_max_age_s: float = Field(
-        default=30.0, gt=0, description="A writer stuck this long on a queued outbox: 4008."
+        default=10.0,
+        gt=0,
+        description="Seconds a connection's oldest unread frame may wait (outbox or transport) "
+        "before closing 4008; keep it under 2 x bridge_heartbeat_s.",
     )
     bridge_batch_max_events: int = Field(default=500, ge=1, description="Events per batch frame.")
     bridge_read_block_ms: int = Field(default=1000, ge=10, description="Feed XREAD BLOCK.")

@@ -1,13 +1,25 @@
-"""The I/O side of one socket: its :class:`~progress_bridge.bridge.core.Session`, its writer
-task, and the fast path that writes without one.
+"""The I/O side of one socket: its :class:`~progress_bridge.bridge.core.Session`, how its frames
+reach the socket, how it ends.
 
-Routing only appends to outboxes; then each connection that got frames and whose writer is idle
-is written to at once, from the feed reader's task (:meth:`Connection.flush`: pre-built frame
-bytes through a :class:`~progress_bridge.bridge.direct.DirectWriter`, or the ASGI ``send``
-coroutine driven by hand — with a socket that keeps up it completes without suspending: no task
-switch, no await). Only a send that suspends (the socket is paused for flow control) is handed
-to the connection's own writer task, which finishes it and writes what queued meanwhile, so a
-slow socket only ever delays itself.
+Two ways to the socket:
+
+- **Direct** (the bridge's own uvicorn protocol, :mod:`.uvicorn_ws`): frames are written to the
+  transport at once, from whatever task routed them (:meth:`Connection.flush`,
+  :meth:`Connection.write_now`) — no task switch, no await. The protocol calls the connection
+  back (:class:`~progress_bridge.bridge.direct.Listener`) with client frames, when its paused
+  transport drains, and when the peer is gone. A held connection has no task and no coroutine;
+  one is started only to carry out a subscribe (a store read), and reading pauses meanwhile so
+  frames are handled in order. A close is written behind what the transport buffers, and the
+  connection leaves the hub at once.
+- **ASGI** (any other server): frames go through the ASGI ``send``, each coroutine driven by
+  hand — one that completes without suspending costs no task switch. The first that suspends
+  (the socket is paused for flow control) is handed to a writer task made for it, which
+  finishes it, writes what queued meanwhile, and ends. The endpoint's loop awaits ``receive()``.
+
+A closed connection leaves no reference cycle behind (DESIGN.md invariant 6;
+``tests/integration/test_bridge_memory.py``): nothing here refers back to the connection once it
+has ended, the protocol detaches its listener, and a writer task that had to be cancelled is
+reaped with its traceback frames cleared.
 """
 
 from __future__ import annotations
@@ -16,25 +28,39 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+import traceback
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
-from .core import CloseCode, FeedEntry, Session, TakeResult, ws_frame
+from .core import Ack, ClientOp, CloseCode, FeedEntry, Pong, Session, TakeResult, ws_frame
 from .direct import DirectWriter
 from .metrics import BridgeMetrics
 
-__all__ = ["Close", "Connection", "Send"]
+__all__ = ["AsgiSend", "Connection", "Handler"]
 
 log = logging.getLogger("progress_bridge.bridge")
 
-#: Writes one frame. Must return a coroutine (``async def``): :meth:`Connection.flush` drives
-#: it by hand, so that a send that does not suspend costs no task switch.
-Send = Callable[[str | bytes], Coroutine[Any, Any, None]]
-Close = Callable[[int, str], Awaitable[None]]
+#: The ASGI ``send`` callable (its coroutines are driven by hand, see :meth:`Connection.flush`).
+AsgiSend = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
-#: A send that suspended in :meth:`Connection.flush`: the coroutine, what it yielded, the frames
-#: still to write after it, and what the whole take carried (for metrics).
-_Handoff = tuple[Coroutine[Any, Any, None], Any, list[str | bytes], TakeResult]
+#: Transport backlog samples kept per lagging connection (two per second of backlog).
+_MAX_MARKS = 128
+
+
+class Handler(Protocol):
+    """What a connection needs from its bridge (one object per bridge, not per connection)."""
+
+    metrics: BridgeMetrics
+    close_grace_s: float
+    close_linger_s: float
+
+    async def carry_out(self, conn: Connection, op: ClientOp) -> None: ...
+
+    def observe_ack(self, session: Session, op: Ack) -> None: ...
+
+    def finished(self, conn: Connection) -> None:
+        """The connection ended (or decided to close): it leaves the hub. Called once."""
 
 
 async def _finish_send(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
@@ -68,82 +94,125 @@ async def _finish_send(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
             return
 
 
+async def reap(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task``, wait for it, and clear the frames its exception's traceback holds.
+
+    A cancelled wait leaves a cycle: the cancelled future keeps its ``CancelledError``, whose
+    traceback keeps the frame that awaited the future. Cleared frames hold no locals.
+    """
+    task.cancel()
+    try:
+        await task
+    except BaseException as exc:  # what it ended with is only cleaned up
+        seen: set[int] = set()
+        err: BaseException | None = exc
+        while err is not None and id(err) not in seen:
+            seen.add(id(err))
+            traceback.clear_frames(err.__traceback__)
+            err = err.__context__
+        del exc, err
+
+
 class Connection:
-    """The I/O side of one socket: its :class:`Session`, writer task and end signal."""
+    """One WebSocket connection of the bridge (see the module docstring)."""
+
+    __slots__ = (
+        "_checked_at",
+        "_closing",
+        "_coalesced_reported",
+        "_counted",
+        "_finished",
+        "_handler",
+        "_handoff",
+        "_marks",
+        "_op",
+        "_pending",
+        "_seen_written",
+        "_send",
+        "_since_close",
+        "_unread",
+        "_writer",
+        "broken",
+        "client",
+        "direct",
+        "handoffs",
+        "id",
+        "opened_at",
+        "sending_since",
+        "session",
+    )
 
     _next_id = 0
 
     def __init__(
         self,
         session: Session,
-        send: Send,
-        close: Close,
+        handler: Handler | None = None,
         *,
-        remote: str = "",
-        metrics: BridgeMetrics | None = None,
-        close_grace_s: float = 5.0,
-        close_linger_s: float = 60.0,
         direct: DirectWriter | None = None,
+        send: AsgiSend | None = None,
+        client: tuple[str, int] | None = None,
     ) -> None:
         Connection._next_id += 1
         self.id = Connection._next_id
         self.session = session
-        self.remote = remote
+        self.client = client
         self.opened_at = time.time()
-        self._send = send
-        self._close = close
-        #: Writes pre-built frame bytes to the socket when it can take them now (None: every
-        #: frame goes through ``send``).
+        #: Writes frames to the socket at once (None: through ``send``).
         self.direct = direct
-        self._metrics = metrics
-        self._grace = close_grace_s
-        #: How long a close frame may wait for a stalled socket to drain before it is dropped.
-        self.linger = close_linger_s
-        self._counted = False
-        self._coalesced_reported = 0
-        self._wake = asyncio.Event()
-        self._wake.set()  # the hello frame is queued
-        #: Set while frames taken from the session are not all written (by the writer, or by a
-        #: send that suspended in :meth:`flush`): nothing else may be written then.
+        self._send = send
+        self._handler = handler
+        #: Set while frames taken from the session are not all written (ASGI: a send that
+        #: suspended is being finished by the writer task); nothing else may be written then.
         self.sending_since: float | None = None
-        self._handoff: _Handoff | None = None
-        self._broken = False
-        #: Times the writer task woke up (the fast path does not wake it).
-        self.wakeups = 0
-        self._close_seen: float | None = None
-        #: Resolved when the connection must end (closed by us, or the writer failed).
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.writer = asyncio.create_task(self._run_writer(), name=f"pb-writer-{self.id}")
+        #: Times a send had to be finished by a task (the fast path never needs one).
+        self.handoffs = 0
+        #: The peer went away mid-write.
+        self.broken = False
+        self._handoff: tuple[Coroutine[Any, Any, None], Any, list[str | bytes], TakeResult] | None
+        self._handoff = None
+        self._writer: asyncio.Task[None] | None = None
+        self._op: asyncio.Task[None] | None = None
+        self._pending: list[str | bytes] | None = None
+        self._marks: deque[tuple[float, int]] | None = None
+        self._seen_written = 0
+        self._unread = 0
+        self._checked_at = 0.0
+        self._closing = False
+        self._finished = False
+        self._counted = False
+        self._since_close: float | None = None
+        self._coalesced_reported = 0
 
-    def wake(self) -> None:
-        if not self._wake.is_set():
-            self._wake.set()
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
+    def remote(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else ""
+
+    # -- outbound ------------------------------------------------------------------------------
 
     def flush(self) -> TakeResult | None:
-        """Write what the session has queued now, from the calling task (the fast path).
+        """Write what the session has queued, now, from the calling task (the fast path).
 
-        Only when the writer is idle — not between a take and the end of its writes, no
-        suspended send pending, not closing; otherwise the writer is woken, as before. Each
-        frame's send coroutine is driven by hand: one that completes without suspending (the
-        socket is writable) costs no task switch and no await. The first one that suspends
-        is handed, half-run, to the writer task, which finishes it, then writes the rest of
-        the take, then anything queued meanwhile — so frames leave in outbox order. Returns
-        what was written here to the end (for the caller's metrics), else None.
+        Direct: when the transport takes data now; otherwise the frames wait in the outbox
+        (progress updates coalesce there) for :meth:`on_writable`. ASGI: each frame's send
+        coroutine is driven by hand; the first that suspends is handed to a writer task,
+        which finishes it and writes the rest, so frames leave in outbox order. A decided
+        close is sent instead. Returns what was written here (for the caller's metrics).
         """
         session = self.session
-        if (
-            self.sending_since is not None
-            or session.close_code is not None
-            or self._broken
-            or self.done.done()
-        ):
-            self.wake()
+        if session.close_code is not None:
+            self._close()
+            return None
+        if self._finished or self.broken:
             return None
         direct = self.direct
-        if direct is not None and direct.ready():
-            # One event: the same bytes for every session of this format. Anything else is
-            # framed here. The transport buffers what the socket does not take at once, and
-            # pauses this path (ready() turns False) past its high-water mark.
+        if direct is not None:
+            if not direct.ready():
+                return None
             result = session.take()
             try:
                 if result.single is not None:
@@ -152,57 +221,70 @@ class Connection:
                     for frame in result.frames:
                         direct.write(ws_frame(frame, direct.deflate_bits))
             except Exception as exc:
-                self._direct_failed(exc)
+                self._failed(exc)
                 return None
             return result if result.frames else None
+        if self.sending_since is not None or self._send is None:
+            return None  # the writer task writes it after the send in flight
         result = session.take()
         frames = result.frames
-        send = self._send
         for i in range(len(frames)):
-            coro = send(frames[i])
+            coro = self._message(frames[i])
             try:
                 yielded = coro.send(None)
             except StopIteration:
                 continue
-            except Exception as exc:  # the peer went away mid-send: the writer ends quietly
-                log.debug("inline send failed: %r", exc, extra={"conn": self.id})
-                self._broken = True
-                self.wake()
+            except Exception as exc:
+                self._failed(exc)
                 return None
-            # Not writable now: the writer task takes over from here.
+            # Not writable now: a writer task takes over from here.
             self._handoff = (coro, yielded, frames[i + 1 :], result)
             self.sending_since = time.monotonic()
-            self.wake()
+            self._start_writer()
             return None
         return result if frames else None
 
     def write_now(self, entry: FeedEntry) -> bool:
         """The live fast path for one entry: its shared frame bytes written to the socket now.
 
-        Only with a direct writer whose socket takes data now, and when nothing of this
-        connection is queued or being written; True if written (the session marked it sent),
-        False if the caller must :meth:`Session.deliver` it instead.
+        Only with a direct writer whose transport takes data now, and when nothing of this
+        connection is queued; True if written (the session marked it sent), False if the
+        caller must :meth:`Session.deliver` it instead.
         """
         direct = self.direct
-        if (
-            direct is None
-            or self.sending_since is not None
-            or self._broken
-            or not direct.ready()
-            or not self.session.deliver_now(entry)
-        ):
+        if direct is None or not direct.ready() or not self.session.deliver_now(entry):
             return False
         try:
             direct.write(entry.wire_frame(self.session.format, direct.deflate_bits))
         except Exception as exc:
-            self._direct_failed(exc)
+            self._failed(exc)
         return True
 
-    def _direct_failed(self, exc: Exception) -> None:
-        """The transport is gone: the writer ends quietly, as after a failed inline send."""
-        log.debug("direct write failed: %r", exc, extra={"conn": self.id})
-        self._broken = True
-        self.wake()
+    def on_writable(self) -> None:
+        """The transport drained after a pause: write what queued meanwhile."""
+        self._count(self.flush())
+
+    def _message(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
+        assert self._send is not None
+        if frame.__class__ is str:
+            return self._send({"type": "websocket.send", "text": frame})
+        return self._send({"type": "websocket.send", "bytes": frame})
+
+    def _failed(self, exc: Exception) -> None:
+        """The peer went away mid-write: write nothing more; its disconnect follows."""
+        log.debug("write failed: %r", exc, extra={"conn": self.id})
+        self.broken = True
+
+    def _count(self, result: TakeResult | None) -> None:
+        handler = self._handler
+        if result is None or handler is None:
+            return
+        metrics = handler.metrics
+        metrics.frames_sent.inc(len(result.frames))
+        if result.events:
+            metrics.events_relayed.inc(result.events)
+            if result.oldest_ts:
+                metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
 
     def coalesced_delta(self) -> int:
         """Updates the session coalesced since the last call (or report), marked reported."""
@@ -210,28 +292,194 @@ class Connection:
         self._coalesced_reported += delta
         return delta
 
-    def poke(self, now: float) -> None:
-        """Called by the sweeper once the session decided to close: wake the writer so it
-        sends the close frame. A writer still stuck in a send after the grace (a stalled peer
-        that does not drain its socket) is detached: :attr:`done` resolves, so the connection
-        leaves the hub and its limits, while the writer lingers (up to :attr:`linger`) to send
-        the close frame should the peer read again."""
-        if self.session.close_code is None or self.done.done():
-            return
-        self.count_close()
-        if self._close_seen is None:
-            self._close_seen = now
-        if self.sending_since is None:
-            self.wake()
-        elif now - self._close_seen > self._grace:
-            self._finish()
+    # -- the ASGI writer -----------------------------------------------------------------------
 
-    def report_coalesced(self) -> None:
-        """Add the session's coalesced updates since the last report to the metric."""
-        delta = self.session.coalesced - self._coalesced_reported
-        if delta and self._metrics is not None:
-            self._coalesced_reported += delta
-            self._metrics.coalesced.inc(delta)
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self.handoffs += 1
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_on(), name=f"pb-writer-{self.id}"
+            )
+
+    async def _write_on(self) -> None:
+        """Finish the send that suspended in :meth:`flush`, write the rest and what queued
+        meanwhile until caught up, then end; or send the decided close."""
+        session = self.session
+        try:
+            handoff, self._handoff = self._handoff, None
+            if handoff is not None:
+                coro, yielded, frames, result = handoff
+                await _finish_send(coro, yielded)
+                while session.close_code is None:
+                    for frame in frames:
+                        if session.close_code is not None:
+                            break
+                        await self._message(frame)
+                    self._count(result)
+                    if self.session.coalesced != self._coalesced_reported and self._handler:
+                        self._handler.metrics.coalesced.inc(self.coalesced_delta())
+                    result = session.take()
+                    frames = result.frames
+                    if not frames:
+                        break
+            self.sending_since = None
+            code = session.close_code
+            if code is not None and self._send is not None:
+                self.count_close()
+                with contextlib.suppress(Exception):
+                    await self._send(
+                        {"type": "websocket.close", "code": code, "reason": session.close_reason}
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-send: end quietly
+            self._failed(exc)
+        finally:
+            if self._handoff is not None:  # cancelled before it could finish the send
+                self._handoff[0].close()
+                self._handoff = None
+            self.sending_since = None
+            self._writer = None
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def handle(self, data: str | bytes) -> ClientOp | None:
+        """Take one client frame; the op left to carry out (a subscribe or unsubscribe)."""
+        session = self.session
+        op = session.receive(data, time.monotonic())
+        if session.outbox_depth or session.close_code is not None:
+            self.flush()  # an error frame, or a close
+        if op is None or isinstance(op, Pong):
+            return None
+        if isinstance(op, Ack):
+            if self._handler is not None:
+                self._handler.observe_ack(session, op)
+            return None
+        return op
+
+    def on_message(self, data: str | bytes) -> None:
+        """A client frame from the protocol (direct). A subscribe is carried out in a task;
+        reading pauses until it is done, and frames already read wait their turn."""
+        if self._op is not None:
+            if self._pending is None:
+                self._pending = []
+            self._pending.append(data)
+            return
+        op = self.handle(data)
+        if op is not None:
+            self._start_op(op)
+
+    def _start_op(self, op: ClientOp) -> None:
+        if self.direct is not None:
+            self.direct.pause_reading()
+        self._op = asyncio.get_running_loop().create_task(self._carry_out(op))
+
+    async def _carry_out(self, op: ClientOp) -> None:
+        try:
+            if self._handler is not None:
+                await self._handler.carry_out(self, op)
+        except Exception:
+            log.exception("connection failed", extra={"conn": self.id})
+            self.session.close(CloseCode.INTERNAL, "internal error")
+        finally:
+            self._op = None
+        self.flush()
+        while self._pending and self._op is None and not self._finished:
+            op2 = self.handle(self._pending.pop(0))
+            if op2 is not None:
+                self._start_op(op2)
+                return
+        self._pending = None
+        if self.direct is not None and not self._finished:
+            self.direct.resume_reading()
+
+    def on_disconnect(self) -> None:
+        """The peer closed or is gone (or the server shuts down): the connection ends."""
+        self._finish()
+
+    def on_keepalive_timeout(self) -> None:
+        """A protocol ping went unanswered: 4008 if frames wait unread (the ping waited behind
+        them), else 1011."""
+        session = self.session
+        if session.close_code is None:
+            stuck = session.outbox_depth or (self.direct is not None and self.direct.unread())
+            if stuck:
+                session.close(CloseCode.SLOW_CONSUMER, "slow consumer: a ping waited unread")
+            else:
+                session.close(CloseCode.INTERNAL, "no answer to protocol pings")
+        self._close()
+
+    # -- heartbeats, backlog, closing ------------------------------------------------------------
+
+    def tick(self, now: float) -> bool:
+        """The sweeper's check (twice a second): heartbeat and the slow-consumer bound, counting
+        what was written but not read yet. Returns "flush me" (a ping was queued, or a close).
+
+        Asking the socket costs a syscall, so it is asked only when something was written
+        since a check that found everything read, and then at most once a second, unless
+        frames are waiting unread (then at every sweep).
+        """
+        direct, session = self.direct, self.session
+        if direct is None or session.close_code is not None:
+            return session.tick(now)
+        written = direct.written
+        if not self._unread and (written == self._seen_written or now - self._checked_at < 1.0):
+            return session.tick(now)
+        self._seen_written, self._checked_at = written, now
+        unread = self._unread = direct.unread()
+        if not unread:
+            self._marks = None
+            return session.tick(now)
+        return session.tick(now, unread, self._backlog_age(now, written, written - unread))
+
+    def _backlog_age(self, now: float, written: int, delivered: int) -> float:
+        """How long the oldest byte the transport still buffers has waited, at least.
+
+        Samples are (time, bytes written by then), one per sweep while the transport buffers
+        something: the first sample past what the peer has taken (``delivered``) shows a time
+        when the oldest unread byte was already written. Under-estimates by at most one sweep.
+        """
+        marks = self._marks
+        if marks is None:
+            marks = self._marks = deque()
+        while marks and marks[0][1] <= delivered:
+            marks.popleft()
+        if (not marks or marks[-1][1] < written) and len(marks) < _MAX_MARKS:
+            marks.append((now, written))
+        return now - marks[0][0]
+
+    def poke(self, now: float) -> None:
+        """The sweeper's follow-up on a decided close (ASGI: the grace and the linger)."""
+        if self.session.close_code is None or self._finished:
+            return
+        self._close()
+        if self._since_close is None:
+            self._since_close = now
+        waited = now - self._since_close
+        handler = self._handler
+        grace = handler.close_grace_s if handler else 5.0
+        if waited > grace:
+            self._finish()  # stuck in a send: stop counting it; the writer lingers
+        linger = handler.close_linger_s if handler else 60.0
+        if waited > linger and self._writer is not None and not self._writer.done():
+            asyncio.get_running_loop().create_task(reap(self._writer))
+
+    def _close(self) -> None:
+        """Carry out the session's decided close, once."""
+        if self._closing:
+            return
+        self._closing = True
+        self.count_close()
+        session = self.session
+        assert session.close_code is not None
+        direct = self.direct
+        if direct is not None:
+            linger = self._handler.close_linger_s if self._handler else 60.0
+            with contextlib.suppress(Exception):
+                direct.close(session.close_code, session.close_reason, linger)
+            self._finish()
+        elif self._writer is None and self._send is not None:
+            self._start_writer()  # sends the close (after a send in flight, if any)
 
     def count_close(self) -> None:
         """Count the decided close once, when it is decided (not when the frame gets out)."""
@@ -239,10 +487,11 @@ class Connection:
         if self._counted or code is None:
             return
         self._counted = True
-        if self._metrics is not None:
-            self._metrics.closed.labels(str(code)).inc()
+        if self._handler is not None:
+            metrics = self._handler.metrics
+            metrics.closed.labels(str(code)).inc()
             if code == CloseCode.SLOW_CONSUMER:
-                self._metrics.closed_slow.inc()
+                metrics.closed_slow.inc()
         log.info(
             "closing connection",
             extra={
@@ -254,62 +503,24 @@ class Connection:
         )
 
     def _finish(self) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
+        if not self._finished:
+            self._finished = True
+            if self._handler is not None:
+                self._handler.finished(self)
 
-    async def _run_writer(self) -> None:
-        session, metrics = self.session, self._metrics
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                self.wakeups += 1
-                if self._broken:
-                    return  # an inline send found the peer gone
-                handoff, self._handoff = self._handoff, None
-                if handoff is not None:
-                    # A send that suspended in flush(): finish it first (sending_since is set).
-                    coro, yielded, frames, result = handoff
-                    await _finish_send(coro, yielded)
-                else:
-                    if session.close_code is not None:
-                        break
-                    result = session.take()
-                    if session.coalesced != self._coalesced_reported:
-                        self.report_coalesced()
-                    frames = result.frames
-                    if not frames:
-                        continue
-                    self.sending_since = time.monotonic()
-                for frame in frames:
-                    if session.close_code is not None:
-                        break
-                    await self._send(frame)
-                self.sending_since = None
-                if session.close_code is not None:
-                    break
-                if metrics is not None:
-                    metrics.frames_sent.inc(len(result.frames))
-                    if result.events:
-                        metrics.events_relayed.inc(result.events)
-                        if result.oldest_ts:
-                            metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
-            self.count_close()
-            code = session.close_code
-            assert code is not None
-            # The close frame waits behind whatever the socket has not drained yet.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._close(code, session.close_reason), self.linger)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the peer went away mid-send: end quietly
-            log.debug("writer ended: %r", exc, extra={"conn": self.id})
-        finally:
-            if self._handoff is not None:  # cancelled before it could finish the send
-                self._handoff[0].close()
-                self._handoff = None
-            self.sending_since = None
-            self._finish()
+    async def ended(self) -> None:
+        """The ASGI endpoint's last step: let a writer get the close frame out (within the
+        linger), then reap it."""
+        self._finish()
+        writer = self._writer
+        if writer is None:
+            return
+        if self.session.close_code is not None and not self.broken:
+            linger = self._handler.close_linger_s if self._handler else 60.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writer), linger)
+        if not writer.done():
+            await reap(writer)
 
     def describe(self, now: float) -> dict[str, Any]:
         s = self.session
@@ -325,6 +536,7 @@ class Connection:
             "outbox_depth": s.outbox_depth,
             "outbox_bytes": s.outbox_bytes,
             "outbox_age_s": round(s.outbox_age(now), 3),
+            "unread_bytes": self.direct.unread() if self.direct is not None else 0,
             "acks": dict(s.acks),
             "coalesced": s.coalesced,
             "closing": s.close_code,

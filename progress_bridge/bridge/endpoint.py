@@ -1,5 +1,4 @@
-"""``/ws`` as a raw ASGI app: the handshake checks, then a short loop around the sans-I/O
-:class:`~progress_bridge.bridge.core.Session`.
+"""``/ws`` as a raw ASGI app: the handshake checks, then the connection, served one of two ways.
 
 Why raw ASGI and not Starlette's ``WebSocket``: a held connection then costs only what the
 protocol needs (no per-connection request object, no per-message wrapper coroutines), and the
@@ -7,28 +6,46 @@ uvicorn connection behind it is found through an ASGI scope extension that the b
 uvicorn protocol sets (:mod:`.uvicorn_ws`), not by digging through wrappers. The router still
 mounts it (``WebSocketRoute("/ws", endpoint)``), so any FastAPI app includes it as before.
 
-The loop: feed the session client frames, carry out the subscribes it returns (store reads, in
-:class:`~progress_bridge.bridge.service.Bridge`), and let the connection write what it queues
-(:meth:`~progress_bridge.bridge.connection.Connection.flush`: at once when the socket keeps up,
-else through the connection's writer task).
+After the handshake:
+
+- **Under the bridge's uvicorn protocol** (``progress-bridge serve``), the connection is attached
+  to the protocol (:meth:`~progress_bridge.bridge.direct.DirectWriter.attach`) and the ASGI app
+  returns: client frames, flow control and the disconnect reach the
+  :class:`~progress_bridge.bridge.connection.Connection` by calls, so a held connection keeps no
+  coroutine (of this app, or of the middleware and routing layers around it) and no task.
+  Middleware therefore sees the handshake of ``/ws`` only, not the messages that follow.
+- **Under any other server**, a short loop: ``await receive()``, feed the connection, carry out
+  the subscribes it returns. It ends when the server reports the disconnect, which it does
+  after the close the connection sends when it decides to close.
+
+This object is also each connection's :class:`~progress_bridge.bridge.connection.Handler`: one
+per bridge, so a connection holds no closure of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from typing import Any
+from typing import cast
 from urllib.parse import parse_qs
 
 from starlette.types import Receive, Scope, Send
 
 from ..exceptions import AuthError
 from .auth import origin_allowed
-from .connection import Connection
-from .core import Ack, CloseCode, Pong, Session, negotiate
+from .connection import AsgiSend, Connection
+from .core import (
+    Ack,
+    ClientOp,
+    CloseCode,
+    Session,
+    SubscribeJob,
+    SubscribeRoom,
+    Unsubscribe,
+    negotiate,
+)
 from .direct import DirectWriter
+from .metrics import BridgeMetrics
 from .service import Bridge
 
 __all__ = ["WebSocketEndpoint"]
@@ -57,20 +74,25 @@ class WebSocketEndpoint:
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+        self.metrics: BridgeMetrics = bridge.metrics
+        self.close_grace_s = bridge.settings.bridge_close_grace_s
+        self.close_linger_s = bridge.settings.bridge_close_linger_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             return
         bridge = self.bridge
-        await bridge.start()
-        assert bridge.hub is not None
-        hub, metrics = bridge.hub, bridge.metrics
+        if bridge.hub is None:
+            await bridge.start()
+        hub, metrics = bridge.hub, self.metrics
+        assert hub is not None
         if (await receive())["type"] != "websocket.connect":
             return
         origin = _header(scope, b"origin")
         secure = scope.get("scheme") == "wss"
-        if not origin_allowed(
-            origin, _header(scope, b"host"), secure, bridge.settings.allowed_origins
+        host = _header(scope, b"host")
+        if origin is not None and not origin_allowed(
+            origin, host, secure, bridge.settings.allowed_origins
         ):
             log.info("refused cross-site handshake", extra={"origin": origin})
             metrics.closed.labels("403").inc()
@@ -98,81 +120,63 @@ class WebSocketEndpoint:
             return
 
         session = Session(principal, fmt, bridge.limits, time.monotonic())
-
-        async def send_frame(frame: str | bytes) -> None:
-            if frame.__class__ is str:
-                await send({"type": "websocket.send", "text": frame})
-            else:
-                await send({"type": "websocket.send", "bytes": frame})
-
-        async def close(code: int, reason: str) -> None:
-            await send({"type": "websocket.close", "code": code, "reason": reason})
-
-        client = scope.get("client")
+        direct = DirectWriter.from_scope(scope)
         conn = Connection(
             session,
-            send_frame,
-            close,
-            remote=f"{client[0]}:{client[1]}" if client else "",
-            metrics=metrics,
-            close_grace_s=bridge.settings.bridge_close_grace_s,
-            close_linger_s=bridge.settings.bridge_close_linger_s,
-            direct=DirectWriter.from_scope(scope),
+            self,
+            direct=direct,
+            send=None if direct is not None else cast(AsgiSend, send),
+            client=scope.get("client"),
         )
         hub.add(conn)
-        log.info(
-            "connection opened",
-            extra={"conn": conn.id, "user": principal.user, "format": fmt.value},
-        )
-        receiving: asyncio.Future[Any] | None = None
-        peer_gone = False
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "connection opened",
+                extra={"conn": conn.id, "user": principal.user, "format": fmt.value},
+            )
+        conn.flush()  # hello
+        if direct is not None:
+            direct.attach(conn)  # frames that came meanwhile are handled now, in order
+            return
         try:
-            while not conn.done.done():
-                if receiving is None:
-                    receiving = asyncio.ensure_future(receive())
-                await asyncio.wait({receiving, conn.done}, return_when=asyncio.FIRST_COMPLETED)
-                if not receiving.done():
-                    break
-                message = receiving.result()
-                receiving = None
-                if message["type"] == "websocket.disconnect":
-                    peer_gone = True  # or the server is shutting down: nothing to linger for
-                    break
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break  # the peer left, or the server closes (after our close, too)
                 data = message.get("text")
-                if data is None:
-                    data = message.get("bytes") or b""
-                op = session.receive(data, time.monotonic())
-                if session.outbox_depth or session.close_code is not None:
-                    hub.flush((conn,))  # an error frame or a close: written or handed over
-                if isinstance(op, Ack):
-                    bridge.observe_ack(session, op)
-                    continue
-                if op is None or isinstance(op, Pong):
-                    continue
-                await bridge.carry_out(conn, op)
-                hub.flush((conn,))  # the answer, written here unless the writer is busy
+                op = conn.handle(data if data is not None else message.get("bytes") or b"")
+                if op is not None:
+                    await self.carry_out(conn, op)
         except Exception:
             log.exception("connection failed", extra={"conn": conn.id})
             session.close(CloseCode.INTERNAL, "internal error")
-            conn.wake()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(
-                    asyncio.shield(conn.done), bridge.settings.bridge_close_grace_s
-                )
+            conn.flush()
         finally:
-            if receiving is not None:
-                receiving.cancel()
+            await conn.ended()
+
+    # -- what connections ask of their bridge (connection.Handler) --------------------------
+
+    async def carry_out(self, conn: Connection, op: ClientOp) -> None:
+        """A subscribe or unsubscribe (store reads), then its answer written."""
+        assert isinstance(op, SubscribeJob | SubscribeRoom | Unsubscribe)
+        await self.bridge.carry_out(conn, op)
+        hub = self.bridge.hub
+        if hub is not None:
+            hub.flush((conn,))  # the answer, written here unless the socket lags
+
+    def observe_ack(self, session: Session, op: Ack) -> None:
+        self.bridge.observe_ack(session, op)
+
+    def finished(self, conn: Connection) -> None:
+        hub = self.bridge.hub
+        if hub is not None:
             hub.remove(conn)
-            if not conn.writer.done() and session.close_code is not None and not peer_gone:
-                # Closing: let the writer get the close frame out (to a stalled reader too,
-                # should it read again), within the linger bound.
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(conn.writer), conn.linger)
-            if not conn.writer.done():
-                conn.writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await conn.writer
+        if log.isEnabledFor(logging.INFO):
             log.info(
                 "connection closed",
-                extra={"conn": conn.id, "user": principal.user, "code": session.close_code},
+                extra={
+                    "conn": conn.id,
+                    "user": conn.session.principal.user,
+                    "code": conn.session.close_code,
+                },
             )

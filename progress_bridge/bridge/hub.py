@@ -80,6 +80,8 @@ class Hub:
         self.reader_ok_at = 0.0
         self.backlogged = True
         self._tasks: list[asyncio.Task[None]] = []
+        #: Set when the last connection leaves, while stop() waits for that.
+        self._drained: asyncio.Event | None = None
         metrics.sample_outboxes(lambda: [c.session.outbox_depth for c in self.conns.values()])
 
     # -- connections -------------------------------------------------------------------------
@@ -111,9 +113,15 @@ class Hub:
         for room in list(conn.session.rooms):
             self.unwatch_room(conn, room)
         self.metrics.connections.set(len(self.conns))
-        conn.report_coalesced()
+        if not self.conns and self._drained is not None:
+            self._drained.set()
+        coalesced = conn.coalesced_delta()
+        if coalesced:
+            self.metrics.coalesced.inc(coalesced)
 
     def watch_job(self, conn: Connection, job_id: str) -> None:
+        if self.conns.get(conn.id) is not conn:
+            return  # ended while its subscribe was read: routing tables keep no ended connection
         subs = self.by_job.setdefault(job_id, set())
         if conn not in subs:
             subs.add(conn)
@@ -132,6 +140,8 @@ class Hub:
         return (self.by_user if kind == "user" else self.by_doc), name
 
     def watch_room(self, conn: Connection, room: str) -> None:
+        if self.conns.get(conn.id) is not conn:
+            return
         table, name = self._room_table(room)
         subs = table.setdefault(name, set())
         if conn not in subs:
@@ -358,20 +368,25 @@ class Hub:
         """
         pause = SWEEP_INTERVAL_S / SWEEP_SLICES
         while True:
-            conns = list(self.conns.values())
-            for part in range(SWEEP_SLICES):
+            ids = list(self.conns)  # ids, not connections: a connection that ends mid-round
+            for part in range(SWEEP_SLICES):  # is not kept alive by the round
                 await asyncio.sleep(pause)
-                now = time.monotonic()
-                ticked: list[Connection] = []
-                live = self.conns
-                for conn in conns[part::SWEEP_SLICES]:
-                    if live.get(conn.id) is not conn:
-                        continue  # gone since the round began
-                    if conn.session.tick(now):
-                        ticked.append(conn)
-                    conn.poke(now)
-                if ticked:
-                    self.flush(ticked)  # pings written inline; a decided close wakes the writer
+                self._sweep(ids[part::SWEEP_SLICES], time.monotonic())
+
+    def _sweep(self, ids: list[int], now: float) -> None:
+        """One slice of the sweep (in its own frame: no connection stays referenced from the
+        sweeper between slices)."""
+        live = self.conns
+        ticked: list[Connection] = []
+        for conn_id in ids:
+            conn = live.get(conn_id)
+            if conn is None:
+                continue  # gone since the round began
+            if conn.tick(now):
+                ticked.append(conn)
+            conn.poke(now)
+        if ticked:
+            self.flush(ticked)  # pings written inline; a decided close is sent
 
     @property
     def ready(self) -> bool:
@@ -392,11 +407,12 @@ class Hub:
         """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""
         for conn in list(self.conns.values()):
             conn.session.close(CloseCode.RESTART, "server restarting")
-            conn.wake()
-        if self.conns:
-            await asyncio.wait(
-                [c.done for c in self.conns.values()], timeout=self.settings.bridge_close_grace_s
-            )
+            conn.flush()
+        if self.conns:  # ASGI connections leave once their close is sent
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self.settings.bridge_close_grace_s)
+            self._drained = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

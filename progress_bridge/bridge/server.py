@@ -90,6 +90,14 @@ def ws_implementation() -> str | type[Any]:
     return BridgeWebSocketProtocol
 
 
+def http_implementation() -> type[Any]:
+    """The first protocol of each connection: WebSocket upgrades straight to the WebSocket
+    protocol, the rest to uvicorn's HTTP protocol (:mod:`.uvicorn_http`)."""
+    from .uvicorn_http import BridgeHttpProtocol
+
+    return BridgeHttpProtocol
+
+
 #: An app factory: called with the settings, returns an ASGI app that includes the bridge.
 AppFactory = Callable[[Settings], Any]
 
@@ -133,6 +141,7 @@ def uvicorn_config(
     options: dict[str, Any] = {
         "host": host,
         "port": port,
+        "http": http_implementation(),
         "ws": ws_implementation(),
         "ws_max_size": settings.bridge_max_frame_bytes,
         "ws_ping_interval": settings.bridge_ws_ping_s or None,

@@ -36,6 +36,11 @@ def bridge(redis_url: str) -> Iterator[BridgeServer]:
         bridge_max_subscriptions=3,
         bridge_max_connections_per_user=3,
         bridge_outbox_max_frames=300,
+        # The slow-consumer test here watches its outbox coalesce and overflow the frame bound;
+        # the byte bound (which counts what the socket holds unread: megabytes on loopback)
+        # and the age bound have their own tests (test_bridge_slow_consumer.py).
+        bridge_outbox_max_bytes=256 * 1024 * 1024,
+        bridge_outbox_max_age_s=60,
         bridge_redis_pool_size=2,
     )
     with BridgeServer(settings) as server:

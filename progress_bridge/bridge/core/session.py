@@ -98,6 +98,8 @@ class Session:
         self._tokens = float(self.limits.rate_burst)
         self._tokens_at = now
         self._strikes = 0
+        #: Bytes written to the socket but not read yet, as of the last tick.
+        self._unread = 0
         self._push_control(
             {
                 "op": "hello",
@@ -414,16 +416,31 @@ class Session:
             self.close_reason = reason
             self.outbox.clear()
 
-    def tick(self, now: float) -> bool:
-        """Heartbeat and stall checks, about once a second. Returns "wake the writer"."""
+    def tick(self, now: float, unread_bytes: int = 0, unread_age: float = 0.0) -> bool:
+        """Heartbeat and slow-consumer checks, about once a second. Returns "flush me".
+
+        ``unread_bytes`` and ``unread_age``: what the I/O layer wrote that the peer has not read
+        yet (a transport's buffer and the kernel's send queue) and how long its oldest byte has
+        waited. Frames written at once are out of the outbox but not read yet, so the bound
+        counts them too: the outbox and those bytes together may hold ``outbox_max_bytes``,
+        and their oldest frame may wait ``outbox_max_age_s`` (a stalled reader), before the
+        close 4008.
+        """
         if self.close_code is not None:
             return True
         lim = self.limits
         if now - self._last_received > 2 * lim.heartbeat_s:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
             return True
-        if self.outbox.depth and self.outbox.age(now) > lim.outbox_max_age_s:
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox stalled")
+        self._unread = unread_bytes
+        age = max(self.outbox.age(now), unread_age)
+        if age > lim.outbox_max_age_s:
+            self.close(
+                CloseCode.SLOW_CONSUMER,
+                f"slow consumer: a frame waited {age:.1f} s (over {lim.outbox_max_age_s:g} s)",
+            )
+            return True
+        if self._over_bound():
             return True
         if now - self._last_ping >= lim.heartbeat_s:
             self._last_ping = now
@@ -459,6 +476,17 @@ class Session:
         return True
 
     def _check_bound(self) -> None:
+        self._over_bound()
+
+    def _over_bound(self) -> bool:
+        """Close 4008 past the outbox bound (frames, or bytes with the unread ones)."""
         outbox, lim = self.outbox, self.limits
-        if outbox.depth > lim.outbox_max_frames or outbox.bytes > lim.outbox_max_bytes:
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox full")
+        size = outbox.bytes + self._unread
+        if outbox.depth > lim.outbox_max_frames or size > lim.outbox_max_bytes:
+            self.close(
+                CloseCode.SLOW_CONSUMER,
+                f"slow consumer: {outbox.depth} frames, {size} bytes unread "
+                f"(bound {lim.outbox_max_frames} frames, {lim.outbox_max_bytes} bytes)",
+            )
+            return True
+        return False
