@@ -55,6 +55,19 @@ _UVICORN_SANSIO = (
 )
 
 
+_SANSIO_CLASSES: dict[type, bool] = {}
+
+
+def _is_sansio(cls: type) -> bool:
+    """A subclass of uvicorn's ``websockets-sansio`` protocol (the answer kept per class)."""
+    known = _SANSIO_CLASSES.get(cls)
+    if known is None:
+        known = _SANSIO_CLASSES[cls] = any(
+            (k.__module__, k.__qualname__) == _UVICORN_SANSIO for k in cls.__mro__
+        )
+    return known
+
+
 class Listener(Protocol):
     """What the bridge's uvicorn protocol calls on an attached connection (all plain calls,
     from the event loop's protocol callbacks)."""
@@ -99,7 +112,7 @@ class DirectWriter:
         none."""
         ref = (scope.get("extensions") or {}).get(EXTENSION)
         proto = ref() if callable(ref) else None
-        if not any((k.__module__, k.__qualname__) == _UVICORN_SANSIO for k in type(proto).__mro__):
+        if not _is_sansio(type(proto)):
             return None
         conn = getattr(proto, "conn", None)
         if (

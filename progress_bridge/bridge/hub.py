@@ -125,13 +125,13 @@ class Hub:
         subs = self.by_job.setdefault(job_id, set())
         if conn not in subs:
             subs.add(conn)
-            self.metrics.subscriptions.labels("job").inc()
+            self.metrics.job_subscriptions.inc()
 
     def unwatch_job(self, conn: Connection, job_id: str) -> None:
         subs = self.by_job.get(job_id)
         if subs is not None and conn in subs:
             subs.discard(conn)
-            self.metrics.subscriptions.labels("job").dec()
+            self.metrics.job_subscriptions.dec()
             if not subs:
                 del self.by_job[job_id]
 
@@ -146,14 +146,14 @@ class Hub:
         subs = table.setdefault(name, set())
         if conn not in subs:
             subs.add(conn)
-            self.metrics.subscriptions.labels("room").inc()
+            self.metrics.room_subscriptions.inc()
 
     def unwatch_room(self, conn: Connection, room: str) -> None:
         table, name = self._room_table(room)
         subs = table.get(name)
         if subs is not None and conn in subs:
             subs.discard(conn)
-            self.metrics.subscriptions.labels("room").dec()
+            self.metrics.room_subscriptions.dec()
             if not subs:
                 del table[name]
 

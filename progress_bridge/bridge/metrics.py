@@ -15,9 +15,37 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["BridgeMetrics"]
+__all__ = ["GC_STATS", "BridgeMetrics", "GcStats"]
 
 _AGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class GcStats:
+    """What the process's timed full garbage collections found (``gcpolicy`` records them;
+    every bridge's metrics show them)."""
+
+    __slots__ = ("collections", "found", "freed_blocks", "last_pause_s", "pause_s")
+
+    def __init__(self) -> None:
+        self.collections = 0
+        #: Objects the collections reported unreachable (``gc.collect()``'s count).
+        self.found = 0
+        #: Memory blocks the collections freed: also counts cycles that a finalizer broke
+        #: (a suspended generator's), which ``gc.collect()`` does not report.
+        self.freed_blocks = 0
+        self.pause_s = 0.0
+        self.last_pause_s = 0.0
+
+    def record(self, found: int, freed_blocks: int, pause_s: float) -> None:
+        self.collections += 1
+        self.found += found
+        self.freed_blocks += max(0, freed_blocks)
+        self.pause_s += pause_s
+        self.last_pause_s = pause_s
+
+
+#: The process's full-collection statistics.
+GC_STATS = GcStats()
 
 
 class BridgeMetrics:
@@ -42,6 +70,9 @@ class BridgeMetrics:
         self.subscriptions = Gauge(
             p + "subscriptions", "Live subscriptions, by kind.", ["kind"], registry=r
         )
+        # Bound once: ``labels()`` costs a lookup and a lock on every (un)subscribe.
+        self.job_subscriptions = self.subscriptions.labels("job")
+        self.room_subscriptions = self.subscriptions.labels("room")
         self.events_relayed = Counter(
             p + "events_relayed", "Events written to sockets (deliveries).", registry=r
         )
@@ -84,6 +115,18 @@ class BridgeMetrics:
         self.outbox_max_depth = Gauge(
             p + "outbox_max_depth", "Largest single outbox (sampled at scrape).", registry=r
         )
+
+        gc_stat = GC_STATS
+        for name, doc, read in (
+            ("collections", "Timed full garbage collections run.", "collections"),
+            ("found", "Objects they found unreachable, in all.", "found"),
+            ("freed_blocks", "Memory blocks they freed, in all.", "freed_blocks"),
+            ("pause_seconds", "Time they stopped the process, in all.", "pause_s"),
+            ("last_pause_seconds", "Time the last one stopped the process.", "last_pause_s"),
+        ):
+            Gauge(p + "gc_full_" + name, doc, registry=r).set_function(
+                lambda attr=read: float(getattr(gc_stat, attr))  # type: ignore[misc]
+            )
 
     def sample_outboxes(self, depths: Callable[[], list[int]]) -> None:
         """Read outbox depths at scrape time (no cost on the delivery path)."""
