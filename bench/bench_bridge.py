@@ -64,7 +64,10 @@ from progress_bridge.events import ProcessingQueued, ZoneCompleted  # noqa: E402
 from progress_bridge.store import EventStore  # noqa: E402
 from progress_bridge.store.embedded import free_port, redis_url_or_embedded  # noqa: E402
 
-KINDS = ("bridge", "naive", "broadcast")
+KINDS = ("bridge", "base", "naive", "broadcast")
+#: ``--base-root``: the checkout whose bridge runs as the ``base`` server (e.g. the previous
+#: commit, ``git worktree add /tmp/pb-base <commit>``), started with this venv.
+BASE_ROOT: Path | None = None
 SOURCE_IPS = [f"127.0.0.{n}" for n in range(1, 9)]
 WAIT_S = 60.0  # longest any single phase may take
 SERVER_CPUS = {0}  # --pin: the server under test has core 0 to itself
@@ -378,7 +381,9 @@ class Server:
         env = dict(os.environ)
         # The caller's PYTHONPATH is kept (e.g. to try an extra package in the servers only).
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        if kind == "bridge":
+        root = BASE_ROOT if kind == "base" and BASE_ROOT is not None else ROOT
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+        if kind in ("bridge", "base"):
             secret = settings.token_secret
             assert secret is not None
             env.update(
@@ -394,7 +399,7 @@ class Server:
             cmd = [sys.executable, str(ROOT / "bench" / "naive_manager.py"), kind]
             cmd += ["--port", str(self.port), "--redis-url", redis_url]
         pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, preexec_fn=pin)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=root, preexec_fn=pin)
         self._wait_listening()
 
     @property
@@ -504,7 +509,7 @@ def run_server(
     job_id = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     store.append(ProcessingQueued(job_id=job_id, task_name="bench", owner="bench"))
     protocols: list[str] = []
-    if kind == "bridge":
+    if kind in ("bridge", "base"):
         token = TokenAuthority(settings).mint("bench", admin=True)
         protocols = ["progress.v1.json", f"token.{token}"]
     try:
@@ -561,8 +566,10 @@ def run_server(
         # 5. maximum connections.
         if args.max_conns > held:
             t0 = time.perf_counter()
+            cpu0 = server.cpu_s()
             more = ramp(kind, clients, server.url, protocols, job_id, args.max_conns - held, args)
             out["ramp_rate"] = more / (time.perf_counter() - t0)
+            out["ramp_cpu_ms"] = (server.cpu_s() - cpu0) * 1e3 / max(1, more)
             held += more
         clients.call("reset", "count")
         started = time.time()
@@ -572,8 +579,8 @@ def run_server(
         out["max_tried"] = max(args.max_conns, held)
         out["rss_mb"] = server.rss_mb()
         print(f"  {kind}: {got} of {held} connections received the check event")
-        # 6. reconnect + replay (the bridge only: the baselines cannot replay).
-        if kind == "bridge":
+        # 6. reconnect + replay (the bridges only: the baselines cannot replay).
+        if kind in ("bridge", "base"):
             out["replay"] = asyncio.run(replay_times(server.url, protocols, store, args.replays))
     finally:
         clients.call("close_all")
@@ -653,6 +660,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         (f"deliveries/s ({args.big} subs)", "rate_big", True, fmt_n),
         ("server CPU µs/delivery (small)", "us_per_delivery_small", False, lambda x: f"{x:.2f}"),
         ("server CPU µs/delivery (big)", "us_per_delivery_big", False, lambda x: f"{x:.2f}"),
+        ("connect rate, ramp to max (/s)", "ramp_rate", True, fmt_n),
+        ("server CPU per connect, ramp", "ramp_cpu_ms", False, lambda x: f"{x:.2f} ms"),
         ("connections held", "max_conns", True, fmt_n),
         ("server RSS at max (MB)", "rss_mb", False, lambda x: f"{x:.0f}"),
     ]
@@ -670,12 +679,14 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
                 line += f"{ratio(results['bridge'].get(key), results[k].get(key), higher):>18}"
         print(line)
     replay: list[float] = results.get("bridge", {}).get("replay") or []
-    if replay:
-        print(
-            f"{'reconnect + replay 1,000 events':38}{fmt_ms(pct(replay, 0.5)):>16} p50, "
-            f"{fmt_ms(pct(replay, 0.99))} p99, {fmt_ms(max(replay))} max "
-            f"({len(replay)} rounds; baselines cannot replay)"
-        )
+    for k in ("bridge", "base"):
+        rounds: list[float] = results.get(k, {}).get("replay") or []
+        if rounds:
+            print(
+                f"{'reconnect + replay 1,000 events (' + k + ')':38}"
+                f"{fmt_ms(pct(rounds, 0.5)):>16} p50, {fmt_ms(pct(rounds, 0.99))} p99, "
+                f"{fmt_ms(max(rounds))} max ({len(rounds)} rounds; baselines cannot replay)"
+            )
     incomplete = [
         f"{k} {label}: {results[k][f'complete_{label}']:.0%}"
         for k in kinds
@@ -714,7 +725,9 @@ def redis_server() -> contextlib.AbstractContextManager[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="bridge vs naive manager vs broadcast()")
-    parser.add_argument("--only", default=",".join(KINDS), help="comma-separated servers")
+    parser.add_argument(
+        "--only", default="bridge,naive,broadcast", help="comma-separated servers (and 'base')"
+    )
     parser.add_argument("--workers", type=int, default=3, help="client processes")
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--big", type=int, default=5000)
@@ -740,7 +753,14 @@ def main() -> None:
         "per connection instead of writing shared pre-built frames)",
     )
     parser.add_argument("--quick", action="store_true", help="at most 1,000 connections")
+    parser.add_argument(
+        "--base-root",
+        type=Path,
+        help="also run the bridge of this checkout (server 'base'; add it to --only)",
+    )
     args = parser.parse_args()
+    global BASE_ROOT
+    BASE_ROOT = args.base_root.resolve() if args.base_root else None
     if args.quick:
         args.clients, args.big, args.max_conns = 200, 1000, 1000
         args.deliveries, args.latency_s, args.replays = 100_000, 2.0, 5
