@@ -4,8 +4,9 @@ stay flat, and do its full garbage collections find anything?
 Run: ``.venv/bin/python bench/bench_soak.py [--minutes 30]`` (``--root /tmp/pb-base`` runs the
 bridge of another checkout with this venv, e.g. the previous commit, for comparison).
 
-One bridge process (``progress-bridge serve --bare``) with a full collection every
-``--gc-interval-s`` (60 s: ten times the default, so each minute shows what piled up), fed by
+One bridge process (``progress-bridge serve --bare``) with its timed full collection every
+``--gc-interval-s`` (600 s, its default: memory must stay flat without one; 60 shows one
+collection a minute and what it found), fed by
 one producer appending ``--rate`` events/s to each of ``--jobs`` jobs. Clients (minimal raw
 WebSocket clients in ``--workers`` processes, uvloop, no cyclic GC): ``--stable`` connections
 held for the whole run and answering the heartbeat, and ``--churn`` new connections per second,
@@ -13,7 +14,7 @@ each subscribed to a job and gone after 0.5-3 s (half with a close frame, half b
 
 Every minute: the bridge's RSS (``/proc``), its connections, deliveries/s counted at the
 clients, connects/s, and the full collections of that minute from its ``/metrics``: objects
-found unreachable, memory blocks freed (which also counts cycles a finalizer broke, that
+found unreachable, tracked objects freed (which also counts cycles a finalizer broke, that
 ``gc.collect()`` does not report), pause. At the end every client leaves and the RSS is read
 once more. The verdicts: RSS growth after the first ``--warm-min`` minutes (target < 5 %), and
 what full collections found (target ~0).
@@ -62,7 +63,7 @@ def client_frame(payload: bytes) -> bytes:
 
 
 class Client(asyncio.Protocol):
-    """Handshake, subscribe, count events, answer the heartbeat; nothing else."""
+    """Handshake, subscribe, count events, answer the heartbeat and protocol pings."""
 
     def __init__(self, stats: dict[str, int], request: bytes, subscribe: bytes) -> None:
         self.stats = stats
@@ -118,6 +119,10 @@ class Client(asyncio.Protocol):
                 self.stats["events"] += bytes(buf[start : start + n]).count(b'{"id":"')
             elif head.startswith(PING) and self.transport is not None:
                 self.transport.write(PONG)
+            elif buf[pos] & 0x0F == 9 and self.transport is not None and n < 126:
+                # A protocol ping (browsers answer them): the pong echoes its payload.
+                payload = bytes(buf[start : start + n])
+                self.transport.write(bytes([0x8A, 0x80 | n]) + b"\0\0\0\0" + payload)
             elif buf[pos] & 0x0F == 8:
                 self.stats["closed_by_server"] += 1
             pos = start + n
@@ -201,6 +206,11 @@ def client_main(pipe: Connection, args: dict[str, Any]) -> None:
     uvloop.run(run_clients(pipe, args))
 
 
+#: Zones each job cycles through: a job's snapshot (read by every first subscribe) keeps one
+#: entry per zone, so ever-new zone ids would make each subscribe costlier than the last.
+ZONES = 20
+
+
 def produce(store: EventStore, jobs: list[str], rate: float, stop: threading.Event) -> None:
     """``rate`` zone events/s for each job, in 10 appends a second."""
     per_tick = max(1, round(rate / 10))
@@ -208,7 +218,12 @@ def produce(store: EventStore, jobs: list[str], rate: float, stop: threading.Eve
     next_at = time.monotonic()
     while not stop.is_set():
         store.append_many(
-            ZoneCompleted(job_id=job, zone_id=f"z{n + i}", zone_index=n + i, processing_tool="soak")
+            ZoneCompleted(
+                job_id=job,
+                zone_id=f"z{(n + i) % ZONES}",
+                zone_index=(n + i) % ZONES,
+                processing_tool="soak",
+            )
             for job in jobs
             for i in range(per_tick)
         )
@@ -232,8 +247,8 @@ def scrape(port: int) -> dict[str, float]:
     out: dict[str, float] = {}
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     for line in text.splitlines():
-        if line.startswith("progress_bridge_") and "{" not in line:
-            name, _, value = line.partition(" ")
+        if line.startswith("progress_bridge_") and ("{" not in line or "closed_total{" in line):
+            name, _, value = line.rpartition(" ")
             with contextlib.suppress(ValueError):
                 out[name.removeprefix("progress_bridge_")] = float(value)
     return out
@@ -241,7 +256,7 @@ def scrape(port: int) -> dict[str, float]:
 
 def gc_delta(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     """The full collections between two scrapes."""
-    keys = ("collections", "found", "freed_blocks", "pause_seconds")
+    keys = ("collections", "found", "freed", "pause_seconds")
     d = {k: now.get(f"gc_full_{k}", 0.0) - before.get(f"gc_full_{k}", 0.0) for k in keys}
     d["last_pause_ms"] = now.get("gc_full_last_pause_seconds", 0.0) * 1e3
     return d
@@ -256,7 +271,12 @@ def main() -> None:
     parser.add_argument("--stable", type=int, default=100, help="connections held throughout")
     parser.add_argument("--churn", type=float, default=50, help="new connections per second")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--gc-interval-s", type=float, default=60)
+    parser.add_argument(
+        "--gc-interval-s",
+        type=float,
+        default=600,
+        help="the bridge's timed full collection (600: its default; 60 shows one a minute)",
+    )
     parser.add_argument("--root", type=Path, default=BENCH.parent, help="the bridge's checkout")
     parser.add_argument("--out", type=Path, help="write the samples here (JSON)")
     args = parser.parse_args()
@@ -324,7 +344,8 @@ def main() -> None:
 
         print(
             f"{'min':>4} {'RSS MB':>8} {'conns':>6} {'deliv/s':>9} {'conn/s':>7} "
-            f"{'full GCs':>8} {'found':>6} {'freed blocks':>12} {'pause ms':>8} {'load':>5}"
+            f"{'buf MB':>6} {'4008s':>5} {'full GCs':>8} {'found':>6} {'freed objs':>10} "
+            f"{'pause ms':>8} {'load':>5} {'failed':>6}"
         )
         samples: list[dict[str, Any]] = []
         metrics_prev = scrape(port)
@@ -345,6 +366,8 @@ def main() -> None:
                     "deliveries_s": (cur["events"] - prev["events"]) / (now - t_prev),
                     "connects_s": (cur["connected"] - prev["connected"]) / (now - t_prev),
                     "gc": gcd,
+                    "buffered_mb": metrics.get("buffered_bytes", 0.0) / 2**20,
+                    "closed_slow": metrics.get("closed_slow_total", 0.0),
                     "closed_by_server": cur["closed_by_server"],
                     "failed": cur["failed"] + cur["refused"],
                     "load": os.getloadavg()[0],
@@ -354,9 +377,10 @@ def main() -> None:
                 print(
                     f"{minute:>4} {sample['rss_mb']:>8.1f} {sample['connections']:>6.0f} "
                     f"{sample['deliveries_s']:>9,.0f} {sample['connects_s']:>7.1f} "
+                    f"{sample['buffered_mb']:>6.1f} {sample['closed_slow']:>5.0f} "
                     f"{gcd['collections']:>8.0f} {gcd['found']:>6.0f} "
-                    f"{gcd['freed_blocks']:>12,.0f} {gcd['last_pause_ms']:>8.1f} "
-                    f"{sample['load']:>5.1f}",
+                    f"{gcd['freed']:>10,.0f} {gcd['last_pause_ms']:>8.1f} "
+                    f"{sample['load']:>5.1f} {sample['failed']:>6}",
                     flush=True,
                 )
         finally:
@@ -373,6 +397,11 @@ def main() -> None:
             "rss_mb": rss_mb(bridge.pid),
             "connections": metrics.get("connections", float("nan")),
             "gc": gc_delta(metrics, metrics_prev),
+            "closes": {
+                k.partition('code="')[2].rstrip('"}'): v
+                for k, v in metrics.items()
+                if k.startswith("connections_closed_total{")
+            },
         }
         bridge.send_signal(signal.SIGTERM)
         bridge.wait(30)
@@ -399,7 +428,7 @@ def report(
     growth = (samples[-1]["rss_mb"] - base) / base
     runs = [s["gc"] for s in samples if s["gc"]["collections"]]
     found = [g["found"] / g["collections"] for g in runs]
-    freed = [g["freed_blocks"] / g["collections"] for g in runs]
+    freed = [g["freed"] / g["collections"] for g in runs]
     pauses = [g["pause_seconds"] * 1e3 / g["collections"] for g in runs]
     deliveries = sum(s["deliveries_s"] for s in samples) / len(samples)
     connects = sum(s["connects_s"] for s in samples) / len(samples)
@@ -412,15 +441,17 @@ def report(
         f"MB ({growth:+.1%}); peak after minute {args.warm_min:g}: {peak:.1f} MB "
         f"({(peak - base) / base:+.1%})"
     )
+    closes = {k: v for k, v in after.get("closes", {}).items() if v}
+    print(f"connections closed by the bridge, by code: {closes or 'none'}")
     print(
         f"after every client left: {after['rss_mb']:.1f} MB, {after['connections']:.0f} "
         f"connections; full collections since: found {after['gc']['found']:.0f}, freed "
-        f"{after['gc']['freed_blocks']:.0f} blocks"
+        f"{after['gc']['freed']:.0f} objects"
     )
     if found:
         print(
             f"full collections: {sum(g['collections'] for g in runs):.0f}; per collection: "
-            f"found max {max(found):.0f}, mean {sum(found) / len(found):.1f}; freed blocks max "
+            f"found max {max(found):.0f}, mean {sum(found) / len(found):.1f}; freed objects max "
             f"{max(freed):,.0f}, mean {sum(freed) / len(freed):,.0f}; pause max "
             f"{max(pauses):.1f} ms, mean {sum(pauses) / len(pauses):.1f} ms"
         )

@@ -286,6 +286,11 @@ class Connection:
             if result.oldest_ts:
                 metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
 
+    def buffered(self) -> int:
+        """Bytes this process holds for the socket: the outbox, and the transport's buffer."""
+        direct = self.direct
+        return self.session.outbox_bytes + (direct.transport_buffered() if direct else 0)
+
     def coalesced_delta(self) -> int:
         """Updates the session coalesced since the last call (or report), marked reported."""
         delta = self.session.coalesced - self._coalesced_reported

@@ -166,6 +166,13 @@ class DirectWriter:
         self.frames += 1
         self.written += len(data)
 
+    def transport_buffered(self) -> int:
+        """Bytes the transport holds (this process's memory), not yet taken by the kernel."""
+        try:
+            return self._transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):  # closed
+            return 0
+
     def unread(self) -> int:
         """Bytes written here that the peer has not read yet (not acknowledged, to be exact):
         what the transport still buffers, plus what the kernel's send queue holds.

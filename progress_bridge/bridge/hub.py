@@ -82,7 +82,10 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         #: Set when the last connection leaves, while stop() waits for that.
         self._drained: asyncio.Event | None = None
-        metrics.sample_outboxes(lambda: [c.session.outbox_depth for c in self.conns.values()])
+        metrics.sample_outboxes(
+            lambda: [c.session.outbox_depth for c in self.conns.values()],
+            lambda: sum(c.buffered() for c in self.conns.values()),
+        )
 
     # -- connections -------------------------------------------------------------------------
 

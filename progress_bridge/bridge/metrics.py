@@ -24,22 +24,22 @@ class GcStats:
     """What the process's timed full garbage collections found (``gcpolicy`` records them;
     every bridge's metrics show them)."""
 
-    __slots__ = ("collections", "found", "freed_blocks", "last_pause_s", "pause_s")
+    __slots__ = ("collections", "found", "freed", "last_pause_s", "pause_s")
 
     def __init__(self) -> None:
         self.collections = 0
         #: Objects the collections reported unreachable (``gc.collect()``'s count).
         self.found = 0
-        #: Memory blocks the collections freed: also counts cycles that a finalizer broke
+        #: Tracked objects the collections freed: also counts cycles that a finalizer broke
         #: (a suspended generator's), which ``gc.collect()`` does not report.
-        self.freed_blocks = 0
+        self.freed = 0
         self.pause_s = 0.0
         self.last_pause_s = 0.0
 
-    def record(self, found: int, freed_blocks: int, pause_s: float) -> None:
+    def record(self, found: int, freed: int, pause_s: float) -> None:
         self.collections += 1
         self.found += found
-        self.freed_blocks += max(0, freed_blocks)
+        self.freed += max(0, freed)
         self.pause_s += pause_s
         self.last_pause_s = pause_s
 
@@ -115,12 +115,18 @@ class BridgeMetrics:
         self.outbox_max_depth = Gauge(
             p + "outbox_max_depth", "Largest single outbox (sampled at scrape).", registry=r
         )
+        self.buffered_bytes = Gauge(
+            p + "buffered_bytes",
+            "Bytes held for slow sockets in this process: outboxes and transport write buffers "
+            "(sampled at scrape).",
+            registry=r,
+        )
 
         gc_stat = GC_STATS
         for name, doc, read in (
             ("collections", "Timed full garbage collections run.", "collections"),
             ("found", "Objects they found unreachable, in all.", "found"),
-            ("freed_blocks", "Memory blocks they freed, in all.", "freed_blocks"),
+            ("freed", "Tracked objects they freed, in all.", "freed"),
             ("pause_seconds", "Time they stopped the process, in all.", "pause_s"),
             ("last_pause_seconds", "Time the last one stopped the process.", "last_pause_s"),
         ):
@@ -128,10 +134,15 @@ class BridgeMetrics:
                 lambda attr=read: float(getattr(gc_stat, attr))  # type: ignore[misc]
             )
 
-    def sample_outboxes(self, depths: Callable[[], list[int]]) -> None:
-        """Read outbox depths at scrape time (no cost on the delivery path)."""
+    def sample_outboxes(
+        self, depths: Callable[[], list[int]], buffered: Callable[[], int] | None = None
+    ) -> None:
+        """Read outbox depths (and buffered bytes) at scrape time (no cost on the delivery
+        path)."""
         self.outbox_depth.set_function(lambda: float(sum(depths())))
         self.outbox_max_depth.set_function(lambda: float(max(depths(), default=0)))
+        if buffered is not None:
+            self.buffered_bytes.set_function(lambda: float(buffered()))
 
     def render(self) -> bytes:
         data: bytes = generate_latest(self.registry)
