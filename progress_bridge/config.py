@@ -147,13 +147,15 @@ class Settings(BaseSettings):
     bridge_close_grace_s: float = Field(
         default=5.0,
         gt=0,
-        description="A closing connection stuck on a stalled socket leaves the hub (and its "
-        "limits) after this.",
+        description="Served through the ASGI send (another server), a closing connection stuck "
+        "on a stalled socket leaves the hub (and its limits) after this; under the bridge's "
+        "own protocol it leaves at once. Also the shutdown's wait for connections to close.",
     )
     bridge_close_linger_s: float = Field(
         default=60.0,
         gt=0,
-        description="How long the close frame may still wait for a stalled socket to drain.",
+        description="How long the close frame may wait behind unread bytes for a stalled "
+        "reader; then the connection is reset.",
     )
     bridge_gc_full_interval_s: float = Field(
         default=600.0,

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.protocol import State
 
+from .core import ws_frame
+
 __all__ = ["EXTENSION", "DirectWriter", "Listener"]
 
 #: The ASGI scope extension holding a weak reference to the connection's uvicorn protocol.
@@ -108,8 +110,10 @@ class DirectWriter:
 
     @classmethod
     def from_scope(cls, scope: Any) -> DirectWriter | None:
-        """A writer for the connection of this ASGI scope (once accepted), or None if it has
-        none."""
+        """A writer for the connection of this ASGI scope, or None if it has none. Only the
+        bridge's own protocol (one that can :meth:`attach` a listener) has one; it may be
+        asked before the handshake is answered (the extensions are negotiated by then), and
+        :meth:`accept` answers it."""
         ref = (scope.get("extensions") or {}).get(EXTENSION)
         proto = ref() if callable(ref) else None
         if not _is_sansio(type(proto)):
@@ -117,9 +121,9 @@ class DirectWriter:
         conn = getattr(proto, "conn", None)
         if (
             conn is None
+            or not callable(getattr(proto, "attach", None))
             or getattr(proto, "transport", None) is None
             or not callable(getattr(getattr(proto, "writable", None), "is_set", None))
-            or not getattr(proto, "handshake_complete", False)
         ):
             return None
         extensions = list(getattr(conn, "extensions", None) or ())
@@ -137,10 +141,15 @@ class DirectWriter:
             return cls(proto, ext.local_max_window_bits)
         return None
 
-    @property
-    def can_attach(self) -> bool:
-        """The protocol can serve the connection by calls (the bridge's own protocol)."""
-        return callable(getattr(self._proto, "attach", None))
+    def accept(self, subprotocol: str | None, frames: list[str | bytes]) -> bool:
+        """Answer the handshake and write ``frames`` with the answer, in one write. False if
+        the peer has left already."""
+        data = b"".join(ws_frame(frame, self.deflate_bits) for frame in frames)
+        if not self._proto.accept_now(subprotocol, data):
+            return False
+        self.frames += len(frames)
+        self.written += len(data)
+        return True
 
     def attach(self, listener: Listener) -> None:
         """Deliver this connection's client frames and events to ``listener`` from now on

@@ -100,11 +100,12 @@ class WebSocketEndpoint:
             return
         fmt, echo, token = negotiate(scope.get("subprotocols", ()))
         token = token or _query_token(scope)
-        await send({"type": "websocket.accept", "subprotocol": echo})
         try:
             principal = bridge.authority.verify(token)
         except AuthError as exc:
+            # Accepted, then closed: a browser cannot read an HTTP status, but a close code.
             metrics.closed.labels(str(int(CloseCode.UNAUTHENTICATED))).inc()
+            await send({"type": "websocket.accept", "subprotocol": echo})
             await send(
                 {
                     "type": "websocket.close",
@@ -116,6 +117,7 @@ class WebSocketEndpoint:
         refused = hub.admit(principal)
         if refused is not None:
             metrics.closed.labels(str(int(refused[0]))).inc()
+            await send({"type": "websocket.accept", "subprotocol": echo})
             await send({"type": "websocket.close", "code": refused[0], "reason": refused[1]})
             return
 
@@ -128,16 +130,19 @@ class WebSocketEndpoint:
             send=None if direct is not None else cast(AsgiSend, send),
             client=scope.get("client"),
         )
-        hub.add(conn)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "connection opened",
-                extra={"conn": conn.id, "user": principal.user, "format": fmt.value},
-            )
-        conn.flush()  # hello
         if direct is not None:
-            direct.attach(conn)  # frames that came meanwhile are handled now, in order
+            # The 101 answer and the hello frame in one write; then the connection is served
+            # by calls (frames that came meanwhile are handled now, in order).
+            if not direct.accept(echo, session.take().frames):
+                return  # the peer left during the handshake
+            hub.add(conn)
+            self._opened(conn)
+            direct.attach(conn)
             return
+        await send({"type": "websocket.accept", "subprotocol": echo})
+        hub.add(conn)
+        self._opened(conn)
+        conn.flush()  # hello
         try:
             while True:
                 message = await receive()
@@ -153,6 +158,18 @@ class WebSocketEndpoint:
             conn.flush()
         finally:
             await conn.ended()
+
+    @staticmethod
+    def _opened(conn: Connection) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "connection opened",
+                extra={
+                    "conn": conn.id,
+                    "user": conn.session.principal.user,
+                    "format": conn.session.format.value,
+                },
+            )
 
     # -- what connections ask of their bridge (connection.Handler) --------------------------
 

@@ -82,6 +82,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         #: Set when the last connection leaves, while stop() waits for that.
         self._drained: asyncio.Event | None = None
+        # Read at scrape time: no lock taken per connect and disconnect.
+        metrics.connections.set_function(lambda: float(len(self.conns)))
         metrics.sample_outboxes(
             lambda: [c.session.outbox_depth for c in self.conns.values()],
             lambda: sum(c.buffered() for c in self.conns.values()),
@@ -101,7 +103,6 @@ class Hub:
     def add(self, conn: Connection) -> None:
         self.conns[conn.id] = conn
         self.per_user[conn.session.principal.user] += 1
-        self.metrics.connections.set(len(self.conns))
         self.metrics.connections_opened.inc()
 
     def remove(self, conn: Connection) -> None:
@@ -115,7 +116,6 @@ class Hub:
             self.unwatch_job(conn, job)
         for room in list(conn.session.rooms):
             self.unwatch_room(conn, room)
-        self.metrics.connections.set(len(self.conns))
         if not self.conns and self._drained is not None:
             self._drained.set()
         coalesced = conn.coalesced_delta()

@@ -45,7 +45,11 @@ import struct
 import weakref
 from typing import Any
 
-from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.utils import (
+    ClientDisconnected,
+    get_client_addr,
+    get_path_with_query_string,
+)
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request
@@ -266,6 +270,35 @@ class BridgeWebSocketProtocol(WebSocketsSansIOProtocol):
                 listener.on_disconnect()
                 return
         self.hold_reading(False)
+
+    def accept_now(self, subprotocol: str | None, then: bytes) -> bool:
+        """uvicorn's ``websocket.accept``, done here: the 101 response and ``then`` (the first
+        frames) in one write, one syscall fewer per connect. False if the peer already left.
+
+        The ASGI ``send`` would do the same in a coroutine behind the middleware's wrappers,
+        then the first frame would take a write of its own.
+        """
+        if self.handshake_complete or self.disconnected or self.transport.is_closing():
+            return False
+        if self.logger.isEnabledFor(logging.INFO):  # uvicorn's access line
+            self.logger.info(
+                '%s - "WebSocket %s" [accepted]',
+                get_client_addr(self.scope),
+                get_path_with_query_string(self.scope),
+            )
+        headers = [
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in self.default_headers
+        ]
+        if subprotocol:
+            headers.append(("Sec-WebSocket-Protocol", subprotocol))
+        del self.response.headers["Date"]
+        self.response.headers.update(headers)
+        self.handshake_complete = True
+        self.conn.send_response(self.response)
+        self.transport.write(b"".join(self.conn.data_to_send()) + then)
+        self.start_keepalive()
+        return True
 
     @property
     def listener(self) -> Listener | None:
