@@ -43,6 +43,7 @@ import resource
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -206,10 +207,25 @@ class Worker:
     async def cmd_close_all(self) -> dict[str, Any]:
         for proto in self.conns:
             if proto.transport is not None:
-                proto.transport.abort()
+                reset(proto.transport)
         await asyncio.sleep(0.5)  # let connection_lost callbacks run before counting anew
         self.conns, self.closed = [], 0
         return {}
+
+
+#: SO_LINGER on, 0 s: closing a socket sends a reset instead of a FIN.
+_RESET = struct.pack("ii", 1, 0)
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Drop a client connection with a reset. A plain abort closes with a FIN, leaving the
+    client side in TIME_WAIT for a minute: 10,000 of those slowed the next server's connects
+    (the kernel searches past them for free ports) by up to 4x, whichever server came next."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
 
 
 def client_frame(payload: bytes, opcode: int = 1) -> bytes:

@@ -48,7 +48,11 @@ from .direct import DirectWriter
 from .metrics import BridgeMetrics
 from .service import Bridge
 
-__all__ = ["WebSocketEndpoint"]
+__all__ = ["SHORTCUT", "WebSocketEndpoint"]
+
+#: ASGI scope extension: a router in front of the app (``server.WebSocketShortcut``) asking the
+#: endpoint to say which path reaches it, so later handshakes there can skip the app's routing.
+SHORTCUT = "progress_bridge.shortcut"
 
 log = logging.getLogger("progress_bridge.bridge")
 
@@ -81,6 +85,9 @@ class WebSocketEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             return
+        shortcut = scope["extensions"].get(SHORTCUT) if "extensions" in scope else None
+        if shortcut is not None:
+            shortcut.learn(scope["path"], self)
         bridge = self.bridge
         if bridge.hub is None:
             await bridge.start()

@@ -23,10 +23,12 @@ import uvicorn
 from ..config import Settings
 from ..exceptions import ConfigError
 from . import gcpolicy
+from .endpoint import SHORTCUT
 
 __all__ = [
     "JsonLogFormatter",
     "RedactTokens",
+    "WebSocketShortcut",
     "install_redaction",
     "load_app_factory",
     "run",
@@ -98,6 +100,41 @@ def http_implementation() -> type[Any]:
     return BridgeHttpProtocol
 
 
+class WebSocketShortcut:
+    """The app, with handshakes on the bridge's ``/ws`` path handed to its endpoint directly.
+
+    Why: an app's middleware and routing layers cost each handshake about a tenth of the
+    bridge's CPU per connect (FastAPI 0.165: eight layers, a route match, a telemetry check;
+    profiled in ``docs/benchmarks.md``, *Connections*). Only for an app without middleware of
+    its own, where those layers do nothing for a WebSocket: the first handshake goes through
+    the app as usual, and the endpoint that answers it tells this object its path
+    (:data:`~progress_bridge.bridge.endpoint.SHORTCUT`); later ones on that exact path skip
+    the app. Everything else goes to the app unchanged. uvicorn's proxy-headers middleware
+    still wraps this object, so ``client`` and ``scheme`` are as before.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.routes: dict[str, Any] = {}
+
+    def learn(self, path: str, endpoint: Any) -> None:
+        self.routes[path] = endpoint
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            endpoint = self.routes.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+            scope.setdefault("extensions", {})[SHORTCUT] = self
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def fits(app: Any) -> bool:
+        """Whether ``app`` is a Starlette/FastAPI app with no middleware of its own."""
+        return getattr(app, "user_middleware", None) == []
+
+
 #: An app factory: called with the settings, returns an ASGI app that includes the bridge.
 AppFactory = Callable[[Settings], Any]
 
@@ -138,6 +175,8 @@ def uvicorn_config(
     """The uvicorn configuration the bridge runs with (tests use it to run one in a thread)."""
     if app is None:
         app = load_app_factory(None)(settings)
+    if WebSocketShortcut.fits(app):
+        app = WebSocketShortcut(app)
     options: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -1,4 +1,5 @@
-"""The bridge's uvicorn protocols: what they keep of uvicorn's, and their small parts."""
+"""The bridge's server plumbing: its uvicorn protocols (what they keep of uvicorn's, their
+small parts) and the shortcut to `/ws`."""
 
 from __future__ import annotations
 
@@ -80,3 +81,49 @@ async def test_a_cancelled_wait_on_the_inbox_or_the_flag_leaves_nothing_waiting(
 )
 def test_only_websocket_upgrades_skip_the_http_protocol(head: bytes, upgrade: bool) -> None:
     assert is_websocket_upgrade(head) is upgrade
+
+
+async def test_the_shortcut_learns_the_bridge_path_from_one_handshake_through_the_app() -> None:
+    # The first handshake goes through the app; the endpoint that answers tells its path;
+    # later ones on that path go straight to it, anything else still to the app.
+    from progress_bridge.bridge.endpoint import SHORTCUT
+    from progress_bridge.bridge.server import WebSocketShortcut
+
+    seen: list[str] = []
+
+    class Endpoint:
+        async def __call__(self, scope: dict, receive: object, send: object) -> None:
+            seen.append("endpoint")
+            if SHORTCUT in scope.get("extensions", {}):
+                scope["extensions"][SHORTCUT].learn(scope["path"], self)
+
+    endpoint = Endpoint()
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        seen.append("app")
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await endpoint(scope, receive, send)
+
+    shortcut = WebSocketShortcut(app)
+    ws = {"type": "websocket", "path": "/ws", "extensions": {}}
+    await shortcut(dict(ws, extensions={}), None, None)
+    assert seen == ["app", "endpoint"]
+    seen.clear()
+    await shortcut(dict(ws, extensions={}), None, None)
+    assert seen == ["endpoint"]
+    seen.clear()
+    await shortcut({"type": "websocket", "path": "/other", "extensions": {}}, None, None)
+    await shortcut({"type": "http", "path": "/ws"}, None, None)
+    assert seen == ["app", "app"]
+
+
+def test_the_shortcut_is_only_for_apps_without_middleware_of_their_own() -> None:
+    from fastapi import FastAPI
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from progress_bridge.bridge.server import WebSocketShortcut
+
+    plain, wrapped = FastAPI(), FastAPI()
+    wrapped.add_middleware(GZipMiddleware)
+    assert WebSocketShortcut.fits(plain) and not WebSocketShortcut.fits(wrapped)
+    assert not WebSocketShortcut.fits(_app)  # not a Starlette app: nothing known of it
