@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import json
@@ -240,6 +241,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+
+
 def scrape(port: int) -> dict[str, float]:
     """The bridge's gauges (``progress_bridge_*`` without labels)."""
     import httpx
@@ -280,6 +288,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=BENCH.parent, help="the bridge's checkout")
     parser.add_argument("--out", type=Path, help="write the samples here (JSON)")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the embedded valkey and the bridge are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load = os.getloadavg()
     print(f"{started_at}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; root {args.root}")
@@ -305,6 +315,7 @@ def main() -> None:
         cmd += ["--port", str(port), "--log-level", "warning"]
         with open(log_path, "w") as log:
             bridge = subprocess.Popen(cmd, env=env, cwd=args.root, stdout=log, stderr=log)
+        atexit.register(_stop, bridge)  # also when interrupted: no bridge left running
         deadline = time.monotonic() + 30
         import httpx
 
