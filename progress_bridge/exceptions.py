@@ -57,11 +57,15 @@ class AuthError(ProgressBridgeError):
 
 class FrameError(ProtocolError):
     """A client frame was refused; ``code`` (an error code of ``docs/protocol.md``) and ``ref``
-    go back in an ``error`` frame."""
+    go back in an ``error`` frame — unless ``reply`` is False (a bad ``ack``: acks get no
+    answer)."""
 
-    def __init__(self, message: str, *, code: str, ref: str | int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str, ref: str | int | None = None, reply: bool = True
+    ) -> None:
         super().__init__(message, code=code)
         self.ref = ref
+        self.reply = reply
 
 
 class InvalidEvent(ProgressBridgeError, ValueError):

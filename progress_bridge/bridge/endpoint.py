@@ -97,7 +97,11 @@ class WebSocketEndpoint:
             await send({"type": "websocket.close", "code": refused[0], "reason": refused[1]})
             return
 
-        session = Session(principal, fmt, bridge.limits, time.monotonic())
+        now = time.monotonic()
+        expires_at = None
+        if principal.expires_at is not None:
+            expires_at = now + (principal.expires_at - time.time())
+        session = Session(principal, fmt, bridge.limits, now, expires_at=expires_at)
 
         async def send_frame(frame: str | bytes) -> None:
             if frame.__class__ is str:

@@ -200,6 +200,28 @@ async def test_trimmed_history_answers_recovered_false_with_snapshot(
     await client.close()
 
 
+@pytest.mark.parametrize(
+    "last_id",
+    [
+        pytest.param("18446744073709551615-18446744073709551615", id="greatest-id"),
+        pytest.param("99999999999999-0", id="future-id"),
+    ],
+)
+async def test_a_position_past_the_stream_answers_recovered_false_ahead_with_snapshot(
+    bridge: BridgeServer, alice: str, store: EventStore, job_id: str, last_id: str
+) -> None:
+    # A position newer than anything written (a bug, or a stream recreated at an older time):
+    # not "unavailable" (which the client would retry forever) but the snapshot to restart from.
+    newest = _publish(store, job_id)
+    epoch = store.snapshot(job_id).epoch  # type: ignore[union-attr]
+    client = await open_client(bridge.ws_url, alice)
+    await client.send({"op": "subscribe", "job_id": job_id, "epoch": epoch, "last_id": last_id})
+    reply = await client.op("subscribed")
+    assert (reply["recovered"], reply["reason"]) == (False, "ahead")
+    assert reply["snapshot"]["last_id"] == newest
+    await client.close()
+
+
 async def test_epoch_change_answers_recovered_false_with_new_snapshot(
     bridge: BridgeServer,
     alice: str,

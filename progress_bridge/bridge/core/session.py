@@ -48,7 +48,10 @@ from .wire import (
     parse_client_frame,
 )
 
-__all__ = ["Session", "TakeResult"]
+__all__ = ["ANSWER_BYTES_PER_TOKEN", "Session"]
+
+#: Bytes of a subscribe's answer (snapshot, replayed history) that cost one more inbound token.
+ANSWER_BYTES_PER_TOKEN = 16 * 1024
 
 
 # -- Sessions ----------------------------------------------------------------------------------
@@ -82,14 +85,21 @@ class Session:
         fmt: WireFormat = WireFormat.JSON,
         limits: Limits | None = None,
         now: float = 0.0,
+        *,
+        expires_at: float | None = None,
     ) -> None:
+        """``expires_at``: when the connection's token expires, on the clock of ``now``; the
+        connection is closed with 4001 then (the client reconnects with a fresh token)."""
         self.principal = principal
+        self._expires_at = expires_at
         self.format = fmt
         self.limits = limits or Limits()
         self.close_code: int | None = None
         self.close_reason = ""
         self.rooms: set[str] = set()
         self.acks: dict[str, str] = {}
+        #: Frames dropped without an answer (malformed acks).
+        self.ignored = 0
         self._jobs: dict[str, _JobState] = {}
         self._held: list[FeedEntry] | None = None
         self.outbox = Outbox(fmt, self.limits.batch_max_events)
@@ -160,7 +170,10 @@ class Session:
         try:
             op = parse_client_frame(data, self.format)
         except FrameError as exc:
-            self.error(exc.code, str(exc), exc.ref, now)
+            if exc.reply:
+                self.error(exc.code, str(exc), exc.ref, now)
+            else:
+                self.ignored += 1
             return None
         if isinstance(op, Pong):
             return None
@@ -192,6 +205,12 @@ class Session:
         elif self._strikes >= lim.rate_strikes:
             self.close(CloseCode.RATE_LIMITED, "inbound rate limit exceeded")
         return False
+
+    def _charge_answer(self, size: int) -> None:
+        """Charge an answer's size against the inbound rate: a subscribe costs one frame plus
+        one per :data:`ANSWER_BYTES_PER_TOKEN` it queued, so a client re-subscribing to a job
+        with a large snapshot is rate limited by the work it causes, not only by its frames."""
+        self._tokens -= size / ANSWER_BYTES_PER_TOKEN
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -241,9 +260,11 @@ class Session:
         self._jobs.pop(op.job_id, None)
         st = _JobState(explicit=True)
         self._jobs[op.job_id] = st
+        before = self.outbox.bytes
         self._answer_job(
             st, op.job_id, now, replay=replay, snapshot=snapshot, ref=op.ref, after=op.last_id
         )
+        self._charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def _answer_job(
@@ -301,6 +322,7 @@ class Session:
     ) -> bool:
         """Queue the answer to a room subscribe (listed jobs, then per-job replays)."""
         self.rooms.add(op.room)
+        before = self.outbox.bytes
         for snap in snapshots:
             st = self._jobs.setdefault(snap.job_id, _JobState())
             st.last_sent = parse_stream_id(snap.last_id)
@@ -341,6 +363,7 @@ class Session:
                 room=op.room,
                 after=position[1] if position else None,
             )
+        self._charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def fail_subscribe(
@@ -421,6 +444,9 @@ class Session:
         lim = self.limits
         if now - self._last_received > 2 * lim.heartbeat_s:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+            return True
+        if self._expires_at is not None and now >= self._expires_at:
+            self.close(CloseCode.UNAUTHENTICATED, "token expired")
             return True
         if self.outbox.depth and self.outbox.age(now) > lim.outbox_max_age_s:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox stalled")
