@@ -7,6 +7,7 @@
 import type { JobSnapshot, ProgressEvent } from "../generated/events";
 import { backoffDelay } from "./backoff";
 import { CloseCode, closeAction } from "./closeCodes";
+import { checkTransition, type ClientState } from "./connectionState";
 import {
   AuthenticationError,
   ConnectionForbiddenError,
@@ -28,8 +29,7 @@ import {
 import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
 import { compareStreamIds, parseStreamId } from "./streamId";
 
-/** Connection states; every transition goes through `setState`. */
-export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+export type { ClientState } from "./connectionState";
 
 /** Defaults of the tunable options; times in ms. */
 export const DEFAULT_OPTIONS = {
@@ -411,9 +411,11 @@ export class ProgressClient {
 
   // ── state machine ────────────────────────────────────────────────────────────────────────
 
+  /** The one place the state changes; `STATE_TRANSITIONS` says which moves are allowed. */
   private setState(next: ClientState): void {
     if (this._state === next) return;
     const prev = this._state;
+    checkTransition(prev, next);
     this._state = next;
     this.emit("state", { prev, next });
   }

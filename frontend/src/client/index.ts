@@ -1,8 +1,15 @@
 export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
 export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
 export {
+  STATE_TRANSITIONS,
+  canTransition,
+  checkTransition,
+  type ClientState,
+} from "./connectionState";
+export {
   AuthenticationError,
   ConnectionForbiddenError,
+  IllegalTransitionError,
   ProgressClientError,
   ProtocolViolationError,
   ServerError,
@@ -39,7 +46,6 @@ export {
 export {
   DEFAULT_OPTIONS,
   ProgressClient,
-  type ClientState,
   type ClientStats,
   type JobChange,
   type NetworkMonitor,
