@@ -19,7 +19,6 @@ import {
   JSON_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
-  parseServerFrame,
   type ClientFrame,
   type HelloFrame,
   type ServerFrame,
@@ -28,6 +27,7 @@ import {
 } from "./frames";
 import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
 import { compareStreamIds, parseStreamId } from "./streamId";
+import { encodeClientFrame, parseServerFrame } from "./wire";
 
 export type { ClientState } from "./connectionState";
 
@@ -854,7 +854,7 @@ export class ProgressClient {
   private send(frame: ClientFrame): void {
     if (!this.socket || !this.hello) return;
     try {
-      this.socket.send(JSON.stringify(frame));
+      this.socket.send(encodeClientFrame(frame));
     } catch {
       // The socket is closing; onclose takes it from here.
     }

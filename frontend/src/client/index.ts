@@ -18,17 +18,22 @@ export {
   JSON_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
-  parseServerFrame,
+  type AckFrame,
   type BatchFrame,
   type ClientFrame,
   type ErrorFrame,
   type EventFrame,
   type HelloFrame,
   type PingFrame,
+  type PongFrame,
   type RoomReplay,
   type ServerFrame,
   type StreamPosition,
+  type SubscribeJobFrame,
+  type SubscribeRoomFrame,
   type SubscribedFrame,
+  type UnsubscribeJobFrame,
+  type UnsubscribeRoomFrame,
   type UnsubscribedFrame,
 } from "./frames";
 export {
@@ -61,3 +66,4 @@ export {
   type WebSocketLike,
 } from "./ProgressClient";
 export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
+export { encodeClientFrame, parseServerFrame } from "./wire";
