@@ -5,7 +5,17 @@
  * Framework-free: React hooks live in `src/react/` and only read from this class.
  */
 import type { JobSnapshot, ProgressEvent } from "../generated/events";
+export type {
+  JobChange,
+  ProgressClientEvents,
+  RetryInfo,
+  RoomChange,
+  SnapshotInfo,
+  StateChange,
+} from "./clientEvents";
 import { backoffDelay } from "./backoff";
+import type { ProgressClientEvents } from "./clientEvents";
+import { Emitter, type Listener } from "./emitter";
 import { CloseCode, closeAction } from "./closeCodes";
 import { checkTransition, type ClientState } from "./connectionState";
 import {
@@ -106,72 +116,6 @@ export interface ProgressClientOptions extends Partial<Tunables> {
   random?: () => number;
 }
 
-/** Payload of the `state` event. */
-export interface StateChange {
-  /** State before the transition. */
-  prev: ClientState;
-  /** State after it. */
-  next: ClientState;
-}
-
-/** Payload of the `snapshot` event: the job's state was replaced by a server snapshot. */
-export interface SnapshotInfo {
-  /** The job. */
-  jobId: string;
-  /** The snapshot that replaced the client's state. */
-  snapshot: JobSnapshot;
-  /** `false` when a resume position could not be honoured (then `reason` says why). */
-  recovered: boolean;
-  /** `ok`, `trimmed`, `epoch_changed`, `ahead` (or a room's own reason). */
-  reason: string;
-  /** The room whose `subscribed` carried the snapshot, if any. */
-  room: string | null;
-}
-
-/** Payload of the `job` event: a job's derived state changed. */
-export interface JobChange {
-  /** The job. */
-  jobId: string;
-  /** Its new state. */
-  state: JobState;
-}
-
-/** Payload of the `room` event: the set of a room's jobs changed. */
-export interface RoomChange {
-  /** The room, e.g. `user:alice`. */
-  room: string;
-  /** Its jobs' states, newest first. */
-  jobs: readonly JobState[];
-}
-
-/** Payload of the `retry` event: a reconnect attempt is scheduled. */
-export interface RetryInfo {
-  /** 1-based number of this attempt since the last stable connection. */
-  attempt: number;
-  /** Delay before it, in ms (`null` while offline: it waits for `online`). */
-  delayMs: number | null;
-  /** Close code of the connection that ended. */
-  closeCode: number;
-}
-
-/** Events the client emits, and the payload each listener receives. */
-export interface ProgressClientEvents {
-  /** Connection state changed. */
-  state: StateChange;
-  /** One new event (after de-duplication), in stream order per job. */
-  event: ProgressEvent;
-  /** A job's state was replaced by a server snapshot (first subscribe or `recovered: false`). */
-  snapshot: SnapshotInfo;
-  /** A job's derived state changed (after an event, a batch or a snapshot). */
-  job: JobChange;
-  /** A room's job list changed. */
-  room: RoomChange;
-  /** Something went wrong; the client may carry on (server error frames) or be closed. */
-  error: ProgressClientError;
-  /** A reconnect attempt was scheduled. */
-  retry: RetryInfo;
-}
-
 /** Counters, for tests and debugging. */
 export interface ClientStats {
   /** Events dropped because their id was not greater than the last applied. */
@@ -202,8 +146,6 @@ interface RoomSub {
 }
 
 type PendingRef = { jobId: string; room?: undefined } | { room: string; jobId?: undefined };
-
-type Listener<K extends keyof ProgressClientEvents> = (payload: ProgressClientEvents[K]) => void;
 
 function defaultNetwork(): NetworkMonitor | null {
   const g = globalThis as { window?: EventTarget; navigator?: { onLine?: boolean } };
@@ -245,7 +187,7 @@ export class ProgressClient {
   private refCounter = 0;
   private _lastError: ProgressClientError | null = null;
 
-  private readonly listeners: { [K in keyof ProgressClientEvents]?: Set<Listener<K>> } = {};
+  private readonly emitter = new Emitter<ProgressClientEvents>();
   private readonly jobSubs = new Map<string, JobSub>();
   private readonly roomSubs = new Map<string, RoomSub>();
   private readonly jobs = new Map<string, JobState>();
@@ -298,16 +240,11 @@ export class ProgressClient {
   }
 
   /** Listen to one kind of event; returns the function that stops listening. */
-  on<K extends keyof ProgressClientEvents>(type: K, listener: Listener<K>): () => void {
-    let set = this.listeners[type] as Set<Listener<K>> | undefined;
-    if (!set) {
-      set = new Set();
-      (this.listeners as Record<string, Set<Listener<K>>>)[type] = set;
-    }
-    set.add(listener);
-    return () => {
-      set.delete(listener);
-    };
+  on<K extends keyof ProgressClientEvents>(
+    type: K,
+    listener: Listener<ProgressClientEvents[K]>,
+  ): () => void {
+    return this.emitter.on(type, listener);
   }
 
   /** The job's current state, or `undefined` before its snapshot or first event arrived. */
@@ -948,18 +885,7 @@ export class ProgressClient {
   }
 
   private emit<K extends keyof ProgressClientEvents>(type: K, payload: ProgressClientEvents[K]): void {
-    const set = this.listeners[type] as Set<Listener<K>> | undefined;
-    if (!set) return;
-    for (const listener of [...set]) {
-      try {
-        listener(payload);
-      } catch (error) {
-        // A throwing listener must not break the connection; surface it as an uncaught error.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this.emitter.emit(type, payload);
   }
 }
 

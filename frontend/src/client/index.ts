@@ -1,4 +1,12 @@
 export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
+export type {
+  JobChange,
+  ProgressClientEvents,
+  RetryInfo,
+  RoomChange,
+  SnapshotInfo,
+  StateChange,
+} from "./clientEvents";
 export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
 export {
   STATE_TRANSITIONS,
@@ -52,14 +60,8 @@ export {
   DEFAULT_OPTIONS,
   ProgressClient,
   type ClientStats,
-  type JobChange,
   type NetworkMonitor,
-  type ProgressClientEvents,
   type ProgressClientOptions,
-  type RetryInfo,
-  type RoomChange,
-  type SnapshotInfo,
-  type StateChange,
   type SubscribeOptions,
   type TokenSource,
   type WebSocketConstructor,
