@@ -4,7 +4,6 @@
  *
  * Framework-free: React hooks live in `src/react/` and only read from this class.
  */
-import type { JobSnapshot, ProgressEvent } from "../generated/events";
 export type {
   JobChange,
   ProgressClientEvents,
@@ -16,6 +15,7 @@ export type {
 import { backoffDelay } from "./backoff";
 import type { ProgressClientEvents } from "./clientEvents";
 import { Emitter, type Listener } from "./emitter";
+import { JobStore, type ClientStats, type SubscribeOptions } from "./jobStore";
 import { CloseCode, closeAction } from "./closeCodes";
 import { checkTransition, type ClientState } from "./connectionState";
 import {
@@ -23,7 +23,6 @@ import {
   ConnectionForbiddenError,
   ProgressClientError,
   ProtocolViolationError,
-  ServerError,
 } from "./errors";
 import {
   JSON_SUBPROTOCOL,
@@ -32,11 +31,8 @@ import {
   type ClientFrame,
   type HelloFrame,
   type ServerFrame,
-  type StreamPosition,
-  type SubscribedFrame,
 } from "./frames";
-import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
-import { compareStreamIds, parseStreamId } from "./streamId";
+import type { JobState } from "./jobState";
 import { encodeClientFrame, parseServerFrame } from "./wire";
 
 export type { ClientState } from "./connectionState";
@@ -116,37 +112,6 @@ export interface ProgressClientOptions extends Partial<Tunables> {
   random?: () => number;
 }
 
-/** Counters, for tests and debugging. */
-export interface ClientStats {
-  /** Events dropped because their id was not greater than the last applied. */
-  duplicatesDropped: number;
-  /** Events applied. */
-  eventsApplied: number;
-  /** Connections that reached `hello`. */
-  connections: number;
-}
-
-/** Options of `subscribe()`. */
-export interface SubscribeOptions {
-  /** Resume after this position instead of starting from the server's snapshot. */
-  position?: StreamPosition;
-  /** State loaded over HTTP (`GET /api/jobs/{id}`): seeds the store and sets the position. */
-  snapshot?: JobSnapshot;
-}
-
-interface JobSub {
-  count: number;
-  error: ProgressClientError | null;
-}
-
-interface RoomSub {
-  count: number;
-  jobIds: Set<string>;
-  error: ProgressClientError | null;
-}
-
-type PendingRef = { jobId: string; room?: undefined } | { room: string; jobId?: undefined };
-
 function defaultNetwork(): NetworkMonitor | null {
   const g = globalThis as { window?: EventTarget; navigator?: { onLine?: boolean } };
   if (!g.window || typeof g.window.addEventListener !== "function") return null;
@@ -184,21 +149,13 @@ export class ProgressClient {
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   private heartbeatMs = 0;
-  private refCounter = 0;
   private _lastError: ProgressClientError | null = null;
 
   private readonly emitter = new Emitter<ProgressClientEvents>();
-  private readonly jobSubs = new Map<string, JobSub>();
-  private readonly roomSubs = new Map<string, RoomSub>();
-  private readonly jobs = new Map<string, JobState>();
-  private readonly roomCache = new Map<string, readonly JobState[]>();
-  private readonly pendingRefs = new Map<string, PendingRef>();
-  private readonly pendingAcks = new Map<string, string>();
-  /** Jobs whose epoch changed under a live subscription, waiting for their new snapshot. */
-  private readonly resyncing = new Set<string>();
+  private readonly store = new JobStore((type, payload) => this.emitter.emit(type, payload));
 
   /** Counters; read-only for callers. */
-  readonly stats: ClientStats = { duplicatesDropped: 0, eventsApplied: 0, connections: 0 };
+  readonly stats: ClientStats = this.store.stats;
 
   constructor(options: ProgressClientOptions) {
     const opts: Tunables = { ...DEFAULT_OPTIONS };
@@ -249,31 +206,22 @@ export class ProgressClient {
 
   /** The job's current state, or `undefined` before its snapshot or first event arrived. */
   getJob(jobId: string): JobState | undefined {
-    return this.jobs.get(jobId);
+    return this.store.getJob(jobId);
   }
 
   /** Why the job's subscription was refused (`forbidden`, `not_found`, …), if it was. */
   getJobError(jobId: string): ProgressClientError | null {
-    return this.jobSubs.get(jobId)?.error ?? null;
+    return this.store.getJobError(jobId);
   }
 
   /** Why the room's subscription was refused, if it was. */
   getRoomError(room: string): ProgressClientError | null {
-    return this.roomSubs.get(room)?.error ?? null;
+    return this.store.getRoomError(room);
   }
 
   /** The room's jobs, newest first; the same array until one of them changes. */
   getRoomJobs(room: string): readonly JobState[] {
-    const cached = this.roomCache.get(room);
-    if (cached) return cached;
-    const sub = this.roomSubs.get(room);
-    if (!sub) return EMPTY;
-    const list = [...sub.jobIds]
-      .map((id) => this.jobs.get(id))
-      .filter((s): s is JobState => s !== undefined)
-      .sort((a, b) => (b.createdTs ?? 0) - (a.createdTs ?? 0) || a.jobId.localeCompare(b.jobId));
-    this.roomCache.set(room, list);
-    return list;
+    return this.store.getRoomJobs(room);
   }
 
   /** Open the connection (no-op unless idle or closed). */
@@ -289,7 +237,8 @@ export class ProgressClient {
 
   /** Close for good (until the next `connect()`); subscriptions are kept for that. */
   close(): void {
-    this.flushAcks();
+    this.store.flushAcks();
+    this.flush();
     this.toClosed();
   }
 
@@ -299,29 +248,13 @@ export class ProgressClient {
    * function that stops watching (subscriptions are counted: the last one unsubscribes).
    */
   subscribe(jobId: string, options: SubscribeOptions = {}): () => void {
-    if (options.snapshot) this.seed(options.snapshot);
-    else if (options.position && !this.jobs.has(jobId)) {
-      this.jobs.set(jobId, {
-        ...emptyJobState(jobId),
-        epoch: options.position.epoch,
-        lastId: options.position.last_id,
-      });
-    }
-    let sub = this.jobSubs.get(jobId);
-    if (sub) {
-      sub.count++;
-    } else {
-      sub = { count: 1, error: null };
-      this.jobSubs.set(jobId, sub);
-      if (this._state === "open") this.sendJobSubscribe(jobId);
-    }
+    this.store.subscribe(jobId, options);
+    this.flush();
     if (this._state === "idle") this.connect();
-    let active = true;
-    return () => {
-      if (!active) return;
-      active = false;
-      this.releaseJob(jobId);
-    };
+    return once(() => {
+      this.store.unsubscribe(jobId);
+      this.flush();
+    });
   }
 
   /**
@@ -329,21 +262,13 @@ export class ProgressClient {
    * Returns the function that stops watching.
    */
   subscribeRoom(room: string): () => void {
-    let sub = this.roomSubs.get(room);
-    if (sub) {
-      sub.count++;
-    } else {
-      sub = { count: 1, jobIds: new Set(), error: null };
-      this.roomSubs.set(room, sub);
-      if (this._state === "open") this.sendRoomSubscribe(room);
-    }
+    this.store.subscribeRoom(room);
+    this.flush();
     if (this._state === "idle") this.connect();
-    let active = true;
-    return () => {
-      if (!active) return;
-      active = false;
-      this.releaseRoom(room);
-    };
+    return once(() => {
+      this.store.unsubscribeRoom(room);
+      this.flush();
+    });
   }
 
   // ── state machine ────────────────────────────────────────────────────────────────────────
@@ -409,6 +334,7 @@ export class ProgressClient {
     const socket = this.socket;
     if (!socket) return;
     this.socket = null;
+    this.store.connectionLost();
     socket.onmessage = null;
     socket.onclose = null;
     socket.onopen = null;
@@ -421,7 +347,7 @@ export class ProgressClient {
 
   private handleClose(code: number, reason: string): void {
     this.clearConnectionTimers();
-    this.pendingRefs.clear();
+    this.store.connectionLost();
     if (this._state === "closed") return;
     switch (closeAction(code)) {
       case "stop":
@@ -481,7 +407,7 @@ export class ProgressClient {
     this.clearTimers();
     this.removeNetworkListeners();
     this.dropSocket(CloseCode.Normal, "client closed");
-    this.pendingRefs.clear();
+    this.store.connectionLost();
     this.hello = null;
     this.setState("closed");
   }
@@ -557,38 +483,26 @@ export class ProgressClient {
   }
 
   private dispatch(frame: ServerFrame): void {
-    switch (frame.op) {
-      case "hello":
-        this.onHello(frame);
-        break;
-      case "ping":
-        this.send({ op: "pong" });
-        break;
-      case "subscribed":
-        this.onSubscribed(frame);
-        break;
-      case "event":
-        this.applyEvents([frame.event]);
-        break;
-      case "batch":
-        this.applyEvents(frame.events);
-        break;
-      case "error":
-        this.onServerError(frame.code, frame.message, frame.ref ?? undefined);
-        break;
-      case "unsubscribed":
-        break;
+    if (frame.op === "ping") {
+      this.send({ op: "pong" });
+      return;
     }
+    if (frame.op === "hello" && !this.onHello(frame)) return;
+    this.store.receive(frame);
+    this.flush();
+    if (frame.op === "hello") this.setState("open");
+    if (this.store.hasPendingAcks) this.scheduleAck();
   }
 
-  private onHello(hello: HelloFrame): void {
+  /** Check and take the server's hello; false when the client closed on it. */
+  private onHello(hello: HelloFrame): boolean {
     if (hello.protocol !== PROTOCOL_VERSION) {
       this.fail(
         new ProtocolViolationError(
           `server speaks protocol ${hello.protocol}, this client ${PROTOCOL_VERSION}`,
         ),
       );
-      return;
+      return false;
     }
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
@@ -597,193 +511,8 @@ export class ProgressClient {
       this.heartbeatOverride ?? Math.round(hello.heartbeat_s * 1000 * this.opts.heartbeatFactor);
     this.openedAt = Date.now();
     this.authRetried = false;
-    this.stats.connections++;
     this.armHeartbeat();
-    this.setState("open");
-    // Resume every subscription from its position; the server replays what was missed.
-    for (const [jobId, sub] of this.jobSubs) if (!sub.error) this.sendJobSubscribe(jobId);
-    for (const [room, sub] of this.roomSubs) if (!sub.error) this.sendRoomSubscribe(room);
-  }
-
-  private onSubscribed(frame: SubscribedFrame): void {
-    const pending = frame.ref ? this.pendingRefs.get(frame.ref) : undefined;
-    if (frame.ref) this.pendingRefs.delete(frame.ref);
-    const room = frame.room ?? pending?.room;
-    if (room) {
-      this.onRoomSubscribed(room, frame);
-      return;
-    }
-    const jobId = frame.job_id ?? pending?.jobId;
-    if (!jobId) {
-      this.emit("error", new ProtocolViolationError("subscribed frame names no job or room"));
-      return;
-    }
-    const current = this.jobs.get(jobId);
-    const hadPosition = !!current?.lastId && !!current.epoch;
-    const reason = frame.reason ?? (frame.recovered ? "ok" : "unknown");
-    if (!frame.recovered || !hadPosition) {
-      if (!frame.snapshot) {
-        if (!frame.recovered) {
-          this.emit(
-            "error",
-            new ProtocolViolationError(`recovered: false without a snapshot for ${jobId}`),
-          );
-        }
-        return;
-      }
-      this.replaceWithSnapshot(frame.snapshot, frame.recovered, reason, null);
-    }
-  }
-
-  private onRoomSubscribed(room: string, frame: SubscribedFrame): void {
-    const sub = this.roomSubs.get(room);
-    if (!sub) return;
-    const reason = frame.reason ?? (frame.recovered ? "ok" : "unknown");
-    for (const snapshot of frame.jobs ?? []) {
-      sub.jobIds.add(snapshot.job_id);
-      const current = this.jobs.get(snapshot.job_id);
-      // Jobs we hold a position for are replayed by the server; any other takes the snapshot.
-      // (The room reply has no per-job `recovered`: an epoch change or a position ahead of the
-      // stream is detected here from the snapshot's own position.)
-      const keep =
-        current?.lastId &&
-        current.epoch === snapshot.epoch &&
-        safeCompare(current.lastId, snapshot.last_id) <= 0;
-      if (!keep) this.replaceWithSnapshot(snapshot, frame.recovered, reason, room);
-    }
-    // The bridge also reports each resumed job's outcome; a position it could not honour comes
-    // with that job's snapshot.
-    for (const replay of frame.replays ?? []) {
-      sub.jobIds.add(replay.job_id);
-      if (!replay.recovered && replay.snapshot) {
-        this.replaceWithSnapshot(replay.snapshot, false, replay.reason ?? "unknown", room);
-      }
-    }
-    this.roomChanged(room);
-  }
-
-  private replaceWithSnapshot(
-    snapshot: JobSnapshot,
-    recovered: boolean,
-    reason: string,
-    room: string | null,
-  ): void {
-    const state = fromSnapshot(snapshot);
-    this.jobs.set(snapshot.job_id, state);
-    this.resyncing.delete(snapshot.job_id);
-    this.emit("snapshot", { jobId: snapshot.job_id, snapshot, recovered, reason, room });
-    this.jobChanged(snapshot.job_id, state);
-  }
-
-  private applyEvents(events: readonly ProgressEvent[]): void {
-    const changed = new Set<string>();
-    for (const event of events) {
-      if (this.applyOne(event)) changed.add(event.job_id);
-    }
-    for (const jobId of changed) {
-      const state = this.jobs.get(jobId);
-      if (!state) continue;
-      this.jobChanged(jobId, state);
-      if (state.lastId) this.pendingAcks.set(jobId, state.lastId);
-    }
-    if (changed.size > 0) this.scheduleAck();
-  }
-
-  /** Apply one event unless it was already applied; true when it was applied. */
-  private applyOne(event: ProgressEvent): boolean {
-    const jobId = event.job_id;
-    const rooms = this.roomsOf(event);
-    if (!this.jobSubs.has(jobId) && rooms.length === 0) return false;
-    const current = this.jobs.get(jobId);
-    if (this.resyncing.has(jobId)) return false;
-    if (current?.epoch && event.epoch && event.epoch !== current.epoch) {
-      // The job's stream was lost and recreated while we watched: our state belongs to the old
-      // epoch. Ask for a fresh snapshot rather than mixing two epochs; events until it arrives
-      // are covered by it.
-      this.resync(jobId);
-      return false;
-    }
-    if (
-      current?.lastId &&
-      event.id &&
-      safeCompare(event.id, current.lastId) <= 0
-    ) {
-      this.stats.duplicatesDropped++;
-      return false;
-    }
-    for (const room of rooms) {
-      const sub = this.roomSubs.get(room);
-      if (sub && !sub.jobIds.has(jobId)) {
-        sub.jobIds.add(jobId);
-        this.roomCache.delete(room);
-      }
-    }
-    this.jobs.set(jobId, applyEvent(current ?? emptyJobState(jobId), event));
-    this.stats.eventsApplied++;
-    this.emit("event", event);
     return true;
-  }
-
-  /** Rooms an event belongs to: those that list its job, or whose name matches it. */
-  private roomsOf(event: ProgressEvent): string[] {
-    const rooms: string[] = [];
-    for (const [room, sub] of this.roomSubs) {
-      if (
-        sub.jobIds.has(event.job_id) ||
-        (event.owner && room === `user:${event.owner}`) ||
-        (event.document_id && room === `document:${event.document_id}`)
-      ) {
-        rooms.push(room);
-      }
-    }
-    return rooms;
-  }
-
-  /** Re-subscribe one job without a position, so the server answers with its snapshot. */
-  private resync(jobId: string): void {
-    if (this.resyncing.has(jobId)) return;
-    this.resyncing.add(jobId);
-    const current = this.jobs.get(jobId);
-    if (current) this.jobs.set(jobId, { ...current, epoch: null, lastId: null });
-    if (this.jobSubs.has(jobId)) {
-      this.sendJobSubscribe(jobId);
-      return;
-    }
-    for (const [room, sub] of this.roomSubs) if (sub.jobIds.has(jobId)) this.sendRoomSubscribe(room);
-  }
-
-  private onServerError(code: string, message: string, ref: string | undefined): void {
-    const pending = ref ? this.pendingRefs.get(ref) : undefined;
-    if (ref) this.pendingRefs.delete(ref);
-    const error = new ServerError(code, message, {
-      ...(ref ? { ref } : {}),
-      ...(pending?.jobId ? { jobId: pending.jobId } : {}),
-      ...(pending?.room ? { room: pending.room } : {}),
-    });
-    // A refused subscription is not retried on reconnect: the answer would be the same.
-    if (pending?.jobId) {
-      const sub = this.jobSubs.get(pending.jobId);
-      if (sub) sub.error = error;
-    } else if (pending?.room) {
-      const sub = this.roomSubs.get(pending.room);
-      if (sub) sub.error = error;
-    }
-    this.emit("error", error);
-    if (pending?.jobId) {
-      const state = this.jobs.get(pending.jobId) ?? emptyJobState(pending.jobId);
-      this.emit("job", { jobId: pending.jobId, state });
-    }
-    if (pending?.room) this.roomChanged(pending.room);
-  }
-
-  private jobChanged(jobId: string, state: JobState): void {
-    for (const [room, sub] of this.roomSubs) if (sub.jobIds.has(jobId)) this.roomChanged(room);
-    this.emit("job", { jobId, state });
-  }
-
-  private roomChanged(room: string): void {
-    this.roomCache.delete(room);
-    this.emit("room", { room, jobs: this.getRoomJobs(room) });
   }
 
   // ── frames out ───────────────────────────────────────────────────────────────────────────
@@ -797,36 +526,9 @@ export class ProgressClient {
     }
   }
 
-  private nextRef(target: PendingRef): string {
-    const ref = `r${++this.refCounter}`;
-    this.pendingRefs.set(ref, target);
-    return ref;
-  }
-
-  private position(jobId: string): StreamPosition | null {
-    const state = this.jobs.get(jobId);
-    return state?.epoch && state.lastId ? { epoch: state.epoch, last_id: state.lastId } : null;
-  }
-
-  private sendJobSubscribe(jobId: string): void {
-    const ref = this.nextRef({ jobId });
-    const pos = this.position(jobId);
-    this.send(pos ? { op: "subscribe", job_id: jobId, ...pos, ref } : { op: "subscribe", job_id: jobId, ref });
-  }
-
-  private sendRoomSubscribe(room: string): void {
-    const sub = this.roomSubs.get(room);
-    const positions: Record<string, StreamPosition> = {};
-    for (const jobId of sub?.jobIds ?? []) {
-      const pos = this.position(jobId);
-      if (pos) positions[jobId] = pos;
-    }
-    const ref = this.nextRef({ room });
-    this.send(
-      Object.keys(positions).length > 0
-        ? { op: "subscribe", room, positions, ref }
-        : { op: "subscribe", room, ref },
-    );
+  /** Write what the store has queued. */
+  private flush(): void {
+    for (const frame of this.store.framesToSend()) this.send(frame);
   }
 
   private scheduleAck(): void {
@@ -838,50 +540,8 @@ export class ProgressClient {
   }
 
   private flushAcks(): void {
-    if (!this.socket || !this.hello) return; // Kept; sent after the next hello's first events.
-    for (const [jobId, id] of this.pendingAcks) this.send({ op: "ack", job_id: jobId, id });
-    this.pendingAcks.clear();
-  }
-
-  // ── bookkeeping ──────────────────────────────────────────────────────────────────────────
-
-  private seed(snapshot: JobSnapshot): void {
-    const current = this.jobs.get(snapshot.job_id);
-    if (
-      current?.lastId &&
-      current.epoch === snapshot.epoch &&
-      safeCompare(current.lastId, snapshot.last_id) >= 0
-    ) {
-      return; // What we hold is newer.
-    }
-    this.replaceWithSnapshot(snapshot, true, "ok", null);
-  }
-
-  private releaseJob(jobId: string): void {
-    const sub = this.jobSubs.get(jobId);
-    if (!sub) return;
-    if (--sub.count > 0) return;
-    this.jobSubs.delete(jobId);
-    if (!sub.error) this.send({ op: "unsubscribe", job_id: jobId, ref: this.nextRef({ jobId }) });
-    this.forgetIfUnwatched(jobId);
-  }
-
-  private releaseRoom(room: string): void {
-    const sub = this.roomSubs.get(room);
-    if (!sub) return;
-    if (--sub.count > 0) return;
-    this.roomSubs.delete(room);
-    this.roomCache.delete(room);
-    if (!sub.error) this.send({ op: "unsubscribe", room, ref: this.nextRef({ room }) });
-    for (const jobId of sub.jobIds) this.forgetIfUnwatched(jobId);
-  }
-
-  private forgetIfUnwatched(jobId: string): void {
-    if (this.jobSubs.has(jobId)) return;
-    for (const sub of this.roomSubs.values()) if (sub.jobIds.has(jobId)) return;
-    this.jobs.delete(jobId);
-    this.pendingAcks.delete(jobId);
-    this.resyncing.delete(jobId);
+    this.store.flushAcks(); // Kept while disconnected; the next hello schedules them.
+    this.flush();
   }
 
   private emit<K extends keyof ProgressClientEvents>(type: K, payload: ProgressClientEvents[K]): void {
@@ -889,10 +549,12 @@ export class ProgressClient {
   }
 }
 
-const EMPTY: readonly JobState[] = Object.freeze([]);
-
-/** Compare stream ids; an unparseable id counts as newer, so the event is not lost. */
-function safeCompare(a: string, b: string): number {
-  if (!parseStreamId(a) || !parseStreamId(b)) return 1;
-  return compareStreamIds(a, b);
+/** `fn`, callable once; later calls do nothing. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
 }

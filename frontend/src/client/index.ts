@@ -56,13 +56,12 @@ export {
   type JobState,
   type ZoneView,
 } from "./jobState";
+export { type ClientStats, type SubscribeOptions } from "./jobStore";
 export {
   DEFAULT_OPTIONS,
   ProgressClient,
-  type ClientStats,
   type NetworkMonitor,
   type ProgressClientOptions,
-  type SubscribeOptions,
   type TokenSource,
   type WebSocketConstructor,
   type WebSocketLike,
