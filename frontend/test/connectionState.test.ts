@@ -1,11 +1,10 @@
 /** The transition table of the connection state: plain values, no sockets. */
 import { describe, expect, it } from "vitest";
+import { canTransition, checkTransition } from "../src/client/connectionState";
 import {
   IllegalTransitionError,
   ProgressClientError,
   STATE_TRANSITIONS,
-  canTransition,
-  checkTransition,
   type ClientState,
 } from "../src/client/index";
 

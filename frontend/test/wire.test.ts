@@ -1,6 +1,6 @@
 /** Frame parsing and encoding (src/client/wire.ts): plain strings in, typed frames out. */
 import { describe, expect, it } from "vitest";
-import { encodeClientFrame, parseServerFrame } from "../src/client/index";
+import { encodeClientFrame, parseServerFrame } from "../src/client/wire";
 
 const HELLO = { op: "hello", protocol: 1, user: "alice", heartbeat_s: 15, max_frame_bytes: 65_536 };
 

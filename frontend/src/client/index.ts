@@ -1,3 +1,6 @@
+/**
+ * The framework-free client: public names only (modules not listed here are internal).
+ */
 export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
 export type {
   JobChange,
@@ -8,12 +11,7 @@ export type {
   StateChange,
 } from "./clientEvents";
 export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
-export {
-  STATE_TRANSITIONS,
-  canTransition,
-  checkTransition,
-  type ClientState,
-} from "./connectionState";
+export { STATE_TRANSITIONS, type ClientState } from "./connectionState";
 export {
   AuthenticationError,
   ConnectionForbiddenError,
@@ -56,15 +54,10 @@ export {
   type JobState,
   type ZoneView,
 } from "./jobState";
-export { type ClientStats, type SubscribeOptions } from "./jobStore";
-export {
-  DEFAULT_OPTIONS,
-  ProgressClient,
-  type NetworkMonitor,
-  type ProgressClientOptions,
-  type TokenSource,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from "./ProgressClient";
+export type { ClientStats, SubscribeOptions } from "./jobStore";
+export type { NetworkMonitor } from "./network";
+export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options";
+export { ProgressClient } from "./ProgressClient";
 export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
-export { encodeClientFrame, parseServerFrame } from "./wire";
+export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport";
+export { parseServerFrame } from "./wire";
