@@ -10,7 +10,7 @@ import {
 
 const STATES: readonly ClientState[] = ["idle", "connecting", "open", "reconnecting", "closed"];
 
-/** The documented table (README, "Connection states"), written out pair by pair. */
+/** The documented table (frontend/README.md, "Connection states"), written out pair by pair. */
 const ALLOWED = new Set([
   "idle->connecting",
   "idle->closed",

@@ -3,7 +3,12 @@
  *
  * Hand-written for now. A later step generates them from the bridge's pydantic models into
  * `src/generated/`, and this module then only re-exports them; parsing and validation live in
- * `wire.ts`, which imports nothing else from here but types.
+ * `wire.ts`, which imports nothing else from here but types. The generated module must provide,
+ * under these names: every frame interface below, each with its literal `op`, and the unions
+ * `ServerFrame` and `ClientFrame` (discriminated on `op`); `StreamPosition`; `RoomReplay`;
+ * `ErrorCode` (the `error` frame's codes) and `ReplayReason` (`subscribed.reason`) as string
+ * unions; `CloseCode` values; and, if the generator can emit constants, `PROTOCOL_VERSION` and
+ * the subprotocol names (else they stay here).
  */
 import type { JobSnapshot, ProgressEvent } from "../generated/events";
 
