@@ -8,8 +8,6 @@ import {
   CloseCode,
   ConnectionForbiddenError,
   ServerError,
-  backoffCeiling,
-  backoffDelay,
   type ClientState,
   type ProgressClient,
   type ProgressClientError,
@@ -66,36 +64,7 @@ afterEach(async () => {
   await server.stop();
 });
 
-describe("stream ids", () => {
-  it("compare as (ms, seq) integer pairs, not as strings", async () => {
-    const { compareStreamIds, parseStreamId } = await import("../src/client/index");
-    expect(compareStreamIds("9-0", "10-0")).toBeLessThan(0);
-    expect(compareStreamIds("5-10", "5-9")).toBeGreaterThan(0);
-    expect(compareStreamIds("1718000000000-3", "1718000000000-3")).toBe(0);
-    expect(parseStreamId("nope")).toBeNull();
-    expect(() => compareStreamIds("x", "1-0")).toThrow(RangeError);
-  });
-});
-
 describe("backoff", () => {
-  const opts = { minReconnectDelay: 500, maxReconnectDelay: 20_000 };
-
-  it("draws full jitter within [0, min(cap, base * 2^n))", () => {
-    for (let n = 0; n < 12; n++) {
-      const ceiling = Math.min(20_000, 500 * 2 ** n);
-      expect(backoffCeiling(n, opts)).toBe(ceiling);
-      expect(backoffDelay(n, opts, () => 0)).toBe(0);
-      expect(backoffDelay(n, opts, () => 0.999_999)).toBeLessThan(ceiling);
-      expect(backoffDelay(n, opts, () => 0.999_999)).toBeGreaterThanOrEqual(ceiling - 1);
-      for (let i = 0; i < 50; i++) {
-        const d = backoffDelay(n, opts);
-        expect(d).toBeGreaterThanOrEqual(0);
-        expect(d).toBeLessThan(ceiling);
-      }
-    }
-    expect(backoffCeiling(1_000, opts)).toBe(20_000); // 2^1000 overflows; the cap holds.
-  });
-
   it("waits the drawn delay between attempts, growing until a connection lasts minUptime", async () => {
     // 1. The server refuses three connections with 1011 (internal error).
     server.refuseNext = { code: CloseCode.InternalError, count: 3 };
@@ -315,6 +284,23 @@ describe("subscriptions and resume", () => {
     await waitFor(() => server.framesOf("ack").at(-1)?.id === published[9]!.id, "final ack");
     expect(server.framesOf("ack").length).toBeLessThanOrEqual(2);
     expect(server.framesOf("ack").at(-1)).toEqual({ op: "ack", job_id: "job-7", id: published[9]!.id });
+  });
+
+  it("sends a subscribe made when the state turns open once", async () => {
+    // 1. A listener subscribes as soon as the connection is open (a view mounting on "open").
+    server.createJob("job-open");
+    const t = track(clientFor(server));
+    t.client.on("state", ({ next }) => {
+      if (next === "open" && t.client.stats.connections === 1) t.client.subscribe("job-open");
+    });
+    t.client.connect();
+    // 2. Its snapshot arrives; the server saw one subscribe, not one from the listener plus one
+    //    from the resubscribe-on-hello.
+    await waitFor(() => t.snapshots.length === 1, "snapshot");
+    const live = server.publish("job-open", progress(1));
+    await waitFor(() => t.events.length === 1, "live event");
+    expect(t.events[0]?.id).toBe(live.id);
+    expect(server.framesOf("subscribe")).toHaveLength(1);
   });
 
   it("reports a refused subscription and does not retry it", async () => {

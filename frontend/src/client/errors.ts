@@ -5,8 +5,10 @@
  * ├── AuthenticationError   the server closed with 4001 and a fresh token did not help
  * ├── ConnectionForbiddenError   the server closed with 4003
  * ├── ServerError           an `error` frame (code, message, ref); the connection stays open
- * └── ProtocolViolationError   a frame the client cannot make sense of
+ * ├── ProtocolViolationError   a frame the client cannot make sense of
+ * └── IllegalTransitionError   a state change the transition table forbids (a client bug)
  */
+import type { ClientState } from "./connectionState";
 
 /** Base class of every error the client emits or throws. */
 export class ProgressClientError extends Error {
@@ -52,3 +54,17 @@ export class ServerError extends ProgressClientError {
 
 /** The server sent something the protocol does not allow (bad JSON, unknown op, …). */
 export class ProtocolViolationError extends ProgressClientError {}
+
+/** A connection state change that `STATE_TRANSITIONS` does not allow: a bug in the client. */
+export class IllegalTransitionError extends ProgressClientError {
+  /** State the client was in. */
+  readonly from: ClientState;
+  /** State it was asked to move to. */
+  readonly to: ClientState;
+
+  constructor(from: ClientState, to: ClientState) {
+    super(`illegal state transition: ${from} -> ${to}`);
+    this.from = from;
+    this.to = to;
+  }
+}

@@ -1,8 +1,21 @@
+/**
+ * The framework-free client: public names only (modules not listed here are internal).
+ */
 export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
+export type {
+  JobChange,
+  ProgressClientEvents,
+  RetryInfo,
+  RoomChange,
+  SnapshotInfo,
+  StateChange,
+} from "./clientEvents";
 export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
+export { STATE_TRANSITIONS, type ClientState } from "./connectionState";
 export {
   AuthenticationError,
   ConnectionForbiddenError,
+  IllegalTransitionError,
   ProgressClientError,
   ProtocolViolationError,
   ServerError,
@@ -11,17 +24,22 @@ export {
   JSON_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
-  parseServerFrame,
+  type AckFrame,
   type BatchFrame,
   type ClientFrame,
   type ErrorFrame,
   type EventFrame,
   type HelloFrame,
   type PingFrame,
+  type PongFrame,
   type RoomReplay,
   type ServerFrame,
   type StreamPosition,
+  type SubscribeJobFrame,
+  type SubscribeRoomFrame,
   type SubscribedFrame,
+  type UnsubscribeJobFrame,
+  type UnsubscribeRoomFrame,
   type UnsubscribedFrame,
 } from "./frames";
 export {
@@ -36,22 +54,10 @@ export {
   type JobState,
   type ZoneView,
 } from "./jobState";
-export {
-  DEFAULT_OPTIONS,
-  ProgressClient,
-  type ClientState,
-  type ClientStats,
-  type JobChange,
-  type NetworkMonitor,
-  type ProgressClientEvents,
-  type ProgressClientOptions,
-  type RetryInfo,
-  type RoomChange,
-  type SnapshotInfo,
-  type StateChange,
-  type SubscribeOptions,
-  type TokenSource,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from "./ProgressClient";
+export type { ClientStats, SubscribeOptions } from "./jobStore";
+export type { NetworkMonitor } from "./network";
+export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options";
+export { ProgressClient } from "./ProgressClient";
 export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
+export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport";
+export { parseServerFrame } from "./wire";

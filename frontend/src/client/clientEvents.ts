@@ -1,0 +1,71 @@
+/** The events `ProgressClient` emits, and the payload each listener receives. */
+import type { JobSnapshot, ProgressEvent } from "../generated/events";
+import type { ClientState } from "./connectionState";
+import type { ProgressClientError } from "./errors";
+import type { JobState } from "./jobState";
+
+/** Payload of the `state` event. */
+export interface StateChange {
+  /** State before the transition. */
+  prev: ClientState;
+  /** State after it. */
+  next: ClientState;
+}
+
+/** Payload of the `snapshot` event: the job's state was replaced by a server snapshot. */
+export interface SnapshotInfo {
+  /** The job. */
+  jobId: string;
+  /** The snapshot that replaced the client's state. */
+  snapshot: JobSnapshot;
+  /** `false` when a resume position could not be honoured (then `reason` says why). */
+  recovered: boolean;
+  /** `ok`, `trimmed`, `epoch_changed`, `ahead` (or a room's own reason). */
+  reason: string;
+  /** The room whose `subscribed` carried the snapshot, if any. */
+  room: string | null;
+}
+
+/** Payload of the `job` event: a job's derived state changed. */
+export interface JobChange {
+  /** The job. */
+  jobId: string;
+  /** Its new state. */
+  state: JobState;
+}
+
+/** Payload of the `room` event: the set of a room's jobs changed. */
+export interface RoomChange {
+  /** The room, e.g. `user:alice`. */
+  room: string;
+  /** Its jobs' states, newest first. */
+  jobs: readonly JobState[];
+}
+
+/** Payload of the `retry` event: a reconnect attempt is scheduled. */
+export interface RetryInfo {
+  /** 1-based number of this attempt since the last stable connection. */
+  attempt: number;
+  /** Delay before it, in ms (`null` while offline: it waits for `online`). */
+  delayMs: number | null;
+  /** Close code of the connection that ended. */
+  closeCode: number;
+}
+
+/** Events the client emits, and the payload each listener receives. */
+export interface ProgressClientEvents {
+  /** Connection state changed. */
+  state: StateChange;
+  /** One new event (after de-duplication), in stream order per job. */
+  event: ProgressEvent;
+  /** A job's state was replaced by a server snapshot (first subscribe or `recovered: false`). */
+  snapshot: SnapshotInfo;
+  /** A job's derived state changed (after an event, a batch or a snapshot). */
+  job: JobChange;
+  /** A room's job list changed. */
+  room: RoomChange;
+  /** Something went wrong; the client may carry on (server error frames) or be closed. */
+  error: ProgressClientError;
+  /** A reconnect attempt was scheduled. */
+  retry: RetryInfo;
+}
