@@ -38,8 +38,17 @@ function snapshot(jobId: string, epoch: string, lastId: string, fields: Partial<
   return makeSnapshot({ job_id: jobId, epoch, last_id: lastId, owner: "alice", ...fields });
 }
 
-function subscribed(fields: Omit<SubscribedFrame, "op">): ServerFrame {
-  return { op: "subscribed", ...fields };
+/** A `subscribed` reply: the fields given, over the defaults of a first job subscribe. */
+function subscribed(fields: Partial<Omit<SubscribedFrame, "op">>): ServerFrame {
+  return {
+    op: "subscribed",
+    ref: null,
+    recovered: true,
+    reason: "ok",
+    epoch: null,
+    snapshot: null,
+    ...fields,
+  };
 }
 
 /** A store connected and subscribed to `jobId`, holding `snap` (the first subscribe's reply). */
@@ -369,8 +378,8 @@ describe("rooms", () => {
         reason: "ok",
         jobs: [],
         replays: [
-          { job_id: "a1", recovered: true, reason: "ok" },
-          { job_id: "a2", recovered: false, reason: "epoch_changed", snapshot: a2 },
+          { job_id: "a1", recovered: true, reason: "ok", epoch: "e1", snapshot: null },
+          { job_id: "a2", recovered: false, reason: "epoch_changed", epoch: a2.epoch, snapshot: a2 },
         ],
       }),
     );

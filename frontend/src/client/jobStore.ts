@@ -185,7 +185,11 @@ export class JobStore {
         this.applyEvents(frame.events);
         break;
       case "error":
-        this.onServerError(frame.code, frame.message, frame.ref ?? undefined);
+        this.onServerError(
+          frame.code,
+          frame.message,
+          typeof frame.ref === "string" ? frame.ref : undefined,
+        );
         break;
       case "unsubscribed":
       case "ping":

@@ -148,8 +148,9 @@ export class Subscriptions {
   }
 
   /** What the reply's ref was about, once: the ref is forgotten. */
-  takeRef(ref: string | null | undefined): RefTarget | undefined {
-    if (!ref) return undefined;
+  takeRef(ref: string | number | null | undefined): RefTarget | undefined {
+    // This client sends string refs only: a number (another client's style) is never ours.
+    if (typeof ref !== "string" || !ref) return undefined;
     const target = this.refs.get(ref);
     this.refs.delete(ref);
     return target;
