@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     bridge_redis_pool_timeout_s: float = Field(
         default=10.0, gt=0, description="Wait for a pooled connection before 'unavailable'."
     )
+    bridge_resume_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="A resume (subscribe with a position) of a job the store does not have waits "
+        "this long for it to reappear (Redis restarted without persistence: the producer writes "
+        "it again) before answering not_found.",
+    )
     bridge_close_grace_s: float = Field(
         default=5.0,
         gt=0,

@@ -35,6 +35,8 @@ log = logging.getLogger("progress_bridge.bridge")
 
 #: Pooled Redis connections opened at start-up (a burst of subscribes uses this many at once).
 WARM_CONNECTIONS = 16
+#: How often a resume waits for a missing job to reappear is checked (seconds).
+REAPPEAR_POLL_S = 0.2
 
 
 class Bridge:
@@ -150,7 +152,7 @@ class Bridge:
         if isinstance(op, SubscribeJob):
             # Authorize before registering: until the connection's right to the job is
             # established, no event of the job may reach it (live, held or cached).
-            code, message = await self._authorize_job(session.principal, op.job_id)
+            code, message = await self._authorize_job(session.principal, op)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
                 session.error(code, message, op.ref, now())
@@ -184,19 +186,25 @@ class Bridge:
         self.metrics.errors.labels(code).inc()
         session.fail_subscribe(op, code, message, now())
 
-    async def _authorize_job(self, principal: Principal, job_id: str) -> tuple[str | None, str]:
+    async def _authorize_job(
+        self, principal: Principal, op: SubscribeJob
+    ) -> tuple[str | None, str]:
         """None when ``principal`` may watch the job, else the error code and message.
 
         Admins and granted jobs need no read (whether the job exists is answered after
         registering, as before). Otherwise the owner comes from the hub's memory of the job
-        (an owner, once recorded at publish, never changes) or from one HMGET.
+        (an owner, once recorded at publish, never changes) or from one HMGET — waiting a
+        little for a job a resuming client knew (see :meth:`_reappeared`).
         """
         assert self.store is not None and self.hub is not None
+        job_id = op.job_id
         if principal.admin or job_id in principal.jobs:
             return None, ""
         owner = self.hub.known_owner(job_id)
         if owner is None:
             meta = await self.store.job_meta(job_id)
+            if meta is None and op.last_id is not None and await self._reappeared(job_id):
+                meta = await self.store.job_meta(job_id)
             if meta is None:
                 return ErrorCode.NOT_FOUND, f"no job {job_id}"
             owner, doc = meta
@@ -255,6 +263,8 @@ class Bridge:
                 return None, "", (None, snapshot)
             # (Authorized before registering: see carry_out.)
             replay = await self.store.replay(op.job_id, op.epoch, op.last_id)
+            if replay.reason == "unknown_job" and await self._reappeared(op.job_id):
+                replay = await self.store.replay(op.job_id, op.epoch, op.last_id)
         except InvalidEvent as exc:
             return ErrorCode.INVALID_POSITION, str(exc), none
         except (StreamUnavailable, StoreRejected) as exc:
@@ -262,6 +272,28 @@ class Bridge:
         if replay.reason == "unknown_job" or (not replay.recovered and replay.snapshot is None):
             return ErrorCode.NOT_FOUND, f"no job {op.job_id}", none
         return None, "", (replay, None)
+
+    async def _reappeared(self, job_id: str) -> bool:
+        """Wait up to ``bridge_resume_wait_s`` for a job to exist again; True if it does.
+
+        Why: a client resuming a job holds a position, so the job existed. If the store lost it
+        (Redis restarted without persistence), its running producer writes it again within about
+        a second, in a new epoch. Waiting that long answers the client ``recovered: false`` with
+        the job's true state instead of ``not_found`` (which would make it give up). Polled,
+        not routed: it works whatever feed design the bridge runs and only costs resumes that
+        found nothing.
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis became unreachable meanwhile.
+        """
+        assert self.store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.bridge_resume_wait_s
+        while loop.time() < deadline:
+            await asyncio.sleep(min(REAPPEAR_POLL_S, max(0.0, deadline - loop.time())))
+            if await self.store.job_meta(job_id) is not None:
+                return True
+        return False
 
     async def _first_snapshot(self, job_id: str) -> JobSnapshot | None:
         """The job's snapshot for a subscriber registered live (see :meth:`Hub.cached_snapshot`)."""
