@@ -77,6 +77,9 @@ class Hub:
         #: job → its snapshot as of the last entry routed for it, or the mark of reads in flight.
         self.snapshots: OrderedDict[str, JobSnapshot | _PendingRead] = OrderedDict()
         self.started = False
+        #: Set once the feed reader has its starting positions: a subscribe must not read a
+        #: job's history before (an entry appended between the two would be in neither).
+        self.primed = asyncio.Event()
         self.reader_ok_at = 0.0
         self.backlogged = True
         self._tasks: list[asyncio.Task[None]] = []
@@ -318,6 +321,9 @@ class Hub:
         delay = 0.05
         while True:
             try:
+                if not self.primed.is_set():
+                    await reader.prime()
+                    self.primed.set()
                 stored = await reader.read()
                 self.reader_ok_at = time.monotonic()
                 self.backlogged = reader.backlogged

@@ -157,6 +157,14 @@ class Bridge:
                 self.metrics.errors.labels(code).inc()
                 session.error(code, message, op.ref, now())
                 return
+        if not hub.primed.is_set():
+            # Just started: history read now could miss what the feed reader will skip.
+            try:
+                await asyncio.wait_for(hub.primed.wait(), self.settings.bridge_redis_pool_timeout_s)
+            except TimeoutError:
+                self.metrics.errors.labels(ErrorCode.UNAVAILABLE).inc()
+                session.error(ErrorCode.UNAVAILABLE, "the feed is not readable yet", op.ref, now())
+                return
         # Register live first (entries are held by the session), then read, then answer.
         session.hold()
         if isinstance(op, SubscribeJob):

@@ -17,6 +17,7 @@ import importlib
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 import urllib.request
@@ -26,6 +27,7 @@ from typing import Any
 from ..config import Settings
 from ..exceptions import ConfigError
 from ..store.embedded import EmbeddedValkey
+from .devstack import record_stack
 from .output import err, out
 from .supervisor import Supervisor
 
@@ -154,6 +156,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             "--demo needs a demo task: pass --demo-task MODULE:TASK, or set PROGRESS_DEMO_TASK "
             "(or demo_task in [tool.progress-bridge] of pyproject.toml)"
         )
+    _check_ports(args)
     supervisor = Supervisor()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, supervisor.request_stop)
@@ -164,23 +167,35 @@ def cmd_dev(args: argparse.Namespace) -> int:
             url = stack.enter_context(EmbeddedValkey(own_session=True)).url
             err(f"[dev] embedded valkey-server at {url}")
         # Children inherit our environment plus the server we chose. Without a configured token
-        # secret, one is drawn for this run and shared, so the page's sign-in works against
-        # every child.
-        child_env = {**os.environ, "REDIS_URL": url}
-        if settings.token_secret is None:
-            child_env["PROGRESS_TOKEN_SECRET"] = secrets.token_urlsafe(32)
+        # secret, one is drawn for this run and shared, so the page's sign-in and
+        # `progress-bridge token` (which finds it in the stack file) work against every child.
+        secret = (
+            settings.token_secret.get_secret_value()
+            if settings.token_secret
+            else secrets.token_urlsafe(32)
+        )
+        child_env = {**os.environ, "REDIS_URL": url, "PROGRESS_TOKEN_SECRET": secret}
         stack.callback(supervisor.stop_all)
         for name, argv_of in DEV_PROCESSES:
             argv = argv_of(args)
             if argv:
                 supervisor.start(name, argv, cwd=os.getcwd(), env=child_env)
         web = f"http://{args.host}:{args.port}/"
+        flower = f"http://{args.host}:{args.flower_port}/" if args.flower_port else None
+        stack_file = record_stack(
+            settings, redis_url=url, token_secret=secret, page_url=web, flower_url=flower
+        )
+        stack.callback(stack_file.unlink, missing_ok=True)
         if _answers_soon(web + "healthz", supervisor, WEB_START_TIMEOUT_S):
             err(f"[dev] page, REST API and /ws: {web}")
         elif supervisor.running():
             err(f"[dev] the web app does not answer at {web} yet; its log is above")
-        if args.flower_port:
-            err(f"[dev] Celery Flower: http://{args.host}:{args.flower_port}/")
+        if flower:
+            err(f"[dev] Celery Flower: {flower}")
+        err(
+            "[dev] in another terminal here, `progress-bridge tail JOB_ID` and "
+            "`progress-bridge token --user NAME` find this stack"
+        )
         if demo_task:
             job_id = _submit_demo(settings, url, demo_task, args)
             out(job_id)
@@ -188,6 +203,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
         code = supervisor.wait()
         err("[dev] stopping")
     return code
+
+
+def _check_ports(args: argparse.Namespace) -> None:
+    """Refuse to start anything when a port the stack needs is taken (another stack runs?).
+
+    Raises:
+        ConfigError: naming the port, what it was for, and the option that changes it.
+    """
+    wanted = [("--port", "the web app", args.port)]
+    if args.flower_port:
+        wanted.append(("--flower-port", "Flower", args.flower_port))
+    for option, what, port in wanted:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((args.host, port))
+            except OSError:
+                raise ConfigError(
+                    f"port {port} on {args.host} ({what}) is taken — is another stack running? "
+                    f"Stop it, or choose another port with {option} (e.g. {option} {port + 1})."
+                ) from None
 
 
 def _answers_soon(url: str, supervisor: Supervisor, timeout_s: float) -> bool:

@@ -37,10 +37,12 @@ def run_env(redis_url: str | None) -> dict[str, str]:
     return env
 
 
-def tail(redis_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def tail(
+    redis_url: str | None, job_id: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, "tail", job_id, *extra],
-        env=run_env(redis_url),
+        env={**run_env(redis_url), **(env or {})},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -109,9 +111,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> None:
+def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
     # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and a fast demo job.
     web_port, flower_port = free_port(), free_port()
+    data = {"PROGRESS_DATA_DIR": str(tmp_path)}  # the stack file, as a second terminal finds it
     proc = subprocess.Popen(
         [
             *CLI,
@@ -126,7 +129,7 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
             "--flower-port",
             str(flower_port),
         ],
-        env=run_env(None),
+        env={**run_env(None), **data},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,12 +146,25 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
         url = found[0].rsplit(" ", 1)[1].strip()
         page_lines = [line for line in list(err_lines) if "[dev] page, REST API and /ws" in line]
         assert page_lines  # said once the web app answers, before the demo job's id
-        # The demo job is watched to its end with tail.
-        done = tail(url, job_id)
+        # In a second terminal (no REDIS_URL, no secret), tail finds the stack and watches the
+        # demo job to its end; token mints a token the stack's web app accepts.
+        done = tail(None, job_id, env=data)
         assert done.returncode == 0, done.stderr
         types = [json.loads(line)["type"] for line in done.stdout.splitlines()]
         assert types[0] == "processing_queued" and types[-1] == "processing_completed"
         assert "zone_completed" in types
+        minted = subprocess.run(
+            [*CLI, "token", "--user", "demo"],
+            env={**run_env(None), **data},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert minted.returncode == 0, minted.stderr
+        headers = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+        snap = httpx.get(f"http://127.0.0.1:{web_port}/api/jobs/{job_id}", headers=headers)
+        assert (snap.status_code, snap.json()["status"]) == (200, "completed")
         # The web app (bridge included) and Flower answer on the ports given.
         for url in (f"http://127.0.0.1:{web_port}/readyz", f"http://127.0.0.1:{flower_port}/"):
             deadline = time.monotonic() + 3 * TIMEOUT
@@ -162,6 +178,7 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
     err = "".join(err_lines)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
+    assert list(tmp_path.iterdir()) == []  # the stack file is gone with the stack
     # Everything it started has stopped: the ports are free again.
     for port in (web_port, flower_port):
         with socket.socket() as sock:
@@ -170,6 +187,27 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
             sock.listen()
+
+
+def test_dev_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    # Another process holds the web port: dev says which and how to choose another, at once.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [*CLI, "dev", "--port", str(port), "--flower-port", "0"],
+            env={**run_env(None), "PROGRESS_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"port {port} on 127.0.0.1 (the web app) is taken" in done.stderr
+    assert "--port" in done.stderr
+    assert "[dev] started" not in done.stderr  # nothing was started
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_devs_embedded_server_is_out_of_reach_of_a_terminals_ctrl_c() -> None:
