@@ -20,7 +20,7 @@ from ..store.sync import EventStore
 from .outage import CaptureStats, Increments, OutageBuffer
 from .trailing import TrailingFlush
 
-__all__ = ["Capture", "capture_for", "record_event"]
+__all__ = ["Capture", "capture_for", "forget_capture", "record_event"]
 
 log = logging.getLogger("progress_bridge.capture")
 
@@ -121,6 +121,15 @@ def capture_for(app: Any, settings_factory: Callable[[], Settings] = Settings.fr
         capture = Capture(settings, _redis_url_of(app.conf))
         _captures[key] = (app, capture)
         return capture
+
+
+def forget_capture(app: Any) -> None:
+    """Drop the app's :class:`Capture` (its next use builds one from the app's settings then):
+    for tests and tools that change ``app.conf.progress_settings``."""
+    with _captures_lock:
+        entry = _captures.pop(id(app), None)
+    if entry is not None:
+        entry[1].close()
 
 
 def _forget_after_fork() -> None:
