@@ -13,6 +13,7 @@ Routes (the WebSocket protocol is ``docs/protocol.md``):
 - ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id`` (Bearer).
 - ``GET /healthz`` — the process is up. ``GET /readyz`` — Redis answers and the reader is current.
 - ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections (admin).
+- ``GET /asyncapi.json`` — the protocol as an AsyncAPI 3 document.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..config import Settings
 from ..events.snapshot import JobSnapshot
 from ..exceptions import StoreRejected, StreamUnavailable
 from .auth import STATE_KEY, CurrentUser
+from .core.asyncapi import asyncapi_document
 from .endpoint import WebSocketEndpoint
 from .service import Bridge
 from .tokens import TokenAuthority
@@ -105,6 +107,11 @@ def create_router(settings: Settings, *, authority: TokenAuthority | None = None
     async def readyz() -> JSONResponse:
         ok, why = await bridge.ready()
         return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
+
+    @http.get("/asyncapi.json")
+    async def asyncapi() -> dict[str, Any]:
+        """The WebSocket protocol as an AsyncAPI 3 document (generated from the frame models)."""
+        return asyncapi_document()
 
     @http.get("/metrics")
     async def metrics() -> Response:

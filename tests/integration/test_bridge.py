@@ -7,6 +7,7 @@ rooms, wire formats. Auth, limits and shutdown live in ``test_bridge_limits.py``
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from progress_bridge.bridge.core.asyncapi import asyncapi_document
 from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingProgress,
@@ -387,3 +389,9 @@ async def test_ack_and_live_connection_are_visible_to_admin_and_metrics(
         ready = await http.get("/readyz")
         assert ready.status_code == 200, ready.text
     await client.close()
+
+
+def test_the_bridge_serves_its_asyncapi_document(bridge: BridgeServer) -> None:
+    answer = httpx.get(f"{bridge.base_url}/asyncapi.json")
+    assert answer.status_code == 200
+    assert answer.json() == json.loads(json.dumps(asyncapi_document()))

@@ -9,6 +9,8 @@ and frames built from the client models are fed to the parser.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from progress_bridge.bridge.core import (
     WireFormat,
     parse_client_frame,
 )
+from progress_bridge.bridge.core.asyncapi import asyncapi_document
 from progress_bridge.bridge.core.codes import CloseCode, ErrorCode
 from progress_bridge.bridge.core.frames import (
     AckFrame,
@@ -43,6 +46,7 @@ from progress_bridge.bridge.core.wire import FeedEntry
 from progress_bridge.events import JobSnapshot, Replay, StoredEntry, ZoneCompleted
 from progress_bridge.events.records import encode_payload
 
+ROOT = Path(__file__).resolve().parents[2]
 JOB = "job-1"
 EPOCH = "ep1"
 
@@ -144,3 +148,28 @@ def test_the_schema_and_constants_name_every_frame_and_code() -> None:
     constants = protocol_constants()
     assert constants["ErrorCode"]["NOT_FOUND"] == "not_found"
     assert constants["CloseCode"]["SLOW_CONSUMER"] == 4008
+
+
+def test_the_asyncapi_document_is_generated_from_the_frames_and_committed() -> None:
+    document = asyncapi_document()
+    assert document["asyncapi"] == "3.0.0"
+    messages = document["components"]["messages"]
+    server = {message["name"] for message in messages.values()} & {
+        "hello",
+        "subscribed",
+        "event",
+        "batch",
+        "unsubscribed",
+        "error",
+        "ping",
+    }
+    assert len(server) == 7
+    # Every reference resolves inside the document.
+    text = json.dumps(document)
+    for ref in re.findall(r'"\$ref": "#/([^"]+)"', text):
+        node: Any = document
+        for part in ref.split("/"):
+            node = node[part]
+    # docs/asyncapi.json is this document (scripts/gen_types writes it; CI checks the drift).
+    committed = json.loads((ROOT / "docs" / "asyncapi.json").read_text())
+    assert committed == json.loads(json.dumps(document))
