@@ -33,6 +33,7 @@ from .auth import STATE_KEY, CurrentUser
 from .core.asyncapi import asyncapi_document
 from .endpoint import WebSocketEndpoint
 from .service import Bridge
+from .sse import sse_endpoint
 from .tokens import TokenAuthority
 
 __all__ = ["BridgeRouter", "create_app", "create_router"]
@@ -107,6 +108,11 @@ def create_router(settings: Settings, *, authority: TokenAuthority | None = None
     async def readyz() -> JSONResponse:
         ok, why = await bridge.ready()
         return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
+
+    @router.get("/sse", include_in_schema=False)
+    async def sse(request: Request) -> Response:
+        """The same events over Server-Sent Events (``docs/protocol.md``, *SSE*)."""
+        return await sse_endpoint(bridge, request)
 
     @http.get("/asyncapi.json")
     async def asyncapi() -> dict[str, Any]:

@@ -152,7 +152,7 @@ class Bridge:
         if isinstance(op, SubscribeJob):
             # Authorize before registering: until the connection's right to the job is
             # established, no event of the job may reach it (live, held or cached).
-            code, message = await self._authorize_job(session.principal, op)
+            code, message = await self.authorize_job(session.principal, op)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
                 session.error(code, message, op.ref, now())
@@ -194,9 +194,7 @@ class Bridge:
         self.metrics.errors.labels(code).inc()
         session.fail_subscribe(op, code, message, now())
 
-    async def _authorize_job(
-        self, principal: Principal, op: SubscribeJob
-    ) -> tuple[str | None, str]:
+    async def authorize_job(self, principal: Principal, op: SubscribeJob) -> tuple[str | None, str]:
         """None when ``principal`` may watch the job, else the error code and message.
 
         Admins and granted jobs need no read (whether the job exists is answered after

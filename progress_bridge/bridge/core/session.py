@@ -87,11 +87,15 @@ class Session:
         now: float = 0.0,
         *,
         expires_at: float | None = None,
+        one_way: bool = False,
     ) -> None:
         """``expires_at``: when the connection's token expires, on the clock of ``now``; the
-        connection is closed with 4001 then (the client reconnects with a fresh token)."""
+        connection is closed with 4001 then (the client reconnects with a fresh token).
+        ``one_way``: the client cannot send frames (Server-Sent Events): no heartbeat is
+        expected from it and none is queued for it (its transport sends its own keep-alive)."""
         self.principal = principal
         self._expires_at = expires_at
+        self.one_way = one_way
         self.format = fmt
         self.limits = limits or Limits()
         self.close_code: int | None = None
@@ -442,7 +446,7 @@ class Session:
         if self.close_code is not None:
             return True
         lim = self.limits
-        if now - self._last_received > 2 * lim.heartbeat_s:
+        if not self.one_way and now - self._last_received > 2 * lim.heartbeat_s:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
             return True
         if self._expires_at is not None and now >= self._expires_at:
@@ -451,7 +455,7 @@ class Session:
         if self.outbox.depth and self.outbox.age(now) > lim.outbox_max_age_s:
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: outbox stalled")
             return True
-        if now - self._last_ping >= lim.heartbeat_s:
+        if not self.one_way and now - self._last_ping >= lim.heartbeat_s:
             self._last_ping = now
             return self._push_frame(_PING[self.format], now)
         return False
