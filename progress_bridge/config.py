@@ -12,7 +12,7 @@ Leaving it unset means "start a private embedded valkey-server" (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -43,6 +43,14 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("PROGRESS_REDIS_URL", "REDIS_URL"),
         description="Redis/Valkey URL; unset starts an embedded valkey-server (dev and tests).",
+    )
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = Field(
+        default="standalone",
+        description="standalone: REDIS_URL is the server; cluster: REDIS_URL is any node of a "
+        "Redis/Valkey Cluster; sentinel: REDIS_URL is a sentinel (see redis_sentinel_master).",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="With redis_mode sentinel: the monitored master's name."
     )
     key_prefix: str = Field(default="pb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     feed_shards: int = Field(default=8, ge=1, le=1024, description="Live feed streams.")

@@ -33,7 +33,14 @@ from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
 from progress_bridge.store.embedded import free_port
 
-__all__ = ["BridgeProcess", "BridgeServer", "bridge_settings", "mint", "settings_env"]
+__all__ = [
+    "BridgeProcess",
+    "BridgeServer",
+    "bridge_settings",
+    "mint",
+    "register_redis_mode",
+    "settings_env",
+]
 
 READY_TIMEOUT_S = 15.0
 #: One random secret per test session, shared by in-thread servers and child processes.
@@ -41,9 +48,19 @@ TEST_SECRET = secrets.token_urlsafe(32)
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Redis URLs that are not standalone servers → their mode (tests/conftest.py registers them).
+_REDIS_MODES: dict[str, str] = {}
+
+
+def register_redis_mode(url: str, mode: str) -> None:
+    """Make :func:`bridge_settings` use ``mode`` for ``url`` (a cluster's node, a sentinel)."""
+    _REDIS_MODES[url] = mode
+
+
 def bridge_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "redis_url": redis_url,
+        "redis_mode": _REDIS_MODES.get(redis_url, "standalone"),
         "token_secret": TEST_SECRET,
         "allowed_origins": ["http://allowed.example"],
         "bridge_read_block_ms": 200,

@@ -30,6 +30,7 @@ from ..events.snapshot import JobSnapshot
 from ..exceptions import StreamUnavailable
 from ..store.aio import AsyncEventStore
 from ..store.feed import FeedReader
+from ..store.feed_cluster import ClusterFeedReader
 from .connection import Connection
 from .core import CloseCode, FeedEntry
 from .metrics import BridgeMetrics
@@ -60,7 +61,7 @@ class Hub:
     def __init__(
         self,
         settings: Settings,
-        reader: FeedReader,
+        reader: FeedReader | ClusterFeedReader,
         store: AsyncEventStore,
         metrics: BridgeMetrics,
     ) -> None:

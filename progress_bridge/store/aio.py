@@ -24,6 +24,7 @@ from ._scripts import (
     decide_replay,
     validate_position,
 )
+from .clients import async_client
 from .errors import translated_async
 from .keys import KeySpace
 
@@ -45,7 +46,8 @@ class AsyncEventStore:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> AsyncEventStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+        settings = settings or Settings()
+        return cls(async_client(url, settings, **kwargs), settings)
 
     @translated_async
     async def append(

@@ -40,6 +40,7 @@ from ._scripts import (
     memo_bulks,
     validate_position,
 )
+from .clients import sync_client
 from .errors import REDIS_ERRORS, translate, translated_sync
 from .keys import KeySpace
 
@@ -58,8 +59,10 @@ class EventStore:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> EventStore:
-        """A store on its own client (``kwargs`` go to :meth:`redis.Redis.from_url`)."""
-        return cls(redis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+        """A store on its own client for the settings' deployment mode (``kwargs`` go to
+        redis-py)."""
+        settings = settings or Settings()
+        return cls(sync_client(url, settings, **kwargs), settings)
 
     @classmethod
     def for_producer(

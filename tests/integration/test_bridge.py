@@ -28,6 +28,9 @@ from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.integration.bridge_client import Client, open_client
 
+#: The store and the bridge run on a standalone server and on a Valkey Cluster.
+pytestmark = pytest.mark.redis_modes
+
 
 @pytest.fixture(scope="module")
 def bridge(redis_url: str) -> Iterator[BridgeServer]:

@@ -24,6 +24,9 @@ from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import DuplicateTerminal, InvalidEvent
 from progress_bridge.store import EventStore
 
+#: The store and the bridge run on a standalone server and on a Valkey Cluster.
+pytestmark = pytest.mark.redis_modes
+
 
 def test_append_returns_position_and_updates_history_snapshot_and_feed_together(
     store: EventStore, job_id: str

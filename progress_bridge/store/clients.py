@@ -1,0 +1,54 @@
+"""Redis clients for the deployment mode (``redis_mode``): one place that knows how to reach a
+standalone server, a cluster or the master behind sentinels."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.sentinel import Sentinel
+
+from ..config import Settings
+from ..exceptions import ConfigError
+
+__all__ = ["async_client", "sync_client"]
+
+
+def _sentinel_address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 26379
+
+
+def _master_name(settings: Settings) -> str:
+    if not settings.redis_sentinel_master:
+        raise ConfigError(
+            "PROGRESS_REDIS_MODE=sentinel needs PROGRESS_REDIS_SENTINEL_MASTER, the name the "
+            "sentinels monitor the master under"
+        )
+    return settings.redis_sentinel_master
+
+
+def sync_client(url: str, settings: Settings, **options: Any) -> Any:
+    """A synchronous client for the deployment mode (``options`` go to redis-py)."""
+    if settings.redis_mode == "cluster":
+        return redis.RedisCluster.from_url(url, decode_responses=True, **options)
+    if settings.redis_mode == "sentinel":
+        sentinel = Sentinel([_sentinel_address(url)], socket_timeout=options.get("socket_timeout"))
+        return sentinel.master_for(_master_name(settings), decode_responses=True, **options)
+    return redis.Redis.from_url(url, decode_responses=True, **options)
+
+
+def async_client(url: str, settings: Settings, **options: Any) -> Any:
+    """An asyncio client for the deployment mode (``options`` go to redis-py)."""
+    if settings.redis_mode == "cluster":
+        return AsyncRedisCluster.from_url(url, decode_responses=True, **options)
+    if settings.redis_mode == "sentinel":
+        sentinel = AsyncSentinel(
+            [_sentinel_address(url)], socket_timeout=options.get("socket_timeout")
+        )
+        return sentinel.master_for(_master_name(settings), decode_responses=True, **options)
+    return aioredis.Redis.from_url(url, decode_responses=True, **options)
