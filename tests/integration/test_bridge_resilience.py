@@ -301,6 +301,7 @@ def _storm_events(job_id: str) -> list[ProgressEvent]:
     return [*body, ProcessingCompleted(job_id=job_id, result_summary="done")]
 
 
+@pytest.mark.redis_modes
 async def test_reconnect_storm_every_client_gets_every_event_once_in_order(
     bridge: BridgeProcess, store: EventStore, redis_url: str, job_id: str
 ) -> None:
