@@ -40,6 +40,7 @@ __all__ = [
     "mint",
     "register_redis_mode",
     "settings_env",
+    "wait_healthy",
 ]
 
 READY_TIMEOUT_S = 15.0
@@ -90,7 +91,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_healthy(base_url: str, alive: Any) -> None:
+def wait_healthy(base_url: str, alive: Any) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not alive():
@@ -138,7 +139,7 @@ class BridgeServer(_Urls):
     def start(self) -> BridgeServer:
         self._thread = threading.Thread(target=self.server.run, name="bridge-server", daemon=True)
         self._thread.start()
-        _wait_healthy(self.base_url, self._thread.is_alive)
+        wait_healthy(self.base_url, self._thread.is_alive)
         return self
 
     def stop(self) -> None:
@@ -179,7 +180,7 @@ class BridgeProcess(_Urls):
         cmd += ["--port", str(self.port)]
         cmd += ["--log-level", "warning"] + (["--bare"] if self.bare else [])
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-        _wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)
+        wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:

@@ -365,6 +365,7 @@ class Hub:
         """
         pause = SWEEP_INTERVAL_S / SWEEP_SLICES
         while True:
+            self.metrics.refresh_samples()
             conns = list(self.conns.values())
             for part in range(SWEEP_SLICES):
                 await asyncio.sleep(pause)

@@ -19,6 +19,7 @@ Routes (the WebSocket protocol is ``docs/protocol.md``):
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -101,8 +102,9 @@ def create_router(settings: Settings, *, authority: TokenAuthority | None = None
         return {"count": len(conns), "connections": conns}
 
     @http.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str | int]:
+        """The process is up (``pid``: which one, under ``serve --workers N``)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @http.get("/readyz")
     async def readyz() -> JSONResponse:
