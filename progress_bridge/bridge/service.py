@@ -152,7 +152,10 @@ class Bridge:
         if isinstance(op, SubscribeJob):
             # Authorize before registering: until the connection's right to the job is
             # established, no event of the job may reach it (live, held or cached).
-            code, message = await self.authorize_job(session.principal, op)
+            try:
+                code, message = await self.authorize_job(session.principal, op)
+            except (StreamUnavailable, StoreRejected) as exc:
+                code, message = ErrorCode.UNAVAILABLE, str(exc)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
                 session.error(code, message, op.ref, now())

@@ -97,3 +97,23 @@ async def test_a_resume_of_a_job_that_never_reappears_is_not_found_after_the_wai
         assert (await client.op("error"))["code"] == "not_found"
         assert loop.time() - started < RESUME_WAIT_S / 2
         await client.close()
+
+
+async def test_a_subscribe_while_redis_is_down_is_unavailable_and_the_connection_stays(
+    server: EmbeddedValkey, job_id: str
+) -> None:
+    settings = bridge_settings(server.url, bridge_resume_wait_s=0.0)
+    store = EventStore.from_url(server.url, settings)
+    store.append(ProcessingQueued(job_id=job_id, task_name="t", owner="alice"))
+    with BridgeServer(settings) as bridge:
+        client = await open_client(bridge.ws_url, mint(settings, "alice"))
+        server.stop()
+        # Redis is away: the subscribe is answered "unavailable" (retry with backoff) ...
+        await client.send({"op": "subscribe", "job_id": job_id, "ref": 1})
+        error = await client.op("error")
+        assert (error["code"], error["ref"]) == ("unavailable", 1)
+        # ... and the connection is still there when it comes back (data lost: not found).
+        server.start()
+        await client.send({"op": "subscribe", "job_id": job_id, "ref": 2})
+        assert (await client.op("error"))["code"] in ("not_found", "unavailable")
+        await client.close()
