@@ -192,7 +192,7 @@ describe.runIf(existsSync(CHROMIUM) || !!process.env.CI)("job page in Chromium",
     await page.screenshot({ path: join(ARTIFACTS, "page-mid-run.png"), fullPage: true });
 
     // 3. The bridge goes away (and refuses reconnects for a while): the banner says so.
-    bridge.refuseAll = CloseCode.ServiceRestart;
+    bridge.refuse = { code: CloseCode.RESTART, count: Infinity };
     bridge.killAll();
     await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
 
@@ -206,7 +206,7 @@ describe.runIf(existsSync(CHROMIUM) || !!process.env.CI)("job page in Chromium",
     bridge.publish(jobId, { type: "processing_completed", result_summary: "6 zones extracted" });
 
     // 5. The bridge is back; the page resumes and ends with the full picture.
-    bridge.refuseAll = null;
+    bridge.refuse = null;
     await page.getByTestId("job-status").filter({ hasText: "Completed" }).waitFor({ timeout: 3 * TIMEOUT });
     await page.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor({ state: "hidden" });
     await expect(page.locator('rect[data-status="completed"]').count()).resolves.toBe(6);

@@ -9,7 +9,6 @@ export type {
   AckFrame,
   BatchFrame,
   ClientFrame,
-  ErrorCode,
   ErrorFrame,
   EventFrame,
   HelloFrame,
@@ -26,6 +25,7 @@ export type {
   UnsubscribedFrame,
 } from "../generated/events";
 export {
+  ErrorCode,
   JSON_SUBPROTOCOL,
   MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,

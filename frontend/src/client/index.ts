@@ -10,7 +10,7 @@ export type {
   SnapshotInfo,
   StateChange,
 } from "./clientEvents";
-export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
+export { CloseCode, closeAction, SERVER_CLOSE_ACTIONS, type CloseAction } from "./closeCodes";
 export { STATE_TRANSITIONS, type ClientState } from "./connectionState";
 export {
   AuthenticationError,
@@ -21,7 +21,9 @@ export {
   ServerError,
 } from "./errors";
 export {
+  ErrorCode,
   JSON_SUBPROTOCOL,
+  MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
   type AckFrame,

@@ -13,7 +13,14 @@
 import type { JobSnapshot, ProgressEvent } from "../generated/events";
 import type { ProgressClientEvents } from "./clientEvents";
 import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors";
-import type { ClientFrame, HelloFrame, ServerFrame, StreamPosition, SubscribedFrame } from "./frames";
+import type {
+  ClientFrame,
+  ErrorCode,
+  HelloFrame,
+  ServerFrame,
+  StreamPosition,
+  SubscribedFrame,
+} from "./frames";
 import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
 import { isAfter } from "./streamId";
 import { Subscriptions } from "./subscriptions";
@@ -322,7 +329,7 @@ export class JobStore {
     for (const room of this.subs.roomsHolding(jobId)) this.sendRoomSubscribe(room);
   }
 
-  private onServerError(code: string, message: string, ref: string | undefined): void {
+  private onServerError(code: ErrorCode, message: string, ref: string | undefined): void {
     const target = this.subs.takeRef(ref);
     const error = new ServerError(code, message, {
       ...(ref ? { ref } : {}),

@@ -150,7 +150,7 @@ export class Transport {
     this.heartbeatTimer.stop();
     this.retryTimer.stop();
     this.listenToNetwork(false);
-    this.dropSocket(CloseCode.Normal, "client closed");
+    this.dropSocket(CloseCode.NORMAL, "client closed");
     this._hello = null;
     this.setState("closed");
   }
@@ -183,7 +183,7 @@ export class Transport {
     } catch (cause) {
       if (generation !== this.generation) return;
       this.handlers.onError(new ProgressClientError("token provider failed", { cause }));
-      this.handleClose(CloseCode.Abnormal, "token provider failed");
+      this.handleClose(CloseCode.ABNORMAL, "token provider failed");
       return;
     }
     if (generation !== this.generation) return;
@@ -212,7 +212,7 @@ export class Transport {
       // Always followed by onclose, which decides what to do.
     };
     this.connectTimer.start(this.options.connectTimeout, () =>
-      this.abandonSocket(CloseCode.HeartbeatTimeout, "no hello from the server"),
+      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "no hello from the server"),
     );
   }
 
@@ -259,7 +259,7 @@ export class Transport {
       return;
     }
     this.heartbeatTimer.start(this.heartbeatMs, () =>
-      this.abandonSocket(CloseCode.HeartbeatTimeout, "heartbeat timeout"),
+      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout"),
     );
   }
 
@@ -293,7 +293,7 @@ export class Transport {
     if (this._state === "closed") return;
     switch (closeAction(code)) {
       case "stop":
-        if (code === CloseCode.Forbidden) {
+        if (code === CloseCode.FORBIDDEN) {
           this.fail(new ConnectionForbiddenError(`connection forbidden: ${reason || code}`, { closeCode: code }));
         } else {
           this.close();
@@ -338,7 +338,7 @@ export class Transport {
     this.retryTimer.stop();
     this.connectTimer.stop();
     this.heartbeatTimer.stop();
-    this.dropSocket(CloseCode.GoingAway, "offline");
+    this.dropSocket(CloseCode.GOING_AWAY, "offline");
     this.retries.interrupted();
     this.setState("reconnecting");
   };
