@@ -4,7 +4,8 @@ import react from "@vitejs/plugin-react";
 import { defineConfig } from "vite";
 
 // Library build: two entry points, "." (framework-free client) and "./react" (hooks).
-// React stays external so the app's own copy is used.
+// React and @msgpack/msgpack stay external: the app's own copies are used (msgpack is a
+// dependency, loaded only by clients that ask for format "msgpack").
 export default defineConfig({
   plugins: [react()],
   build: {
@@ -18,7 +19,7 @@ export default defineConfig({
       formats: ["es"],
     },
     rollupOptions: {
-      external: ["react", "react-dom", "react/jsx-runtime"],
+      external: ["react", "react-dom", "react/jsx-runtime", "@msgpack/msgpack"],
     },
   },
   test: {

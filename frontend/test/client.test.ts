@@ -471,6 +471,7 @@ describe("close codes", () => {
     t.client.connect();
     await waitFor(() => t.client.state === "open", "open");
     expect(t.client.serverHello?.user).toBe("alice");
+    expect(server.offers).toEqual([["progress.v1.json", "token.good"]]);
   });
 
   it("on 4001 asks the token provider once more, then closes with an AuthenticationError", async () => {

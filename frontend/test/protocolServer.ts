@@ -1,7 +1,7 @@
 /**
  * A small in-process bridge speaking wire protocol v1 (docs/protocol.md) over a real `ws`
- * WebSocket server, for the client tests. It implements the subset the client relies on: token
- * subprotocol, hello, job and `user:` room subscriptions with replay after `(epoch, last_id)`,
+ * WebSocket server, for the client tests. It implements the subset the client relies on: both
+ * wire formats (JSON text frames, msgpack binary frames), token subprotocol, hello, job and `user:` room subscriptions with replay after `(epoch, last_id)`,
  * `recovered: false` with a snapshot (trimmed, epoch_changed, ahead), event and batch frames,
  * ping/pong, acks, error frames and close codes.
  *
@@ -16,11 +16,13 @@
  */
 import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { decode, encode } from "@msgpack/msgpack";
 import { WebSocketServer, type WebSocket } from "ws";
 import {
   CloseCode,
   ErrorCode,
   JSON_SUBPROTOCOL,
+  MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
 } from "../src/generated/constants";
@@ -39,9 +41,13 @@ import { JobStreams, type EventBody } from "./server/streams";
 
 export type { EventBody } from "./server/streams";
 
+/** A wire format, by the subprotocol that asked for it. */
+type Format = typeof JSON_SUBPROTOCOL | typeof MSGPACK_SUBPROTOCOL;
+
 interface Conn {
   id: number;
   ws: WebSocket;
+  format: Format;
   user: string;
   jobs: Set<string>;
   rooms: Set<string>;
@@ -50,6 +56,8 @@ interface Conn {
 /** A frame the server received, with the connection it came on. */
 export interface ReceivedFrame {
   conn: number;
+  /** The connection's wire format (the subprotocol the server picked). */
+  format: Format;
   frame: ClientFrame;
 }
 
@@ -71,6 +79,8 @@ export class ProtocolServer {
   readonly received: ReceivedFrame[] = [];
   /** Connections accepted so far (including refused ones). */
   connectionsAccepted = 0;
+  /** The subprotocols each connection offered, in order. */
+  readonly offers: string[][] = [];
   /** When true the server sends nothing at all (no pings, no events, no replies). */
   silent = false;
   /** On a resume, first re-send this many entries at or before `last_id`. */
@@ -91,7 +101,9 @@ export class ProtocolServer {
 
   /** Start on a free loopback port (or on `options.httpServer`). */
   static async start(options: ProtocolServerOptions = {}): Promise<ProtocolServer> {
-    const handleProtocols = (offered: Set<string>) => (offered.has(JSON_SUBPROTOCOL) ? JSON_SUBPROTOCOL : false);
+    // The first format in the offer, as the bridge picks it.
+    const handleProtocols = (offered: Set<string>) =>
+      [...offered].find((p) => p === JSON_SUBPROTOCOL || p === MSGPACK_SUBPROTOCOL) ?? false;
     const wss = options.httpServer
       ? new WebSocketServer({ server: options.httpServer, path: "/ws", handleProtocols })
       : new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols });
@@ -178,30 +190,31 @@ export class ProtocolServer {
 
   private accept(ws: WebSocket, offered: string): void {
     const id = ++this.connectionsAccepted;
+    this.offers.push(offered.split(",").map((p) => p.trim()));
     if (this.refuse && this.refuse.count > 0) {
       this.refuse.count -= 1;
       ws.close(this.refuse.code, "refused");
       return;
     }
-    const user = this.authenticate(offered);
+    const user = this.authenticate();
     if (typeof user === "number") {
       ws.close(user, user === CloseCode.FORBIDDEN ? "forbidden" : "unauthenticated");
       return;
     }
-    const conn: Conn = { id, ws, user, jobs: new Set(), rooms: new Set() };
+    const format = ws.protocol === MSGPACK_SUBPROTOCOL ? MSGPACK_SUBPROTOCOL : JSON_SUBPROTOCOL;
+    const conn: Conn = { id, ws, format, user, jobs: new Set(), rooms: new Set() };
     this.conns.add(conn);
     ws.on("close", () => this.conns.delete(conn));
-    ws.on("message", (data, isBinary) => this.receive(conn, String(data), isBinary));
+    ws.on("message", (data, isBinary) => this.receive(conn, data as Buffer, isBinary));
     const heartbeat_s = this.options.heartbeatS ?? 15;
     this.send(conn, { op: "hello", protocol: PROTOCOL_VERSION, user, heartbeat_s, max_frame_bytes: 65_536 });
   }
 
   /** The token's user, or the close code refusing it. */
-  private authenticate(offered: string): string | CloseCode {
+  private authenticate(): string | CloseCode {
     if (!this.options.tokens) return "alice";
-    const token = offered
-      .split(",")
-      .map((p) => p.trim())
+    const token = this.offers
+      .at(-1)!
       .find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX))
       ?.slice(TOKEN_SUBPROTOCOL_PREFIX.length);
     const user = token ? this.options.tokens[token] : undefined;
@@ -209,11 +222,13 @@ export class ProtocolServer {
     return user === "nobody" ? CloseCode.FORBIDDEN : user;
   }
 
-  private receive(conn: Conn, text: string, isBinary: boolean): void {
+  private receive(conn: Conn, bytes: Buffer, isBinary: boolean): void {
     let data: unknown;
     try {
-      if (isBinary) throw new Error("binary frame on a JSON connection");
-      data = JSON.parse(text);
+      if (isBinary !== (conn.format === MSGPACK_SUBPROTOCOL)) {
+        throw new Error(`${isBinary ? "binary" : "text"} frame on a ${conn.format} connection`);
+      }
+      data = isBinary ? decode(bytes) : JSON.parse(bytes.toString("utf8"));
     } catch (e) {
       this.send(conn, { op: "error", ref: null, code: ErrorCode.BAD_JSON, message: String(e) });
       return;
@@ -224,7 +239,7 @@ export class ProtocolServer {
       this.send(conn, { op: "error", ref: typeof ref === "string" ? ref : null, ...frame });
       return;
     }
-    this.received.push({ conn: conn.id, frame });
+    this.received.push({ conn: conn.id, format: conn.format, frame });
     switch (frame.op) {
       case "subscribe":
         if ("job_id" in frame) this.subscribeJob(conn, frame);
@@ -292,7 +307,7 @@ export class ProtocolServer {
 
   private send(conn: Conn, frame: ServerFrame): void {
     if (this.silent) return;
-    conn.ws.send(JSON.stringify(frame));
+    conn.ws.send(conn.format === MSGPACK_SUBPROTOCOL ? encode(frame) : JSON.stringify(frame));
   }
 
   private broadcast(frame: ServerFrame): void {

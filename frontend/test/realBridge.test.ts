@@ -8,7 +8,8 @@
  *
  * Skipped when they are not set (`npm test` alone); `PROGRESS_REAL_BRIDGE=required` (set by
  * scripts/test) makes their absence a failure instead. Events are appended through the Python
- * store, so what the client sees went through the real append script, feed and bridge.
+ * store, so what the client sees went through the real append script, feed and bridge. Every
+ * scenario runs in both wire formats (JSON text frames, msgpack binary frames).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -19,6 +20,7 @@ import {
   ServerError,
   type ProgressClientOptions,
   type SnapshotInfo,
+  type WireFormat,
 } from "../src/client/index";
 import type { ProgressEvent } from "../src/generated/events";
 import { NodeWebSocket, waitFor } from "./helpers";
@@ -47,10 +49,11 @@ function newJobId(): string {
   return `ts-${process.pid}-${Date.now()}-${++jobCounter}`;
 }
 
-function clientFor(options: Partial<ProgressClientOptions> = {}): ProgressClient {
+function clientFor(format: WireFormat, options: Partial<ProgressClientOptions> = {}): ProgressClient {
   const client = new ProgressClient({
     url: url!,
     token: token!,
+    format,
     WebSocket: NodeWebSocket,
     network: null,
     minReconnectDelay: 50,
@@ -81,118 +84,121 @@ describe.runIf(enabled)("against the real bridge", () => {
     for (const c of clients.splice(0)) c.close();
   });
 
-  it("connects, subscribes with the job's snapshot, then follows live events", async () => {
-    // 1. A job that has started and declared its zones.
-    const jobId = newJobId();
-    const ev = eventsOf(jobId);
-    const zones = [0, 1, 2].map((i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
-    const history = await store.append(
-      ev("processing_queued", { task_name: "pdf.process" }),
-      ev("processing_started", { attempt: 1 }),
-      ev("zones_declared", { zones, pages: [{ number: 1, width: 612, height: 792 }], zones_total: 3 }),
-    );
-    // 2. Connect and subscribe: hello names our user, the first answer is the snapshot.
-    const client = clientFor();
-    const snapshots: SnapshotInfo[] = [];
-    const events: ProgressEvent[] = [];
-    client.on("snapshot", (s) => snapshots.push(s));
-    client.on("event", (e) => events.push(e));
-    client.subscribe(jobId);
-    await waitFor(() => client.state === "open", "open");
-    expect(client.serverHello?.user).toBe("alice");
-    await waitFor(() => snapshots.length === 1, "snapshot");
-    expect(snapshots[0]).toMatchObject({ jobId, recovered: true, reason: "ok" });
-    expect(snapshots[0]!.snapshot.last_id).toBe(history.at(-1));
-    expect(client.getJob(jobId)).toMatchObject({ status: "started", zonesTotal: 3, lastId: history.at(-1) });
-    expect(Object.keys(client.getJob(jobId)!.zones)).toEqual(["z0", "z1", "z2"]);
-    // 3. Live: a zone and some progress arrive as events, once each, in order.
-    const live = await store.append(...zone(ev, 0), ev("processing_progress", { percent: 33, zones_completed: 1, zones_total: 3 }));
-    await waitFor(() => client.getJob(jobId)?.percent === 33, "live progress");
-    expect(events.map((e) => e.id)).toEqual(live);
-    expect(client.getJob(jobId)!.zones.z0!.status).toBe("completed");
-  });
+  describe.each(["json", "msgpack"] as const)("in %s", (format) => {
 
-  it("resumes after a dropped connection with every missed event once, none lost or repeated", async () => {
-    // 1. Connect through a proxy that can cut the connection like a network would.
-    const proxy = await TcpProxy.start(Number(new URL(url!).port));
-    try {
+    it("connects, subscribes with the job's snapshot, then follows live events", async () => {
+      // 1. A job that has started and declared its zones.
       const jobId = newJobId();
       const ev = eventsOf(jobId);
-      const zones = Array.from({ length: 8 }, (_, i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
-      await store.append(
+      const zones = [0, 1, 2].map((i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
+      const history = await store.append(
         ev("processing_queued", { task_name: "pdf.process" }),
         ev("processing_started", { attempt: 1 }),
-        ev("zones_declared", { zones, pages: [], zones_total: 8 }),
+        ev("zones_declared", { zones, pages: [{ number: 1, width: 612, height: 792 }], zones_total: 3 }),
       );
-      const proxied = new URL(url!);
-      proxied.port = String(proxy.port);
-      const client = clientFor({ url: proxied.toString() });
-      const events: ProgressEvent[] = [];
+      // 2. Connect and subscribe: hello names our user, the first answer is the snapshot.
+      const client = clientFor(format);
       const snapshots: SnapshotInfo[] = [];
-      client.on("event", (e) => events.push(e));
+      const events: ProgressEvent[] = [];
       client.on("snapshot", (s) => snapshots.push(s));
+      client.on("event", (e) => events.push(e));
       client.subscribe(jobId);
+      await waitFor(() => client.state === "open", "open");
+      expect(client.serverHello?.user).toBe("alice");
       await waitFor(() => snapshots.length === 1, "snapshot");
-      const before = await store.append(...zone(ev, 0), ...zone(ev, 1));
-      await waitFor(() => events.length === before.length, "live events before the drop");
+      expect(snapshots[0]).toMatchObject({ jobId, recovered: true, reason: "ok" });
+      expect(snapshots[0]!.snapshot.last_id).toBe(history.at(-1));
+      expect(client.getJob(jobId)).toMatchObject({ status: "started", zonesTotal: 3, lastId: history.at(-1) });
+      expect(Object.keys(client.getJob(jobId)!.zones)).toEqual(["z0", "z1", "z2"]);
+      // 3. Live: a zone and some progress arrive as events, once each, in order.
+      const live = await store.append(...zone(ev, 0), ev("processing_progress", { percent: 33, zones_completed: 1, zones_total: 3 }));
+      await waitFor(() => client.getJob(jobId)?.percent === 33, "live progress");
+      expect(events.map((e) => e.id)).toEqual(live);
+      expect(client.getJob(jobId)!.zones.z0!.status).toBe("completed");
+    });
 
-      // 2. The network drops, and stays down while the job goes on.
-      proxy.blocked = true;
-      proxy.dropAll();
-      await waitFor(() => client.state === "reconnecting", "reconnecting");
-      const missed = await store.append(...zone(ev, 2), ...zone(ev, 3), ...zone(ev, 4));
+    it("resumes after a dropped connection with every missed event once, none lost or repeated", async () => {
+      // 1. Connect through a proxy that can cut the connection like a network would.
+      const proxy = await TcpProxy.start(Number(new URL(url!).port));
+      try {
+        const jobId = newJobId();
+        const ev = eventsOf(jobId);
+        const zones = Array.from({ length: 8 }, (_, i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
+        await store.append(
+          ev("processing_queued", { task_name: "pdf.process" }),
+          ev("processing_started", { attempt: 1 }),
+          ev("zones_declared", { zones, pages: [], zones_total: 8 }),
+        );
+        const proxied = new URL(url!);
+        proxied.port = String(proxy.port);
+        const client = clientFor(format, { url: proxied.toString() });
+        const events: ProgressEvent[] = [];
+        const snapshots: SnapshotInfo[] = [];
+        client.on("event", (e) => events.push(e));
+        client.on("snapshot", (s) => snapshots.push(s));
+        client.subscribe(jobId);
+        await waitFor(() => snapshots.length === 1, "snapshot");
+        const before = await store.append(...zone(ev, 0), ...zone(ev, 1));
+        await waitFor(() => events.length === before.length, "live events before the drop");
 
-      // 3. The network is back: the client resumes from its last id; live events follow.
-      proxy.blocked = false;
-      await waitFor(() => client.state === "open", "open again");
-      const after = await store.append(...zone(ev, 5), ...zone(ev, 6), ...zone(ev, 7), ev("processing_completed"));
-      await waitFor(() => client.getJob(jobId)?.status === "completed", "completed");
+        // 2. The network drops, and stays down while the job goes on.
+        proxy.blocked = true;
+        proxy.dropAll();
+        await waitFor(() => client.state === "reconnecting", "reconnecting");
+        const missed = await store.append(...zone(ev, 2), ...zone(ev, 3), ...zone(ev, 4));
 
-      // 4. Every event after the snapshot arrived exactly once, in stream order, and the
-      //    resume needed no second snapshot (the bridge honoured the position).
-      expect(events.map((e) => e.id)).toEqual([...before, ...missed, ...after]);
-      const history = await store.history(jobId);
-      expect(events.map((e) => e.id)).toEqual(history.slice(3));
-      expect(snapshots).toHaveLength(1);
-      expect(client.stats.connections).toBe(2);
-      expect(Object.values(client.getJob(jobId)!.zones).every((z) => z.status === "completed")).toBe(true);
-    } finally {
-      await proxy.close();
-    }
-  });
+        // 3. The network is back: the client resumes from its last id; live events follow.
+        proxy.blocked = false;
+        await waitFor(() => client.state === "open", "open again");
+        const after = await store.append(...zone(ev, 5), ...zone(ev, 6), ...zone(ev, 7), ev("processing_completed"));
+        await waitFor(() => client.getJob(jobId)?.status === "completed", "completed");
 
-  it("reports the bridge's error codes: forbidden and not_found for a job, 4001 for a bad token", async () => {
-    // 1. A job of another user, and a job that does not exist.
-    const bobs = newJobId();
-    await store.append(eventsOf(bobs, "bob")("processing_queued", { task_name: "pdf.process" }));
-    const missing = newJobId();
-    const client = clientFor();
-    client.subscribe(bobs);
-    client.subscribe(missing);
-    await waitFor(() => client.getJobError(bobs) && client.getJobError(missing), "both refusals");
-    const forbidden = client.getJobError(bobs) as ServerError;
-    const notFound = client.getJobError(missing) as ServerError;
-    expect([forbidden, notFound].every((e) => e instanceof ServerError)).toBe(true);
-    expect([forbidden.code, notFound.code]).toEqual([ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND]);
-    expect(client.getJob(bobs)?.status ?? "nothing").not.toBe("queued"); // nothing of bob's job leaked
-    expect(client.state).toBe("open"); // errors leave the connection open
+        // 4. Every event after the snapshot arrived exactly once, in stream order, and the
+        //    resume needed no second snapshot (the bridge honoured the position).
+        expect(events.map((e) => e.id)).toEqual([...before, ...missed, ...after]);
+        const history = await store.history(jobId);
+        expect(events.map((e) => e.id)).toEqual(history.slice(3));
+        expect(snapshots).toHaveLength(1);
+        expect(client.stats.connections).toBe(2);
+        expect(Object.values(client.getJob(jobId)!.zones).every((z) => z.status === "completed")).toBe(true);
+      } finally {
+        await proxy.close();
+      }
+    });
 
-    // 2. A token the bridge cannot verify: it closes 4001, and a fixed token is final.
-    const refused = clientFor({ token: "not-a-jwt" });
-    refused.connect();
-    await waitFor(() => refused.state === "closed", "closed");
-    expect(refused.lastError).toBeInstanceOf(AuthenticationError);
-    expect(refused.lastError?.closeCode).toBe(CloseCode.UNAUTHENTICATED);
-  });
+    it("reports the bridge's error codes: forbidden and not_found for a job, 4001 for a bad token", async () => {
+      // 1. A job of another user, and a job that does not exist.
+      const bobs = newJobId();
+      await store.append(eventsOf(bobs, "bob")("processing_queued", { task_name: "pdf.process" }));
+      const missing = newJobId();
+      const client = clientFor(format);
+      client.subscribe(bobs);
+      client.subscribe(missing);
+      await waitFor(() => client.getJobError(bobs) && client.getJobError(missing), "both refusals");
+      const forbidden = client.getJobError(bobs) as ServerError;
+      const notFound = client.getJobError(missing) as ServerError;
+      expect([forbidden, notFound].every((e) => e instanceof ServerError)).toBe(true);
+      expect([forbidden.code, notFound.code]).toEqual([ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND]);
+      expect(client.getJob(bobs)?.status ?? "nothing").not.toBe("queued"); // nothing of bob's job leaked
+      expect(client.state).toBe("open"); // errors leave the connection open
 
-  it("lists the user's jobs in the user room, then follows them live", async () => {
-    const jobId = newJobId();
-    const ev = eventsOf(jobId);
-    await store.append(ev("processing_queued", { task_name: "pdf.process" }));
-    const client = clientFor();
-    client.subscribeRoom("user:alice");
-    await waitFor(() => client.getRoomJobs("user:alice").some((j) => j.jobId === jobId), "job listed");
-    await store.append(ev("processing_progress", { percent: 33 }));
-    await waitFor(() => client.getJob(jobId)?.percent === 33, "room live event");
+      // 2. A token the bridge cannot verify: it closes 4001, and a fixed token is final.
+      const refused = clientFor(format, { token: "not-a-jwt" });
+      refused.connect();
+      await waitFor(() => refused.state === "closed", "closed");
+      expect(refused.lastError).toBeInstanceOf(AuthenticationError);
+      expect(refused.lastError?.closeCode).toBe(CloseCode.UNAUTHENTICATED);
+    });
+
+    it("lists the user's jobs in the user room, then follows them live", async () => {
+      const jobId = newJobId();
+      const ev = eventsOf(jobId);
+      await store.append(ev("processing_queued", { task_name: "pdf.process" }));
+      const client = clientFor(format);
+      client.subscribeRoom("user:alice");
+      await waitFor(() => client.getRoomJobs("user:alice").some((j) => j.jobId === jobId), "job listed");
+      await store.append(ev("processing_progress", { percent: 33 }));
+      await waitFor(() => client.getJob(jobId)?.percent === 33, "room live event");
+    });
   });
 });

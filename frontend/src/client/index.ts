@@ -62,4 +62,4 @@ export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options";
 export { ProgressClient } from "./ProgressClient";
 export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport";
-export { parseServerFrame } from "./wire";
+export { parseServerFrame, type WireFormat } from "./wire";
