@@ -5,7 +5,7 @@
  * codes.py`, via `scripts/gen_types`): a code added, renamed or renumbered in Python changes this
  * object, and `SERVER_CLOSE_ACTIONS` stops compiling until the new code has a decided reaction.
  */
-import { CloseCode as ServerCloseCode } from "../generated/constants";
+import { CloseCode as ServerCloseCode } from "../generated/constants.js";
 
 /** Every code the bridge sends (its Python names), plus the two the browser reports itself. */
 export const CloseCode = {

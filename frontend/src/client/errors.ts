@@ -8,8 +8,8 @@
  * ├── ProtocolViolationError   a frame the client cannot make sense of
  * └── IllegalTransitionError   a state change the transition table forbids (a client bug)
  */
-import type { ClientState } from "./connectionState";
-import type { ErrorCode } from "./frames";
+import type { ClientState } from "./connectionState.js";
+import type { ErrorCode } from "./frames.js";
 
 /** Base class of every error the client emits or throws. */
 export class ProgressClientError extends Error {

@@ -13,7 +13,7 @@ import type {
   PageInfo,
   ProgressEvent,
   ZoneState,
-} from "../generated/events";
+} from "../generated/events.js";
 
 /** A zone with every field present (`null` when unknown). */
 export type ZoneView = Required<ZoneState>;

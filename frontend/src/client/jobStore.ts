@@ -10,9 +10,9 @@
  * when a position could not be honoured; and resubscribes without a position when a live event
  * comes from a new epoch. Not kept: events of a job nobody watches (directly or through a room).
  */
-import type { JobSnapshot, ProgressEvent } from "../generated/events";
-import type { ProgressClientEvents } from "./clientEvents";
-import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors";
+import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import type { ProgressClientEvents } from "./clientEvents.js";
+import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors.js";
 import type {
   ClientFrame,
   ErrorCode,
@@ -20,10 +20,10 @@ import type {
   ServerFrame,
   StreamPosition,
   SubscribedFrame,
-} from "./frames";
-import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
-import { isAfter } from "./streamId";
-import { Subscriptions } from "./subscriptions";
+} from "./frames.js";
+import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState.js";
+import { isAfter } from "./streamId.js";
+import { Subscriptions } from "./subscriptions.js";
 
 /** The events the store reports (`state` and `retry` are the transport's). */
 export type StoreEvent = Exclude<keyof ProgressClientEvents, "state" | "retry">;

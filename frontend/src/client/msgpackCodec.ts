@@ -3,8 +3,8 @@
  * (docs/protocol.md, "Wire format"). Loaded by `loadCodec("msgpack")` only.
  */
 import { decode, encode } from "@msgpack/msgpack";
-import { MSGPACK_SUBPROTOCOL } from "./frames";
-import { checkServerFrame, type WireCodec } from "./wire";
+import { MSGPACK_SUBPROTOCOL } from "./frames.js";
+import { checkServerFrame, type WireCodec } from "./wire.js";
 
 /** The bytes of a binary message, whichever way the socket hands them over. */
 function bytesOf(data: unknown): Uint8Array | null {

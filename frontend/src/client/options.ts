@@ -1,8 +1,8 @@
 /** The options of `new ProgressClient(...)`, their defaults, and the checks they pass. */
-import { ProgressClientError } from "./errors";
-import { browserNetwork, type NetworkMonitor } from "./network";
-import type { TokenSource, TransportOptions, WebSocketConstructor } from "./transport";
-import type { WireFormat } from "./wire";
+import { ProgressClientError } from "./errors.js";
+import { browserNetwork, type NetworkMonitor } from "./network.js";
+import type { TokenSource, TransportOptions, WebSocketConstructor } from "./transport.js";
+import type { WireFormat } from "./wire.js";
 
 /** Wire formats a client may ask for. */
 const FORMATS: readonly WireFormat[] = ["json", "msgpack"];

@@ -12,26 +12,26 @@
  * It owns the connection state; every change goes through `setState`, checked against
  * `STATE_TRANSITIONS`. It knows nothing about jobs: every frame but `ping` goes to `onFrame`.
  */
-import { RetrySchedule, type RetryScheduleOptions } from "./backoff";
-import type { RetryInfo, StateChange } from "./clientEvents";
-import { CloseCode, closeAction } from "./closeCodes";
-import { checkTransition, type ClientState } from "./connectionState";
+import { RetrySchedule, type RetryScheduleOptions } from "./backoff.js";
+import type { RetryInfo, StateChange } from "./clientEvents.js";
+import { CloseCode, closeAction } from "./closeCodes.js";
+import { checkTransition, type ClientState } from "./connectionState.js";
 import {
   AuthenticationError,
   ConnectionForbiddenError,
   ProgressClientError,
   ProtocolViolationError,
-} from "./errors";
+} from "./errors.js";
 import {
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
   type ClientFrame,
   type HelloFrame,
   type ServerFrame,
-} from "./frames";
-import type { NetworkMonitor } from "./network";
-import { Timer } from "./timer";
-import { loadCodec, type WireCodec, type WireFormat } from "./wire";
+} from "./frames.js";
+import type { NetworkMonitor } from "./network.js";
+import { Timer } from "./timer.js";
+import { loadCodec, type WireCodec, type WireFormat } from "./wire.js";
 
 /** A minimal WebSocket, as the browser (and the `ws` package) provide it. */
 export interface WebSocketLike {

@@ -8,7 +8,7 @@
  * known `op`) and the fields the client acts on, each with its kind. Event payloads are trusted
  * to follow the schema the server validated them against.
  */
-import { JSON_SUBPROTOCOL, type ClientFrame, type ServerFrame } from "./frames";
+import { JSON_SUBPROTOCOL, type ClientFrame, type ServerFrame } from "./frames.js";
 
 /** A wire format the bridge offers: `"json"` (text frames) or `"msgpack"` (binary frames). */
 export type WireFormat = "json" | "msgpack";
@@ -102,6 +102,6 @@ export const jsonCodec: WireCodec = {
  */
 export async function loadCodec(format: WireFormat): Promise<WireCodec> {
   if (format === "json") return jsonCodec;
-  if (format === "msgpack") return (await import("./msgpackCodec")).msgpackCodec;
+  if (format === "msgpack") return (await import("./msgpackCodec.js")).msgpackCodec;
   throw new RangeError(`unknown wire format ${JSON.stringify(format)}`);
 }
