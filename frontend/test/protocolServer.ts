@@ -10,7 +10,7 @@
  * the Python models (`progress_bridge/bridge/core/frames.py`) therefore breaks this file's build
  * as it breaks the client's, and the two cannot drift apart, nor from the bridge.
  *
- * Test controls: `publish`, `trim`, `recreate`, `closeAll(code)`, `killAll()` (no close frame),
+ * Test controls: `publish`, `advance` (the clock), `trim`, `recreate`, `closeAll(code)`, `killAll()` (no close frame),
  * `refuse` (close new connections at once), `silent` (send nothing), `repeatOnReplay` (re-send
  * entries before `last_id`, as a retry on the wire may), `batch` (replays as one batch frame).
  */
@@ -134,9 +134,9 @@ export class ProtocolServer {
       .filter((f): f is Extract<ClientFrame, { op: Op }> => f.op === op);
   }
 
-  /** Create a job owned by `owner` (new epoch, empty stream). */
-  createJob(jobId: string, owner = "alice"): void {
-    this.streams.create(jobId, owner);
+  /** Create a job owned by `owner`, on `documentId` if given (new epoch, empty stream). */
+  createJob(jobId: string, owner = "alice", documentId: string | null = null): void {
+    this.streams.create(jobId, owner, documentId);
   }
 
   /** Append one event to a job's stream and deliver it live; returns it with id and epoch. */
@@ -147,6 +147,11 @@ export class ProtocolServer {
       if (conn.jobs.has(jobId) || conn.rooms.has(room)) this.send(conn, { op: "event", event });
     }
     return event;
+  }
+
+  /** Let `seconds` pass on the server's clock: later events get later ids and `ts`. */
+  advance(seconds: number): void {
+    this.streams.advance(seconds);
   }
 
   /** Drop all but the newest `keep` entries of a job's stream (as MAXLEN trimming does). */

@@ -8,7 +8,7 @@ import { makeSnapshot, makeZoneState } from "../factories";
 
 /** The snapshot of a job after `events` (its whole epoch, trimmed entries included). */
 export function snapshotOf(
-  job: { jobId: string; epoch: string; owner: string },
+  job: { jobId: string; epoch: string; owner: string; documentId: string | null },
   events: readonly ProgressEvent[],
 ): JobSnapshot {
   const snap = makeSnapshot({
@@ -16,9 +16,12 @@ export function snapshotOf(
     epoch: job.epoch,
     last_id: events.at(-1)?.id ?? "0-0",
     owner: job.owner,
+    document_id: job.documentId,
   });
   const zones = new Map<string, ZoneState>();
   const pages = new Map<number, JobSnapshot["pages"][number]>();
+  // In first-event order (the store's hash keeps no order; the page relies on none after a reload).
+  const exports = new Map<string, JobSnapshot["exports"][number]>();
   let terminal = false;
   const status = (s: JobSnapshot["status"]): void => {
     if (!terminal) snap.status = s;
@@ -89,10 +92,25 @@ export function snapshotOf(
         end("cancelled", null);
         snap.error_message = e.reason;
         break;
-      default:
+      case "export_started":
+      case "export_progress":
+      case "export_completed":
+      case "export_failed": {
+        const base = { export_id: e.export_id, format: e.format, size_bytes: null, filename: null, error_message: null };
+        const state =
+          e.type === "export_completed"
+            ? { ...base, status: "completed", percent: 100, size_bytes: e.size_bytes, filename: e.filename }
+            : e.type === "export_failed"
+              ? { ...base, status: "failed", percent: 0, error_message: e.error_message }
+              : { ...base, status: "started", percent: e.type === "export_progress" ? e.percent : 0 };
+        exports.set(e.export_id, state);
         break;
+      }
+      default:
+        e satisfies never;
     }
   }
+  snap.exports = [...exports.values()];
   snap.zones = [...zones.values()].sort((a, b) => a.index - b.index);
   snap.pages = [...pages.values()].sort((a, b) => a.number - b.number);
   return snap;

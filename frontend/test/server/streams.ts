@@ -12,7 +12,7 @@ import { eventFrom, type EventFields, type EventType } from "../factories";
 import { snapshotOf } from "./snapshot";
 
 /** Envelope fields the store fills in. */
-type StoreFilled = "v" | "id" | "epoch" | "job_id" | "owner" | "ts";
+type StoreFilled = "v" | "id" | "epoch" | "job_id" | "owner" | "document_id" | "ts";
 
 /**
  * What `append` takes: an event's `type` and fields, without the envelope the store fills in;
@@ -26,6 +26,8 @@ export type EventBody = {
 export interface StoredJob {
   readonly jobId: string;
   readonly owner: string;
+  /** The document (file name) the job works on; every event carries it. */
+  readonly documentId: string | null;
   epoch: string;
   /** History kept (trimming removes the oldest). */
   events: ProgressEvent[];
@@ -60,6 +62,11 @@ export class JobStreams {
   private clock = 1_700_000_000_000;
   private seq = 0;
 
+  /** Move the clock (ids and `ts`) forward, as time passing between events. */
+  advance(seconds: number): void {
+    this.clock += Math.round(seconds * 1000);
+  }
+
   get(jobId: string): StoredJob {
     const job = this.jobs.get(jobId);
     if (!job) throw new Error(`no job ${jobId}`);
@@ -74,8 +81,9 @@ export class JobStreams {
     return [...this.jobs.values()].filter((j) => j.owner === owner);
   }
 
-  create(jobId: string, owner: string): void {
-    this.jobs.set(jobId, { jobId, owner, epoch: `ep${++epochCounter}`, events: [], all: [], trimmedThrough: null });
+  create(jobId: string, owner: string, documentId: string | null = null): void {
+    const epoch = `ep${++epochCounter}`;
+    this.jobs.set(jobId, { jobId, owner, documentId, epoch, events: [], all: [], trimmedThrough: null });
   }
 
   append(jobId: string, body: EventBody): ProgressEvent {
@@ -92,6 +100,7 @@ export class JobStreams {
       epoch: job.epoch,
       job_id: jobId,
       owner: job.owner,
+      document_id: job.documentId,
       ts: this.clock / 1000,
     });
     job.events.push(event);
