@@ -5,7 +5,7 @@ import { batchedSubscribe, useJobProgress } from "../../react/index";
 import { cancelJob } from "../api";
 import { useEta } from "../eta";
 import { EventLogStore } from "../eventLog";
-import { summarizeJob } from "../jobSummary";
+import { summarizeJob, type Phase } from "../jobSummary";
 import { useUpload } from "../uploads";
 import { EventLog } from "./EventLog";
 import { Exports } from "./Exports";
@@ -42,6 +42,12 @@ function useLocalEta(etaS: number | null, etaTs: number | null, now: number): nu
   if (etaS == null) return null;
   return Math.max(0, etaS - Math.max(0, now - anchor.at) / 1000);
 }
+
+/** What the operation line says before the worker names an operation. */
+const IDLE_OPERATION: Partial<Record<Phase, string>> = {
+  queued: "Waiting for a worker…",
+  starting: "Opening the document…",
+};
 
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
 export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
@@ -109,10 +115,8 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   const percent = Math.round(job.percent);
   // Before the worker has told anything, a bar at 0 % would claim a measurement: indeterminate.
   const measured = summary.phase !== "queued" && summary.phase !== "starting";
-  const idle = { queued: "Waiting for a worker…", starting: "Opening the document…" } as const;
-  const operation = finished
-    ? ""
-    : (job.currentOperation ?? (summary.phase === "queued" || summary.phase === "starting" ? idle[summary.phase] : "Waiting for the worker…"));
+  // Once ended there is no current operation (late ones from a split job's parts are stale).
+  const operation = finished ? "" : (job.currentOperation ?? IDLE_OPERATION[summary.phase] ?? "Waiting for the worker…");
 
   async function cancel() {
     setCancelling(true);
