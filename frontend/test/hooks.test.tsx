@@ -105,9 +105,9 @@ describe("useJobProgress", () => {
     await until(() => expect(result.current.job?.jobId).toBe("a"));
     rerender({ id: "b" });
     await until(() => expect(result.current.job?.jobId).toBe("b"));
-    await waitFor(() => server.framesOf("unsubscribe").some((f) => f.job_id === "a"), "unsubscribe a");
+    await waitFor(() => server.framesOf("unsubscribe").some((f) => "job_id" in f && f.job_id === "a"), "unsubscribe a");
     unmount();
-    await waitFor(() => server.framesOf("unsubscribe").some((f) => f.job_id === "b"), "unsubscribe b");
+    await waitFor(() => server.framesOf("unsubscribe").some((f) => "job_id" in f && f.job_id === "b"), "unsubscribe b");
   });
 });
 

@@ -1,6 +1,7 @@
-/** Frame parsing and encoding (src/client/wire.ts): plain strings in, typed frames out. */
+/** Frame parsing and encoding (src/client/wire.ts, msgpackCodec.ts): data in, typed frames out. */
+import { decode, encode } from "@msgpack/msgpack";
 import { describe, expect, it } from "vitest";
-import { encodeClientFrame, parseServerFrame } from "../src/client/wire";
+import { encodeClientFrame, loadCodec, parseServerFrame } from "../src/client/wire";
 
 const HELLO = { op: "hello", protocol: 1, user: "alice", heartbeat_s: 15, max_frame_bytes: 65_536 };
 
@@ -49,5 +50,35 @@ describe("encodeClientFrame", () => {
       ref: "r1",
     });
     expect(encodeClientFrame({ op: "pong" })).toBe('{"op":"pong"}');
+  });
+});
+
+describe("msgpackCodec", () => {
+  it("round-trips frames as binary maps, leaving undefined fields out", async () => {
+    const { msgpackCodec } = await import("../src/client/msgpackCodec");
+    const bytes = msgpackCodec.encode({ op: "subscribe", job_id: "j", epoch: undefined, ref: "r1" });
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(decode(bytes as Uint8Array)).toEqual({ op: "subscribe", job_id: "j", ref: "r1" });
+    // The socket may hand over an ArrayBuffer (browsers, binaryType "arraybuffer") or a view.
+    const packed = encode(HELLO);
+    expect(msgpackCodec.decode(packed)).toEqual(HELLO);
+    expect(msgpackCodec.decode(packed.slice().buffer)).toEqual(HELLO);
+    expect(msgpackCodec.decode(Buffer.from(packed))).toEqual(HELLO);
+  });
+
+  it("says what is wrong with a text frame, garbage, a non-map or a frame missing a field", async () => {
+    const { msgpackCodec } = await import("../src/client/msgpackCodec");
+    expect(msgpackCodec.decode(JSON.stringify(HELLO))).toBe("text frame on a msgpack connection");
+    expect(msgpackCodec.decode(new Uint8Array([0xc1]))).toBe("frame is not msgpack");
+    expect(msgpackCodec.decode(encode([1, 2]))).toBe("frame is not a msgpack map");
+    expect(msgpackCodec.decode(encode({ op: "error", message: "x" }))).toBe("error frame without string field code");
+    expect(msgpackCodec.decode(new Blob([]))).toMatch(/^binary frame of an unreadable kind/);
+  });
+
+  it("is what loadCodec gives for msgpack; JSON refuses binary frames", async () => {
+    const { msgpackCodec } = await import("../src/client/msgpackCodec");
+    expect(await loadCodec("msgpack")).toBe(msgpackCodec);
+    expect((await loadCodec("json")).decode(encode(HELLO))).toBe("binary frame on a JSON connection");
+    await expect(loadCodec("xml" as "json")).rejects.toThrow(RangeError);
   });
 });

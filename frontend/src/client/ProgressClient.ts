@@ -6,16 +6,16 @@
  * `Transport` keeps a socket open; this class wires them together, throttles acks and emits the
  * events. Framework-free: React hooks live in `src/react/` and only read from it.
  */
-import type { ProgressClientEvents } from "./clientEvents";
-import type { ClientState } from "./connectionState";
-import { Emitter, type Listener } from "./emitter";
-import type { ProgressClientError } from "./errors";
-import type { HelloFrame, ServerFrame } from "./frames";
-import { JobStore, type ClientStats, type SubscribeOptions } from "./jobStore";
-import type { JobState } from "./jobState";
-import { resolveOptions, type ProgressClientOptions } from "./options";
-import { Timer } from "./timer";
-import { Transport } from "./transport";
+import type { ProgressClientEvents } from "./clientEvents.js";
+import type { ClientState } from "./connectionState.js";
+import { Emitter, type Listener } from "./emitter.js";
+import type { ProgressClientError } from "./errors.js";
+import type { HelloFrame, ServerFrame } from "./frames.js";
+import { JobStore, type ClientStats, type SubscribeOptions } from "./jobStore.js";
+import type { JobState } from "./jobState.js";
+import { resolveOptions, type ProgressClientOptions } from "./options.js";
+import { Timer } from "./timer.js";
+import { Transport } from "./transport.js";
 
 /**
  * A connection to the bridge that keeps every subscription alive across reconnects.

@@ -1,8 +1,8 @@
 /** The events `ProgressClient` emits, and the payload each listener receives. */
-import type { JobSnapshot, ProgressEvent } from "../generated/events";
-import type { ClientState } from "./connectionState";
-import type { ProgressClientError } from "./errors";
-import type { JobState } from "./jobState";
+import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import type { ClientState } from "./connectionState.js";
+import type { ProgressClientError } from "./errors.js";
+import type { JobState } from "./jobState.js";
 
 /** Payload of the `state` event. */
 export interface StateChange {

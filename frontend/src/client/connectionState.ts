@@ -3,7 +3,7 @@
  * `Transport.setState` checks every transition against it; a move the table does not allow is a
  * bug in the client and throws `IllegalTransitionError` instead of leaving the state in limbo.
  */
-import { IllegalTransitionError } from "./errors";
+import { IllegalTransitionError } from "./errors.js";
 
 /** Connection state of the client; every transition goes through one `setState`. */
 export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";

@@ -8,7 +8,8 @@
  * ├── ProtocolViolationError   a frame the client cannot make sense of
  * └── IllegalTransitionError   a state change the transition table forbids (a client bug)
  */
-import type { ClientState } from "./connectionState";
+import type { ClientState } from "./connectionState.js";
+import type { ErrorCode } from "./frames.js";
 
 /** Base class of every error the client emits or throws. */
 export class ProgressClientError extends Error {
@@ -30,8 +31,8 @@ export class ConnectionForbiddenError extends ProgressClientError {}
 
 /** A typed `error` frame from the server (`bad_frame`, `forbidden`, `not_found`, …). */
 export class ServerError extends ProgressClientError {
-  /** The server's error code, e.g. `"forbidden"`. */
-  readonly code: string;
+  /** The server's error code, e.g. `"forbidden"` (match on `ErrorCode`). */
+  readonly code: ErrorCode;
   /** The `ref` of the client frame this error answers, if any. */
   readonly ref: string | undefined;
   /** The job the failed request was about, when the client can tell. */
@@ -40,7 +41,7 @@ export class ServerError extends ProgressClientError {
   readonly room: string | undefined;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     context: { ref?: string; jobId?: string; room?: string } = {},
   ) {

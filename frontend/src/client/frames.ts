@@ -9,7 +9,6 @@ export type {
   AckFrame,
   BatchFrame,
   ClientFrame,
-  ErrorCode,
   ErrorFrame,
   EventFrame,
   HelloFrame,
@@ -24,10 +23,11 @@ export type {
   UnsubscribeJobFrame,
   UnsubscribeRoomFrame,
   UnsubscribedFrame,
-} from "../generated/events";
+} from "../generated/events.js";
 export {
+  ErrorCode,
   JSON_SUBPROTOCOL,
   MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
-} from "../generated/constants";
+} from "../generated/constants.js";

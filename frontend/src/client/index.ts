@@ -1,7 +1,7 @@
 /**
  * The framework-free client: public names only (modules not listed here are internal).
  */
-export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff";
+export { backoffCeiling, backoffDelay, type BackoffOptions } from "./backoff.js";
 export type {
   JobChange,
   ProgressClientEvents,
@@ -9,9 +9,9 @@ export type {
   RoomChange,
   SnapshotInfo,
   StateChange,
-} from "./clientEvents";
-export { CloseCode, closeAction, type CloseAction } from "./closeCodes";
-export { STATE_TRANSITIONS, type ClientState } from "./connectionState";
+} from "./clientEvents.js";
+export { CloseCode, closeAction, SERVER_CLOSE_ACTIONS, type CloseAction } from "./closeCodes.js";
+export { STATE_TRANSITIONS, type ClientState } from "./connectionState.js";
 export {
   AuthenticationError,
   ConnectionForbiddenError,
@@ -19,9 +19,11 @@ export {
   ProgressClientError,
   ProtocolViolationError,
   ServerError,
-} from "./errors";
+} from "./errors.js";
 export {
+  ErrorCode,
   JSON_SUBPROTOCOL,
+  MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
   type AckFrame,
@@ -41,7 +43,7 @@ export {
   type UnsubscribeJobFrame,
   type UnsubscribeRoomFrame,
   type UnsubscribedFrame,
-} from "./frames";
+} from "./frames.js";
 export {
   applyEvent,
   emptyJobState,
@@ -53,11 +55,11 @@ export {
   type JobError,
   type JobState,
   type ZoneView,
-} from "./jobState";
-export type { ClientStats, SubscribeOptions } from "./jobStore";
-export type { NetworkMonitor } from "./network";
-export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options";
-export { ProgressClient } from "./ProgressClient";
-export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId";
-export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport";
-export { parseServerFrame } from "./wire";
+} from "./jobState.js";
+export type { ClientStats, SubscribeOptions } from "./jobStore.js";
+export type { NetworkMonitor } from "./network.js";
+export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options.js";
+export { ProgressClient } from "./ProgressClient.js";
+export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId.js";
+export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
+export { parseServerFrame, type WireFormat } from "./wire.js";

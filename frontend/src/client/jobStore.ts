@@ -10,13 +10,20 @@
  * when a position could not be honoured; and resubscribes without a position when a live event
  * comes from a new epoch. Not kept: events of a job nobody watches (directly or through a room).
  */
-import type { JobSnapshot, ProgressEvent } from "../generated/events";
-import type { ProgressClientEvents } from "./clientEvents";
-import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors";
-import type { ClientFrame, HelloFrame, ServerFrame, StreamPosition, SubscribedFrame } from "./frames";
-import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState";
-import { isAfter } from "./streamId";
-import { Subscriptions } from "./subscriptions";
+import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import type { ProgressClientEvents } from "./clientEvents.js";
+import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors.js";
+import type {
+  ClientFrame,
+  ErrorCode,
+  HelloFrame,
+  ServerFrame,
+  StreamPosition,
+  SubscribedFrame,
+} from "./frames.js";
+import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState.js";
+import { isAfter } from "./streamId.js";
+import { Subscriptions } from "./subscriptions.js";
 
 /** The events the store reports (`state` and `retry` are the transport's). */
 export type StoreEvent = Exclude<keyof ProgressClientEvents, "state" | "retry">;
@@ -322,7 +329,7 @@ export class JobStore {
     for (const room of this.subs.roomsHolding(jobId)) this.sendRoomSubscribe(room);
   }
 
-  private onServerError(code: string, message: string, ref: string | undefined): void {
+  private onServerError(code: ErrorCode, message: string, ref: string | undefined): void {
     const target = this.subs.takeRef(ref);
     const error = new ServerError(code, message, {
       ...(ref ? { ref } : {}),

@@ -1,7 +1,11 @@
 /** The options of `new ProgressClient(...)`, their defaults, and the checks they pass. */
-import { ProgressClientError } from "./errors";
-import { browserNetwork, type NetworkMonitor } from "./network";
-import type { TokenSource, TransportOptions, WebSocketConstructor } from "./transport";
+import { ProgressClientError } from "./errors.js";
+import { browserNetwork, type NetworkMonitor } from "./network.js";
+import type { TokenSource, TransportOptions, WebSocketConstructor } from "./transport.js";
+import type { WireFormat } from "./wire.js";
+
+/** Wire formats a client may ask for. */
+const FORMATS: readonly WireFormat[] = ["json", "msgpack"];
 
 /** Defaults of the tunable options; times in ms. */
 export const DEFAULT_OPTIONS = {
@@ -29,6 +33,11 @@ type Tunables = { -readonly [K in keyof typeof DEFAULT_OPTIONS]: number };
 export interface ProgressClientOptions extends Partial<Tunables> {
   /** WebSocket URL of the bridge, e.g. `wss://example.com/ws`. */
   url: string | URL;
+  /**
+   * Wire format: `"json"` (text frames; the default) or `"msgpack"` (binary frames, smaller and
+   * cheaper to parse for busy jobs; `@msgpack/msgpack` is loaded on the first connection).
+   */
+  format?: WireFormat;
   /** The JWT, or a (possibly async) function called before every connection attempt. */
   token?: TokenSource;
   /** WebSocket implementation; `globalThis.WebSocket` by default. */
@@ -52,7 +61,7 @@ export interface ResolvedOptions {
 /**
  * Apply the defaults and check the options.
  *
- * @throws RangeError when a numeric option is negative or not finite.
+ * @throws RangeError when a numeric option is negative or not finite, or the format unknown.
  * @throws ProgressClientError when there is no WebSocket implementation.
  */
 export function resolveOptions(options: ProgressClientOptions): ResolvedOptions {
@@ -65,6 +74,8 @@ export function resolveOptions(options: ProgressClientOptions): ResolvedOptions 
     }
     tunables[key] = value;
   }
+  const format = options.format ?? "json";
+  if (!FORMATS.includes(format)) throw new RangeError(`option format must be "json" or "msgpack", got ${JSON.stringify(format)}`);
   const WebSocket =
     options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
   if (!WebSocket) throw new ProgressClientError("no WebSocket implementation: pass options.WebSocket");
@@ -74,6 +85,7 @@ export function resolveOptions(options: ProgressClientOptions): ResolvedOptions 
     transport: {
       ...timings,
       url: String(options.url),
+      format,
       token: options.token ?? null,
       WebSocket,
       network: options.network === undefined ? browserNetwork() : options.network,

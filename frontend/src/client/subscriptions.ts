@@ -3,8 +3,8 @@
  * why the server refused a subscription, and what each outstanding `ref` is about. Plain
  * bookkeeping for `JobStore`, which decides what to send.
  */
-import type { ProgressEvent } from "../generated/events";
-import type { ProgressClientError } from "./errors";
+import type { ProgressEvent } from "../generated/events.js";
+import type { ProgressClientError } from "./errors.js";
 
 /** What a `ref` sent with a subscribe or unsubscribe is about: one job, or one room. */
 export type RefTarget = { jobId: string; room?: undefined } | { room: string; jobId?: undefined };

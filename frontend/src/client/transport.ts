@@ -2,7 +2,8 @@
  * The connection to the bridge: one WebSocket at a time, and everything it takes to keep one
  * open (docs/protocol.md, "Connecting", "Limits and heartbeat", "Close codes").
  *
- * It offers the format and token subprotocols, waits `connectTimeout` for `hello` and checks its
+ * It offers the wire format's subprotocol (`options.format`: JSON text frames or msgpack binary
+ * frames) and the token's, waits `connectTimeout` for `hello` and checks its
  * protocol version, answers `ping` with `pong`, counts any frame as a sign of life (silence for
  * `heartbeatFactor × heartbeat_s` drops the socket and reconnects), follows the browser's
  * offline/online events, and reacts to close codes as `closeAction` says: stop, ask the token
@@ -11,34 +12,35 @@
  * It owns the connection state; every change goes through `setState`, checked against
  * `STATE_TRANSITIONS`. It knows nothing about jobs: every frame but `ping` goes to `onFrame`.
  */
-import { RetrySchedule, type RetryScheduleOptions } from "./backoff";
-import type { RetryInfo, StateChange } from "./clientEvents";
-import { CloseCode, closeAction } from "./closeCodes";
-import { checkTransition, type ClientState } from "./connectionState";
+import { RetrySchedule, type RetryScheduleOptions } from "./backoff.js";
+import type { RetryInfo, StateChange } from "./clientEvents.js";
+import { CloseCode, closeAction } from "./closeCodes.js";
+import { checkTransition, type ClientState } from "./connectionState.js";
 import {
   AuthenticationError,
   ConnectionForbiddenError,
   ProgressClientError,
   ProtocolViolationError,
-} from "./errors";
+} from "./errors.js";
 import {
-  JSON_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
   type ClientFrame,
   type HelloFrame,
   type ServerFrame,
-} from "./frames";
-import type { NetworkMonitor } from "./network";
-import { Timer } from "./timer";
-import { encodeClientFrame, parseServerFrame } from "./wire";
+} from "./frames.js";
+import type { NetworkMonitor } from "./network.js";
+import { Timer } from "./timer.js";
+import { loadCodec, type WireCodec, type WireFormat } from "./wire.js";
 
 /** A minimal WebSocket, as the browser (and the `ws` package) provide it. */
 export interface WebSocketLike {
   /** The subprotocol the server picked. */
   readonly protocol: string;
-  /** Send one text frame. */
-  send(data: string): void;
+  /** How binary frames are delivered; set to `"arraybuffer"` for msgpack connections. */
+  binaryType?: string;
+  /** Send one frame: text (JSON) or binary (msgpack). */
+  send(data: string | Uint8Array): void;
   /** Start the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Called when the handshake completed. */
@@ -64,6 +66,8 @@ export type TokenSource =
 export interface TransportOptions extends RetryScheduleOptions {
   /** WebSocket URL of the bridge. */
   url: string;
+  /** Wire format to ask the bridge for. */
+  format: WireFormat;
   /** The token, or the function asked for one before every attempt. */
   token: TokenSource;
   /** WebSocket implementation. */
@@ -100,6 +104,7 @@ export class Transport {
   private _lastError: ProgressClientError | null = null;
   private _hello: HelloFrame | null = null;
   private socket: WebSocketLike | null = null;
+  private codec: WireCodec | null = null;
   /** Bumped whenever a connection attempt is abandoned, so its late callbacks are ignored. */
   private generation = 0;
   /** Whether a 4001 already made us ask the token provider again (a second one is final). */
@@ -150,16 +155,16 @@ export class Transport {
     this.heartbeatTimer.stop();
     this.retryTimer.stop();
     this.listenToNetwork(false);
-    this.dropSocket(CloseCode.Normal, "client closed");
+    this.dropSocket(CloseCode.NORMAL, "client closed");
     this._hello = null;
     this.setState("closed");
   }
 
   /** Send one frame once `hello` has arrived; dropped otherwise (the owner resends on `hello`). */
   send(frame: ClientFrame): void {
-    if (!this.socket || !this._hello) return;
+    if (!this.socket || !this._hello || !this.codec) return;
     try {
-      this.socket.send(encodeClientFrame(frame));
+      this.socket.send(this.codec.encode(frame));
     } catch {
       // The socket is closing; onclose takes it from here.
     }
@@ -183,11 +188,22 @@ export class Transport {
     } catch (cause) {
       if (generation !== this.generation) return;
       this.handlers.onError(new ProgressClientError("token provider failed", { cause }));
-      this.handleClose(CloseCode.Abnormal, "token provider failed");
+      this.handleClose(CloseCode.ABNORMAL, "token provider failed");
       return;
     }
     if (generation !== this.generation) return;
-    const protocols = [JSON_SUBPROTOCOL];
+    let codec: WireCodec;
+    try {
+      codec = this.codec ?? (await loadCodec(this.options.format));
+    } catch (cause) {
+      if (generation === this.generation) {
+        this.fail(new ProgressClientError(`cannot load the ${this.options.format} wire format`, { cause }));
+      }
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.codec = codec;
+    const protocols = [codec.subprotocol];
     if (token) protocols.push(TOKEN_SUBPROTOCOL_PREFIX + token);
     let socket: WebSocketLike;
     try {
@@ -196,6 +212,7 @@ export class Transport {
       this.fail(new ProgressClientError(`cannot open ${this.options.url}`, { cause }));
       return;
     }
+    socket.binaryType = "arraybuffer"; // msgpack frames as bytes, not Blobs (read asynchronously)
     this.socket = socket;
     this._hello = null;
     this.retries.interrupted();
@@ -212,17 +229,13 @@ export class Transport {
       // Always followed by onclose, which decides what to do.
     };
     this.connectTimer.start(this.options.connectTimeout, () =>
-      this.abandonSocket(CloseCode.HeartbeatTimeout, "no hello from the server"),
+      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "no hello from the server"),
     );
   }
 
   private receive(data: unknown): void {
     this.armHeartbeat(); // Any frame is a sign of life.
-    if (typeof data !== "string") {
-      this.handlers.onError(new ProtocolViolationError("binary frame on a JSON connection"));
-      return;
-    }
-    const frame = parseServerFrame(data);
+    const frame = this.codec ? this.codec.decode(data) : "frame before the wire format was known";
     if (typeof frame === "string") {
       this.handlers.onError(new ProtocolViolationError(frame));
     } else if (frame.op === "ping") {
@@ -259,7 +272,7 @@ export class Transport {
       return;
     }
     this.heartbeatTimer.start(this.heartbeatMs, () =>
-      this.abandonSocket(CloseCode.HeartbeatTimeout, "heartbeat timeout"),
+      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout"),
     );
   }
 
@@ -293,7 +306,7 @@ export class Transport {
     if (this._state === "closed") return;
     switch (closeAction(code)) {
       case "stop":
-        if (code === CloseCode.Forbidden) {
+        if (code === CloseCode.FORBIDDEN) {
           this.fail(new ConnectionForbiddenError(`connection forbidden: ${reason || code}`, { closeCode: code }));
         } else {
           this.close();
@@ -338,7 +351,7 @@ export class Transport {
     this.retryTimer.stop();
     this.connectTimer.stop();
     this.heartbeatTimer.stop();
-    this.dropSocket(CloseCode.GoingAway, "offline");
+    this.dropSocket(CloseCode.GOING_AWAY, "offline");
     this.retries.interrupted();
     this.setState("reconnecting");
   };

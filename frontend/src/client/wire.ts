@@ -1,12 +1,29 @@
 /**
- * The JSON wire format (docs/protocol.md): the one place text becomes a typed frame and back.
+ * The wire formats (docs/protocol.md, "Wire format"): the one place data from the socket becomes
+ * a typed frame, and a frame becomes data to send.
  *
- * Validation is deliberately shallow: the envelope (an object with a known `op`) and the fields
- * the client acts on, each with its JSON kind. Event payloads are trusted to follow the schema the
- * server validated them against. When the frame types are generated from the Python models,
- * `REQUIRED_FIELDS` is the one table to check against them.
+ * `progress.v1.json` sends text frames; `progress.v1.msgpack` binary frames holding the same
+ * maps. The msgpack codec lives in `msgpackCodec.ts` and is loaded only when asked for, so a JSON
+ * client does not carry it. Validation is deliberately shallow: the envelope (an object with a
+ * known `op`) and the fields the client acts on, each with its kind. Event payloads are trusted
+ * to follow the schema the server validated them against.
  */
-import type { ClientFrame, ServerFrame } from "./frames";
+import { JSON_SUBPROTOCOL, type ClientFrame, type ServerFrame } from "./frames.js";
+
+/** A wire format the bridge offers: `"json"` (text frames) or `"msgpack"` (binary frames). */
+export type WireFormat = "json" | "msgpack";
+
+/** How frames of one format travel. */
+export interface WireCodec {
+  /** The format's name. */
+  readonly format: WireFormat;
+  /** The subprotocol that asks the bridge for it. */
+  readonly subprotocol: string;
+  /** One client frame as the socket sends it. */
+  encode(frame: ClientFrame): string | Uint8Array;
+  /** One message as the socket delivered it: the frame, or a string saying what is wrong. */
+  decode(data: unknown): ServerFrame | string;
+}
 
 /** JSON kinds a required field may have. */
 type FieldKind = "string" | "number" | "boolean" | "object" | "array";
@@ -32,18 +49,13 @@ function kindOf(value: unknown): FieldKind | "null" | "other" {
 }
 
 /**
- * Parse one text frame.
+ * Check one decoded frame (a JSON object or a msgpack map).
  *
- * @returns the frame, or a string saying what is wrong with it (for a `ProtocolViolationError`).
+ * @param container what a frame must be, for the message ("JSON object", "msgpack map").
+ * @returns the frame, or a string saying what is wrong with it.
  */
-export function parseServerFrame(text: string): ServerFrame | string {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return "frame is not JSON";
-  }
-  if (kindOf(data) !== "object") return "frame is not a JSON object";
+export function checkServerFrame(data: unknown, container = "JSON object"): ServerFrame | string {
+  if (kindOf(data) !== "object") return `frame is not a ${container}`;
   const record = data as Record<string, unknown>;
   const op = record.op;
   if (typeof op !== "string" || !Object.hasOwn(REQUIRED_FIELDS, op)) {
@@ -55,7 +67,41 @@ export function parseServerFrame(text: string): ServerFrame | string {
   return data as ServerFrame;
 }
 
+/**
+ * Parse one JSON text frame.
+ *
+ * @returns the frame, or a string saying what is wrong with it (for a `ProtocolViolationError`).
+ */
+export function parseServerFrame(text: string): ServerFrame | string {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return "frame is not JSON";
+  }
+  return checkServerFrame(data);
+}
+
 /** The text frame for one client frame. */
 export function encodeClientFrame(frame: ClientFrame): string {
   return JSON.stringify(frame);
+}
+
+/** `progress.v1.json`: text frames. */
+export const jsonCodec: WireCodec = {
+  format: "json",
+  subprotocol: JSON_SUBPROTOCOL,
+  encode: encodeClientFrame,
+  decode: (data) => (typeof data === "string" ? parseServerFrame(data) : "binary frame on a JSON connection"),
+};
+
+/**
+ * The codec of `format`; msgpack's is imported on first use.
+ *
+ * @throws RangeError for a format the protocol does not have.
+ */
+export async function loadCodec(format: WireFormat): Promise<WireCodec> {
+  if (format === "json") return jsonCodec;
+  if (format === "msgpack") return (await import("./msgpackCodec.js")).msgpackCodec;
+  throw new RangeError(`unknown wire format ${JSON.stringify(format)}`);
 }

@@ -42,12 +42,21 @@ export async function fetchToken(user: string): Promise<string> {
   return body.token;
 }
 
-/** Upload a PDF; returns the new job's id. */
-export async function uploadPdf(token: string, file: File): Promise<string> {
+/** The answer to an upload (`JobAccepted` in web/jobs_api.py). */
+export interface JobAccepted {
+  job_id: string;
+  /** The sanitised file name. */
+  display_name: string;
+  /** Pages of the document. */
+  pages: number;
+  size_bytes: number;
+}
+
+/** Upload a PDF; returns the new job's id and what the server found in the file. */
+export async function uploadPdf(token: string, file: File): Promise<JobAccepted> {
   const form = new FormData();
   form.append("file", file);
-  const body = await call<{ job_id: string }>("/api/jobs", { method: "POST", body: form, token });
-  return body.job_id;
+  return call<JobAccepted>("/api/jobs", { method: "POST", body: form, token });
 }
 
 /** The signed-in user's jobs. */

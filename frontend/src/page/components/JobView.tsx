@@ -3,7 +3,10 @@ import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
 import { batchedSubscribe, useJobProgress } from "../../react/index";
 import { cancelJob } from "../api";
+import { useEta } from "../eta";
 import { EventLogStore } from "../eventLog";
+import { summarizeJob, type Phase } from "../jobSummary";
+import { useUpload } from "../uploads";
 import { EventLog } from "./EventLog";
 import { Exports } from "./Exports";
 import { describeEvent, formatDuration, statusLabel } from "./format";
@@ -39,6 +42,12 @@ function useLocalEta(etaS: number | null, etaTs: number | null, now: number): nu
   if (etaS == null) return null;
   return Math.max(0, etaS - Math.max(0, now - anchor.at) / 1000);
 }
+
+/** What the operation line says before the worker names an operation. */
+const IDLE_OPERATION: Partial<Record<Phase, string>> = {
+  queued: "Waiting for a worker…",
+  starting: "Opening the document…",
+};
 
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
 export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
@@ -78,8 +87,11 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
     });
   }, [client, jobId, log]);
 
-  const now = useNow(!!job && !finished && job.etaS != null);
-  const eta = useLocalEta(finished ? null : (job?.etaS ?? null), job?.etaTs ?? null, now);
+  const upload = useUpload(jobId);
+  const summary = useMemo(() => (job ? summarizeJob(job, upload?.pages ?? null) : null), [job, upload]);
+  const shownEta = useEta(job, finished);
+  const now = useNow(shownEta != null);
+  const eta = useLocalEta(shownEta?.etaS ?? null, shownEta?.etaTs ?? null, now);
 
   if (error && !job) {
     return (
@@ -91,7 +103,7 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       </section>
     );
   }
-  if (!job) {
+  if (!job || !summary) {
     return (
       <section className="card" aria-busy="true">
         <h2>Job {jobId}</h2>
@@ -101,6 +113,10 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   }
 
   const percent = Math.round(job.percent);
+  // Before the worker has told anything, a bar at 0 % would claim a measurement: indeterminate.
+  const measured = summary.phase !== "queued" && summary.phase !== "starting";
+  // Once ended there is no current operation (late ones from a split job's parts are stale).
+  const operation = finished ? "" : (job.currentOperation ?? IDLE_OPERATION[summary.phase] ?? "Waiting for the worker…");
 
   async function cancel() {
     setCancelling(true);
@@ -122,13 +138,25 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
           {statusLabel(job.status)}
         </span>
       </div>
-      <progress id={`${id}-bar`} className="bar" max={100} value={percent} aria-label="Job progress" />
-      <p className="progress-text" aria-live="polite" data-testid="progress-text">
-        {percent}% · {job.zonesCompleted}/{job.zonesTotal} zones
-        {eta != null && <> · about {formatDuration(eta)} left</>}
+      <progress
+        id={`${id}-bar`}
+        className="bar"
+        max={100}
+        {...(measured ? { value: percent } : {})}
+        aria-label="Job progress"
+        data-phase={summary.phase}
+      />
+      <p className="progress-text" aria-live="polite" data-testid="progress-text" data-phase={summary.phase}>
+        {summary.text}
+        {eta != null && (
+          <span data-testid="eta" data-estimated={shownEta?.estimated ? "true" : "false"}>
+            {" "}
+            · about {formatDuration(eta)} left
+          </span>
+        )}
       </p>
       <p className="operation" data-testid="current-operation">
-        {job.currentOperation ?? (finished ? "" : "Waiting for the worker…")}
+        {operation}
       </p>
       {job.error && (
         <p role="alert" className="error">
@@ -149,7 +177,7 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       )}
 
       <h3>Pages and zones</h3>
-      <ZoneMap zones={job.zones} pages={job.pages} />
+      <ZoneMap zones={job.zones} pages={job.pages} progress={summary.pages} status={job.status} />
 
       <h3>Exports</h3>
       <Exports job={job} token={token} />
