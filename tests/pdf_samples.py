@@ -268,3 +268,42 @@ def two_column_pdf() -> bytes:
     pdf.set_xy(56, 300)
     pdf.multi_cell(480, 14, "Footer.")
     return bytes(pdf.output())
+
+
+TIGHT_WORDS = ["primarily", "algebraic", "identities", "that", "allow", "DOUBLE"]
+TIGHT_WORDS += ["to", "be", "replaced"]
+
+
+def tight_words_pdf(size: float = 10.0, gap_em: float = 0.22) -> bytes:
+    """One line of :data:`TIGHT_WORDS` placed word by word with no space characters and gaps
+    of ``gap_em`` font sizes (a tightly justified TeX line: 2.2 pt at 10 pt, below
+    pdfplumber's default 3 pt tolerance), then the same line in 36 pt type with 1 pt letter
+    spacing, which must stay whole words."""
+    pdf = _new()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=size)
+    x = 56.0
+    for word in TIGHT_WORDS:
+        pdf.text(x, 100, word)
+        x += pdf.get_string_width(word) + gap_em * size
+    pdf.set_font("helvetica", size=36)
+    pdf.set_char_spacing(1)
+    x = 56.0
+    for word in ("Spaced", "Heading"):
+        pdf.text(x, 200, word)
+        x += pdf.get_string_width(word) + 0.3 * 36
+    return bytes(pdf.output())
+
+
+def rotated_label_pdf() -> bytes:
+    """A paragraph with a small label turned 90° right beside it, whose letters' tops chain
+    the paragraph's lines together in pdfplumber's line clustering."""
+    pdf = _new()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=10)
+    pdf.set_xy(56, 100)
+    pdf.multi_cell(200, 11, PARAGRAPHS[0] + " " + PARAGRAPHS[1])
+    pdf.set_font("helvetica", size=6)
+    with pdf.rotation(90, x=262, y=150):
+        pdf.text(262, 150, "Transistors (millions)")
+    return bytes(pdf.output())

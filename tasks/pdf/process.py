@@ -145,6 +145,7 @@ def process_document(
                             text=ex.text,
                             rows=ex.rows,
                             figure=ex.figure,
+                            notes=ex.notes,
                         )
                     )
                 next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"

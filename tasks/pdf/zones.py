@@ -39,6 +39,8 @@ from pdfplumber.table import Table
 
 from progress_bridge.events import ZoneInfo
 
+from .words import Word, page_words
+
 __all__ = [
     "BACKGROUND_AREA_RATIO",
     "ZONES_PER_PAGE",
@@ -62,7 +64,6 @@ _HEIGHT_RATIO_LIMIT = 1.4
 _CUT_TOLERANCE_PT = 1.0
 
 BBox = tuple[float, float, float, float]
-Word = dict[str, Any]
 ZoneKind = Literal["text", "table", "figure"]
 
 
@@ -140,7 +141,7 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
 
     holders = [z for z in raw if z.kind == "table" or not z.background]
     free_words: list[Word] = []
-    for word in page.extract_words():
+    for word in page_words(page):
         cx = (word["x0"] + word["x1"]) / 2
         cy = (word["top"] + word["bottom"]) / 2
         holder = next((z for z in holders if _contains(z.bbox, cx, cy)), None)
@@ -199,10 +200,26 @@ def _contains(box: BBox, x: float, y: float) -> bool:
 
 
 def _lines(words: list[Word]) -> list[_Line]:
-    """Group words into lines: same vertical band, split at column-sized horizontal gaps."""
+    """Group words into lines: same vertical band, split at column-sized horizontal gaps.
+
+    Words turned 90° (axis labels) form lines of their own: their tall boxes would otherwise
+    join every horizontal line beside them into one band.
+    """
     rows: list[list[Word]] = []
     row_top = row_bottom = 0.0
-    for word in sorted(words, key=lambda w: (w["top"], w["x0"])):
+    turned: dict[tuple[str, int], list[Word]] = {}
+    upright: list[Word] = []
+    for word in words:
+        direction = word.get("direction", "ltr")
+        if direction in ("ttb", "btt"):
+            turned.setdefault((direction, round(word["x0"])), []).append(word)
+        else:
+            upright.append(word)
+    lines: list[_Line] = []
+    for (direction, _), group in turned.items():
+        group.sort(key=lambda w: w["top"] if direction == "ttb" else -w["bottom"])
+        lines.append(_make_line(group))
+    for word in sorted(upright, key=lambda w: (w["top"], w["x0"])):
         height = word["bottom"] - word["top"]
         middle = (word["top"] + word["bottom"]) / 2
         if rows and row_top - 0.1 <= middle <= row_bottom + 0.1 and height > 0:
@@ -211,7 +228,6 @@ def _lines(words: list[Word]) -> list[_Line]:
         else:
             rows.append([word])
             row_top, row_bottom = word["top"], word["bottom"]
-    lines: list[_Line] = []
     for row in rows:
         row.sort(key=lambda w: w["x0"])
         height = max(w["bottom"] - w["top"] for w in row)

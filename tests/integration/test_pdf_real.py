@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import pdfplumber
+import pypdfium2 as pdfium
 import pytest
 
 from tasks.pdf import (
@@ -14,7 +16,7 @@ from tasks.pdf import (
     process_document,
 )
 from tests.pdf_samples import assert_sink_contract
-from tests.real_pdfs import pypdf_resources_or_skip
+from tests.real_pdfs import corpus_pdf_or_skip, pypdf_resources_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,39 @@ def test_a_multi_page_real_document_keeps_the_sink_contract(resources: Path) -> 
     assert [p.number for p in result.pages] == [1, 2, 3, 4]
     assert {z.page for z in result.zones} == {1, 2, 3, 4}
     assert all(z.status == "completed" for z in result.zones)
+
+
+def _pdfium_words(path: Path, page: int) -> list[str]:
+    doc = pdfium.PdfDocument(str(path))
+    try:
+        text = doc[page - 1].get_textpage().get_text_range()
+    finally:
+        doc.close()
+    # PDFium marks a word hyphenated at a line end with U+FFFE and joins it; the page shows two
+    return text.replace("\ufffe", "- ").split()
+
+
+def _bag_f1(extracted: list[str], reference: list[str]) -> float:
+    matched = sum((collections.Counter(extracted) & collections.Counter(reference)).values())
+    return 2 * matched / (len(extracted) + len(reference))
+
+
+@pytest.mark.parametrize(("name", "page"), [("hotos17", 1), ("naacl06-shinyama", 2)])
+def test_words_of_a_two_column_paper_match_pdfiums(name: str, page: int) -> None:
+    path = corpus_pdf_or_skip(name)
+    result = process_document(path, RecordingSink(), first_page=page, last_page=page)
+
+    words = [w for z in result.zones for w in (z.text or "").split()]
+    words += [w for z in result.zones for row in z.rows or [] for c in row for w in c.split()]
+    assert _bag_f1(words, _pdfium_words(path, page)) >= 0.97
+
+
+def test_unmapped_glyphs_are_dropped_and_their_zone_says_so() -> None:
+    # i1040nr page 16 draws check boxes from a symbol font without a Unicode mapping
+    path = corpus_pdf_or_skip("i1040nr")
+    result = process_document(path, RecordingSink(), first_page=16, last_page=16)
+
+    assert not any("(cid:" in (z.text or "") for z in result.zones)
+    noted = [z for z in result.zones if any("without a Unicode mapping" in n for n in z.notes)]
+    assert noted
+    assert all(z.confidence is not None and z.confidence < 1.0 for z in noted)
