@@ -307,3 +307,55 @@ def rotated_label_pdf() -> bytes:
     with pdf.rotation(90, x=262, y=150):
         pdf.text(262, 150, "Transistors (millions)")
     return bytes(pdf.output())
+
+
+def bar_chart_pdf() -> bytes:
+    """A vector bar chart: a 14-column grid of gridlines with filled bars, a caption and
+    axis labels below; pdfplumber's line strategy finds the grid, whose cells hold no words."""
+    pdf = _new()
+    pdf.add_page()
+    _heading(pdf, "Sales by week", 56)
+    left, top, width, height, columns = 56.0, 120.0, 420.0, 200.0, 14
+    pdf.set_draw_color(160)
+    pdf.set_line_width(0.5)
+    for k in range(columns + 1):  # vertical gridlines
+        x = left + k * width / columns
+        pdf.line(x, top, x, top + height)
+    for k in range(5):  # horizontal gridlines
+        y = top + k * height / 4
+        pdf.line(left, y, left + width, y)
+    pdf.set_fill_color(70, 110, 200)
+    for k in range(columns):
+        bar = height * (0.2 + 0.05 * ((k * 7) % 13))
+        x = left + k * width / columns + 6
+        pdf.rect(x, top + height - bar, width / columns - 12, bar, style="F")
+    pdf.set_font("helvetica", size=8)
+    for k in range(columns):
+        pdf.text(left + k * width / columns + 8, top + height + 12, f"W{k + 1}")
+    pdf.set_font("helvetica", size=11)
+    pdf.set_xy(56, top + height + 30)
+    pdf.multi_cell(480, 14, PARAGRAPHS[0])
+    return bytes(pdf.output())
+
+
+COLUMN_TEXT = [
+    "Boxed column text runs here across several lines so that",
+    "the frame around it and the rule inside it form a grid",
+    "whose cells would cut the first letters of every line.",
+]
+
+
+def ruled_text_column_pdf() -> bytes:
+    """A text column in a frame with a horizontal rule under its first line and a vertical rule
+    drawn 6 pt inside its left edge, through the first letter of each line: pdfplumber finds
+    a grid whose cells cut words."""
+    pdf = _new()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=11)
+    for n, line in enumerate(COLUMN_TEXT):
+        pdf.text(60, 112 + 16 * n, line)
+    pdf.set_line_width(0.6)
+    pdf.rect(54, 96, 330, 56)
+    pdf.line(54, 117, 384, 117)
+    pdf.line(66, 96, 66, 152)
+    return bytes(pdf.output())

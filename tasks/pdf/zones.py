@@ -2,13 +2,18 @@
 
 Detection, per page:
 
-* **Tables**: pdfplumber's ``find_tables()`` with its default "lines" strategy, so only tables
-  drawn with rules are found; a table of fewer than two cells (a framed box) is not a table.
+* **Tables**: pdfplumber's ``find_tables()`` with its default "lines" strategy finds grids
+  drawn with rules; each is then checked against the page's words (:func:`table_verdict`).
+  It is a table only when it has at least two rows and two columns, at least
+  :data:`MIN_TABLE_FILL` of its cells hold a word, and no rule cuts through a word. A grid of
+  mostly empty cells is a chart (bars, axes, gridlines) and becomes a *figure* zone holding its
+  labels; a grid that cuts words (a rule or box drawn across a text column) or has a single row
+  or column (a frame around text, a UML class box) is not a table, and its words stay text.
 * **Figures**: the page's images (``page.images``), clipped to the page; images smaller than
   2 pt either way and exact duplicates (soft masks) are skipped. An image covering at least
   80 % of the page is treated as a *background* (a scan with an OCR text layer, a letterhead):
-  it is still a figure zone, but the words over it stay text blocks. Vector drawings are not
-  figures (yet).
+  it is still a figure zone, but the words over it stay text blocks. Vector drawings are
+  figures only when they are found as a grid of empty cells (charts), see above.
 * **Text blocks**: the remaining words (words whose centre lies in a table, or in a
   non-background figure, belong to that zone) are grouped into lines (same baseline band; a
   horizontal gap wider than 1.5 line heights starts a new line, which separates columns), then
@@ -29,6 +34,7 @@ unique and increase in reading order across the document; they are not contiguou
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -43,10 +49,12 @@ from .words import Word, page_words
 
 __all__ = [
     "BACKGROUND_AREA_RATIO",
+    "MIN_TABLE_FILL",
     "ZONES_PER_PAGE",
     "DetectedZone",
     "detect_zones",
     "page_zone_id",
+    "table_verdict",
     "zone_index",
 ]
 
@@ -60,6 +68,10 @@ _MIN_FIGURE_PT = 2.0
 _COLUMN_GAP_LINE_HEIGHTS = 1.5
 _BLOCK_GAP_LINE_HEIGHTS = 0.5
 _HEIGHT_RATIO_LIMIT = 1.4
+#: A table needs at least this share of its cells to hold a word; emptier grids are charts.
+MIN_TABLE_FILL = 0.4
+#: A word may reach this far (points) past its cell's side before the rule counts as cutting it.
+_CUT_WORD_PT = 1.5
 #: Zones may overlap this much (points) across a reading-order cut, e.g. descenders.
 _CUT_TOLERANCE_PT = 1.0
 
@@ -120,10 +132,15 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
     bounds = _bbox_of(page.bbox)
     page_area = max((bounds[2] - bounds[0]) * (bounds[3] - bounds[1]), 1.0)
 
-    tables = [t for t in page.find_tables() if len(t.cells) >= 2]
+    words = page_words(page)
     raw: list[DetectedZone] = []
-    for table in tables:
-        raw.append(_zone("table", _clip(_bbox_of(table.bbox), bounds), table=table))
+    for table in page.find_tables():
+        verdict = table_verdict(table, words)
+        box = _clip(_bbox_of(table.bbox), bounds)
+        if verdict == "table":
+            raw.append(_zone("table", box, table=table))
+        elif verdict == "figure":
+            raw.append(_zone("figure", box))
 
     seen: set[tuple[int, int, int, int]] = set()
     for image in page.images:
@@ -141,7 +158,7 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
 
     holders = [z for z in raw if z.kind == "table" or not z.background]
     free_words: list[Word] = []
-    for word in page_words(page):
+    for word in words:
         cx = (word["x0"] + word["x1"]) / 2
         cy = (word["top"] + word["bottom"]) / 2
         holder = next((z for z in holders if _contains(z.bbox, cx, cy)), None)
@@ -176,6 +193,46 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
 
 
 _PENDING = ZoneInfo(zone_id="pending", index=0)
+
+
+def table_verdict(table: Table, words: list[Word]) -> Literal["table", "figure", "text"]:
+    """Whether a ruled grid is a table, a chart (a figure) or lines around text.
+
+    A word belongs to the cell holding its centre; it is *cut* when it reaches more than
+    :data:`_CUT_WORD_PT` past that cell's left or right edge (or more than a third of its
+    height past the top or bottom): a real table's rules run between words, never through one.
+    A table also needs two rows and two columns with at least two filled cells each, so two
+    framed boxes that touch (UML classes) are not a 2×2 table.
+    """
+    grid = [
+        (i, j, _bbox_of(cell))
+        for i, row in enumerate(table.rows)
+        for j, cell in enumerate(row.cells)
+        if cell is not None
+    ]
+    filled: set[tuple[int, int]] = set()
+    for word in words:
+        cx, cy = (word["x0"] + word["x1"]) / 2, (word["top"] + word["bottom"]) / 2
+        found = next(((i, j, c) for i, j, c in grid if _contains(c, cx, cy)), None)
+        if found is None:
+            continue
+        i, j, cell = found
+        filled.add((i, j))
+        slack = (word["bottom"] - word["top"]) / 3
+        if (
+            word["x0"] < cell[0] - _CUT_WORD_PT
+            or word["x1"] > cell[2] + _CUT_WORD_PT
+            or word["top"] < cell[1] - slack
+            or word["bottom"] > cell[3] + slack
+        ):
+            return "text"
+    if len(filled) < MIN_TABLE_FILL * max(len(grid), 1):
+        return "figure" if len(grid) >= 4 else "text"
+    rows = collections.Counter(i for i, _ in filled)
+    columns = collections.Counter(j for _, j in filled)
+    if sum(n >= 2 for n in rows.values()) < 2 or sum(n >= 2 for n in columns.values()) < 2:
+        return "text"
+    return "table"
 
 
 def _zone(kind: ZoneKind, bbox: BBox, **kwargs: Any) -> DetectedZone:

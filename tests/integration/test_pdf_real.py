@@ -37,17 +37,20 @@ def test_a_ruled_table_pdf_yields_one_table_zone_with_its_cells(resources: Path)
     assert result.zones[0].confidence == 1.0
 
 
-def test_a_government_form_yields_text_and_table_zones(resources: Path) -> None:
+def test_a_government_form_s_framed_fields_are_text_not_tables(resources: Path) -> None:
+    # The form frames each field in a one-column grid and its buttons in a one-row grid: no
+    # cell has a neighbour to line up with, so neither is a table (they used to be, with a
+    # confidence of 0.5).
     result = process_document(resources / "SF424_page2.pdf", RecordingSink())
 
-    kinds = [z.kind for z in result.zones]
-    assert kinds.count("table") == 2
-    assert result.zones[0].text == "OMB Number: 4040-0004"
-    first_table = next(z for z in result.zones if z.kind == "table")
-    assert first_table.rows is not None
-    assert first_table.rows[0] == ["Application for Federal Assistance SF-424 Version 02"]
-    # one column: the single-row/column penalty halves the confidence
-    assert first_table.confidence == 0.5
+    assert [z.kind for z in result.zones if z.kind != "text"] == []
+    texts = [z.text for z in result.zones]
+    assert texts[:4] == [
+        "OMB Number: 4040-0004",
+        "Expiration Date: 01/31/2009",
+        "Application for Federal Assistance SF-424",
+        "Version 02",
+    ]
 
 
 def test_a_text_page_is_split_into_paragraph_blocks(resources: Path) -> None:
@@ -166,3 +169,29 @@ def test_unmapped_glyphs_are_dropped_and_their_zone_says_so() -> None:
     noted = [z for z in result.zones if any("without a Unicode mapping" in n for n in z.notes)]
     assert noted
     assert all(z.confidence is not None and z.confidence < 1.0 for z in noted)
+
+
+def test_a_paper_s_ruled_tables_stay_tables_and_its_empty_diagram_grids_are_figures() -> None:
+    path = corpus_pdf_or_skip("naacl06-shinyama")
+    tables = process_document(path, RecordingSink(), first_page=2, last_page=2)
+    diagram = process_document(path, RecordingSink(), first_page=4, last_page=4)
+
+    rows = [z.rows for z in tables.zones if z.kind == "table"]
+    assert rows[0] is not None and rows[0][0] == ["Article", "dump", "be-hit"]
+    assert [z for z in diagram.zones if z.kind == "table"] == []
+    drawings = [
+        z for z in diagram.zones if z.kind == "figure" and z.figure and not z.figure.pixel_width
+    ]
+    assert len(drawings) == 2
+
+
+def test_uml_class_boxes_are_not_tables_and_no_cell_cuts_a_word() -> None:
+    # GeoBase's UML diagrams: framed class boxes (one column each), and on page 18 a grid
+    # whose rule runs through "geometry" (it used to be a 1x2 table "uses ge | ometry").
+    path = corpus_pdf_or_skip("geobase-uml")
+    for page in (10, 18):
+        result = process_document(path, RecordingSink(), first_page=page, last_page=page)
+        assert [z for z in result.zones if z.kind == "table"] == []
+        words = [w for z in result.zones for w in (z.text or "").split()]
+        assert "«spatialDescriptiveEvol»" in words
+    assert "ometry" not in words
