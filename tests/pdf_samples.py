@@ -34,6 +34,7 @@ __all__ = [
     "text_pdf",
     "truncated_pdf",
     "two_column_pdf",
+    "unparsable_pages_pdf",
     "unreadable_pages_pdf",
     "zero_pages_pdf",
 ]
@@ -200,6 +201,17 @@ def broken_page_pdf(pages: int = 3, broken: int = 2) -> bytes:
     return out.getvalue()
 
 
+def unparsable_pages_pdf(pages: int = 3) -> bytes:
+    """:func:`many_pages_pdf` where every page has a two-number MediaBox: PDFium opens the
+    file, and neither pdfminer nor a qpdf repair can build any page."""
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(many_pages_pdf(pages))))
+    for page in writer.pages:
+        page[NameObject("/MediaBox")] = ArrayObject([NumberObject(0), NumberObject(0)])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def assert_sink_contract(sink: Any) -> None:
     """Check a :class:`~tasks.pdf.sink.RecordingSink` against the sink contract.
 
@@ -246,7 +258,8 @@ def assert_sink_contract(sink: Any) -> None:
 
 def unreadable_pages_pdf(pages: int = 3) -> bytes:
     """:func:`many_pages_pdf` whose page tree node has ``/Type /Pagex``: PDFium still finds the
-    pages, pdfminer cannot walk the tree, so no page can be parsed."""
+    pages; pdfminer finds them without their inherited MediaBox, so it cannot build any (a
+    qpdf rewrite fixes the tree)."""
     data = many_pages_pdf(pages)
     assert data.count(b"/Type /Pages") == 1
     return data.replace(b"/Type /Pages", b"/Type /Pagex")
@@ -359,3 +372,51 @@ def ruled_text_column_pdf() -> bytes:
     pdf.line(54, 117, 384, 117)
     pdf.line(66, 96, 66, 152)
     return bytes(pdf.output())
+
+
+def _startxref(data: bytes) -> tuple[int, int, int]:
+    """(value, start, end) of the last ``startxref`` number in ``data``."""
+    at = data.rindex(b"startxref")
+    start = at + len(b"startxref")
+    while data[start : start + 1].isspace():
+        start += 1
+    end = start
+    while data[end : end + 1].isdigit():
+        end += 1
+    return int(data[start:end]), start, end
+
+
+def shifted_xref_pdf(shift: int = 64) -> bytes:
+    """:func:`many_pages_pdf` (3 pages) with a comment of ``shift`` bytes inserted after the
+    header and ``startxref`` corrected: the cross-reference table is found, but every object
+    offset in it is ``shift`` bytes short (as after a careless edit or a transfer that added
+    bytes). PDFium and pypdf rebuild the offsets; pdfminer finds no page."""
+    data = many_pages_pdf(3)
+    header_end = data.index(b"\n") + 1
+    data = data[:header_end] + b"%" + b"x" * (shift - 2) + b"\n" + data[header_end:]
+    value, start, end = _startxref(data)
+    return data[:start] + str(value + shift).encode() + data[end:]
+
+
+def prev_loop_pdf() -> bytes:
+    """:func:`many_pages_pdf` (3 pages) with an incremental update whose trailer's ``/Prev``
+    points at its own cross-reference section: pdfminer follows the chain until Python's
+    recursion limit; PDFium and pypdf notice the loop and stop."""
+    data = many_pages_pdf(3)
+    trailer = data[data.rindex(b"trailer") : data.rindex(b"startxref")]
+    size = trailer.split(b"/Size ")[1].split()[0]
+    root = b" ".join(trailer.split(b"/Root ")[1].split()[:3])
+    xref = len(data)
+    update = b"xref\n0 0\ntrailer\n<< /Size %s /Root %s /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size,
+        root,
+        xref,
+        xref,
+    )
+    return data + update
+
+
+def garbage_pdf(size: int = 4096) -> bytes:
+    """A PDF header, deterministic noise and an end-of-file marker: nothing to read."""
+    noise = bytes((i * 7919 + 13) % 251 for i in range(size))
+    return b"%PDF-1.7\n" + noise + b"\n%%EOF\n"

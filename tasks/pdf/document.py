@@ -16,6 +16,7 @@ build is reported on its own and the other pages are still processed.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from pdfplumber.pdf import PDF
 from progress_bridge.events import PageInfo
 
 from .errors import (
+    RECURSION_REASON,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
@@ -43,7 +45,9 @@ from .errors import (
     PdfRejected,
     TooManyPages,
     TruncatedPdf,
+    is_recursion,
 )
+from .repair import layout_problem, repair
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -60,6 +64,7 @@ _HEADER_WINDOW = 1024
 #: Where to look for the ``%%EOF`` marker; writers may append a little junk after it.
 _TRAILER_WINDOW = 2048
 
+log = logging.getLogger(__name__)
 _PDFIUM_LOCK = threading.Lock()
 #: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
 _US_LETTER = (612.0, 792.0)
@@ -93,6 +98,43 @@ class PdfDocument:
         self.name = name
         self.page_sizes = page_sizes
         self._plumber: PDF | None = None
+        #: Remarks for the result, e.g. that the file was repaired (see :meth:`prepare_layout`).
+        self.notes: list[str] = []
+
+    def prepare_layout(self) -> None:
+        """Make sure pdfminer can read the file; repair it with qpdf when it cannot.
+
+        PDFium has read the file already (:func:`open_document`); where pdfminer cannot (it
+        finds fewer pages, or its parser fails or recurses without end), the file is rewritten
+        by qpdf and the copy is used from here on, with a note in :attr:`notes` and one log
+        line. Call it before reporting any progress: it can still refuse the document.
+
+        Raises:
+            CorruptPdf: pdfminer cannot read the file even after the repair.
+        """
+        problem = layout_problem(self._data, self._password, self.page_count)
+        if problem is None:
+            return
+        try:
+            repaired = repair(self._data, self._password)
+        except CorruptPdf:
+            if layout_problem(self._data, self._password, self.page_count, page_boxes=False):
+                raise
+            return  # only pages without a size, which qpdf cannot read: they fail one by one
+        # (a page that has no size anywhere stays so after the repair: it fails on its own)
+        still = layout_problem(repaired, None, self.page_count, page_boxes=False)
+        if still is not None:
+            raise CorruptPdf(
+                "The PDF is damaged: its pages can be counted but not laid out, even after an "
+                "automatic repair. Open it in a PDF viewer and save or print it to a new PDF, "
+                "then upload that file."
+            )
+        log.warning("%s: %s; processing a copy repaired by qpdf", self.name or "PDF", problem)
+        self._data, self._password = repaired, None
+        self.notes.append(
+            f"The file is damaged ({problem}); it was repaired automatically (qpdf) and the "
+            "repaired copy was processed. Check the result against the original."
+        )
 
     @property
     def page_count(self) -> int:
@@ -126,7 +168,14 @@ class PdfDocument:
         per-page caches, so memory stays flat over long documents).
         """
         if self._plumber is None:
-            self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            try:
+                self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            except Exception as exc:  # prepare_layout() was skipped, or pdfminer disagrees
+                reason = RECURSION_REASON if is_recursion(exc) else "its structure is broken"
+                raise CorruptPdf(
+                    f"The PDF is damaged and its pages cannot be laid out ({reason}). Open it in "
+                    "a PDF viewer and save or print it to a new PDF, then upload that file."
+                ) from None
         plumber = self._plumber
         pages = PDFPage.create_pages(plumber.doc)
         doctop = 0.0
@@ -259,7 +308,10 @@ def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> Pd
             "The PDF is incomplete: it ends before its end-of-file marker, "
             "so it was probably cut off during upload or download."
         )
-    return CorruptPdf(f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}).")
+    return CorruptPdf(
+        f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}). Upload the "
+        "original file again, or save it anew from the program that made it."
+    )
 
 
 def _declares_no_pages(data: bytes) -> bool:
@@ -283,6 +335,8 @@ def _pdfium_reason(message: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if is_recursion(exc):
+        return RECURSION_REASON
     text = str(exc).strip()
     if not text:
         return type(exc).__name__

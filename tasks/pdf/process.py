@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from progress_bridge.events import PageInfo, ZoneInfo
 
 from .document import DEFAULT_MAX_PAGES, PdfSource, open_document
-from .errors import CorruptPdf, ProcessingCancelled
+from .errors import RECURSION_REASON, CorruptPdf, ProcessingCancelled, is_recursion
 from .extract import PAGE_TOOL, extract_zone, tool_for
 from .result import DocumentResult, PageResult, ZoneResult
 from .sink import ProgressSink
@@ -68,6 +68,7 @@ def process_document(
     started = time.perf_counter()
     with open_document(source, password=password, max_pages=max_pages) as doc:
         first, last = doc.check_range(first_page, last_page)
+        doc.prepare_layout()
         total = last - first + 1
         result = DocumentResult(
             source_name=doc.name,
@@ -75,6 +76,7 @@ def process_document(
             first_page=first,
             last_page=last,
             tools=_tool_versions(),
+            notes=list(doc.notes),
         )
         progress = _Progress(sink)
         progress.report(0.0, f"Opened {doc.page_count}-page document")
@@ -158,8 +160,12 @@ def process_document(
             # Nothing usable came out: a failed job with the reason serves the user better than
             # a "completed" one holding only failed zones.
             count = len(result.pages)
-            what = "the page could not" if count == 1 else f"none of the {count} pages could"
-            raise CorruptPdf(f"The PDF is damaged: {what} be parsed. {result.pages[0].error}")
+            what = "its page" if count == 1 else f"none of its {count} pages"
+            verb = "could not be laid out" if count == 1 else "could be laid out"
+            raise CorruptPdf(
+                f"The PDF is damaged: {what} {verb}, although the file opens. Open it in a PDF "
+                "viewer and save or print it to a new PDF, then upload that file."
+            )
         result.duration_ms = round((time.perf_counter() - started) * 1000)
         return result
 
@@ -236,6 +242,8 @@ def _check_stop(should_stop: Callable[[], bool] | None) -> None:
 
 
 def _describe(exc: BaseException) -> str:
+    if is_recursion(exc):
+        return f"the page cannot be read: {RECURSION_REASON}"
     text = " ".join(str(exc).split())
     reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return reason[:_ERROR_CHARS]
@@ -243,7 +251,7 @@ def _describe(exc: BaseException) -> str:
 
 def _tool_versions() -> dict[str, str]:
     versions = {}
-    for package in ("pdfplumber", "pdfminer.six", "pypdfium2"):
+    for package in ("pdfplumber", "pdfminer.six", "pypdfium2", "pikepdf"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover - installed from a checkout
