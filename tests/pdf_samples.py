@@ -420,3 +420,29 @@ def garbage_pdf(size: int = 4096) -> bytes:
     """A PDF header, deterministic noise and an end-of-file marker: nothing to read."""
     noise = bytes((i * 7919 + 13) % 251 for i in range(size))
     return b"%PDF-1.7\n" + noise + b"\n%%EOF\n"
+
+
+SCANNED_LINES = [
+    "Invoice 2024-117 for the harbour office",
+    "Forty crates of rope delivered on Monday",
+    "Total due within thirty days",
+]
+
+
+@functools.lru_cache(maxsize=1)
+def scanned_pdf() -> bytes:
+    """One A4 page holding only an image of :data:`SCANNED_LINES` (black text on white,
+    rendered by Pillow at 200 dpi): a scan without a text layer."""
+    from PIL import ImageDraw, ImageFont
+
+    dpi = 200
+    width, height = round(595.28 / 72 * dpi), round(841.89 / 72 * dpi)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=round(14 / 72 * dpi))  # 14 pt type
+    for n, line in enumerate(SCANNED_LINES):
+        draw.text((round(1.0 * dpi), round((1.5 + 0.4 * n) * dpi)), line, fill=0, font=font)
+    pdf = _new()
+    pdf.add_page()
+    pdf.image(image, x=0, y=0, w=595.28, h=841.89)
+    return bytes(pdf.output())

@@ -32,6 +32,7 @@ from pdfminer.pdfparser import PDFParser
 from pdfminer.pdftypes import resolve1
 from pdfplumber.page import Page
 from pdfplumber.pdf import PDF
+from PIL import Image
 
 from progress_bridge.events import PageInfo
 
@@ -146,6 +147,18 @@ class PdfDocument:
 
     def pages_info(self) -> list[PageInfo]:
         return [self.page_info(n) for n in range(1, self.page_count + 1)]
+
+    def render_page(self, number: int, dpi: int) -> Image.Image:
+        """Page ``number`` (1-based) as an RGB image at ``dpi``, rendered by PDFium."""
+        with _PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(self._data, password=self._password)
+            try:
+                page = doc[number - 1]
+                image: Image.Image = page.render(scale=dpi / 72).to_pil().convert("RGB")
+                page.close()
+            finally:
+                doc.close()
+        return image
 
     def check_range(self, first_page: int, last_page: int | None) -> tuple[int, int]:
         """Resolve ``last_page=None`` to the last page and validate the range (1-based, inclusive).

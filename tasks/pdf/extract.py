@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .ocr import OCR_TOOL
 from .result import FigureInfo
 from .words import CID_PATTERN, count_unmapped, text_settings
 from .zones import DetectedZone
@@ -30,6 +31,7 @@ __all__ = [
     "extract_zone",
     "text_confidence",
     "tool_for",
+    "zone_tool",
 ]
 
 TEXT_TOOL = "pdfplumber.text"
@@ -57,6 +59,11 @@ def tool_for(kind: str) -> str:
     return {"text": TEXT_TOOL, "table": TABLE_TOOL, "figure": FIGURE_TOOL}.get(kind, PAGE_TOOL)
 
 
+def zone_tool(zone: DetectedZone) -> str:
+    """The tool that will process ``zone`` (reported in ``zone_processing``)."""
+    return OCR_TOOL if zone.ocr else tool_for(zone.kind)
+
+
 def extract_zone(zone: DetectedZone) -> Extraction:
     """Run the extractor for the zone's kind and time it.
 
@@ -71,6 +78,9 @@ def extract_zone(zone: DetectedZone) -> Extraction:
     }
     started = time.perf_counter()
     extraction = extractors[zone.kind](zone)
+    if zone.notes:
+        extraction.summary = _shorten(_noted(extraction.summary, zone.notes))
+        extraction.notes = [*zone.notes, *extraction.notes]
     extraction.duration_ms = round((time.perf_counter() - started) * 1000)
     return extraction
 
@@ -78,9 +88,15 @@ def extract_zone(zone: DetectedZone) -> Extraction:
 def extract_text(zone: DetectedZone) -> Extraction:
     """Lines of the block joined by newlines, words by single spaces.
 
-    Confidence: :func:`text_confidence` of the text, counting dropped glyphs as unreadable.
+    Confidence: :func:`text_confidence` of the text, counting dropped glyphs as unreadable; for
+    words read by OCR, the mean of Tesseract's word confidences (tool :data:`OCR_TOOL`).
     """
     text = _join_lines(zone.lines)
+    if zone.ocr:
+        # Tesseract's own word confidences: how sure it is of what it read
+        scores = [float(w.get("ocr_confidence", 0.0)) for line in zone.lines for w in line]
+        confidence = round(sum(scores) / len(scores), 3) if scores else 0.0
+        return Extraction(OCR_TOOL, confidence, _shorten(text), text=text)
     unmapped = count_unmapped(w for line in zone.lines for w in line)
     notes = [unmapped_note(unmapped)] if unmapped else []
     summary = _shorten(_noted(text, notes))

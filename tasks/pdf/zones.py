@@ -112,18 +112,27 @@ class DetectedZone:
     table: Table | None = None
     image: dict[str, Any] | None = None
     background: bool = False
+    #: The words came from OCR of the page's image (see :mod:`tasks.pdf.ocr`).
+    ocr: bool = False
+    #: Remarks the zone's summary and result carry, e.g. that the page has no text layer.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def zone_id(self) -> str:
         return self.info.zone_id
 
 
-def detect_zones(page: Page, number: int) -> list[DetectedZone]:
+def detect_zones(
+    page: Page, number: int, *, ocr_words: list[Word] | None = None
+) -> list[DetectedZone]:
     """Find the zones of one page, in reading order, with ids and indexes assigned.
 
     Args:
         page: an open pdfplumber page.
         number: its 1-based page number in the document.
+        ocr_words: the words OCR read on the page's rendering, for a page without a text
+            layer; they stand in for the text layer and every image counts as the background
+            they were read from. Their text blocks are marked ``ocr``.
 
     Raises:
         Exception: whatever pdfminer raises on a page it cannot parse; the caller reports the
@@ -132,7 +141,7 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
     bounds = _bbox_of(page.bbox)
     page_area = max((bounds[2] - bounds[0]) * (bounds[3] - bounds[1]), 1.0)
 
-    words = page_words(page)
+    words = page_words(page) if ocr_words is None else ocr_words
     raw: list[DetectedZone] = []
     for table in page.find_tables():
         verdict = table_verdict(table, words)
@@ -152,9 +161,8 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
             continue
         seen.add(key)
         area = (box[2] - box[0]) * (box[3] - box[1])
-        raw.append(
-            _zone("figure", box, image=image, background=area >= BACKGROUND_AREA_RATIO * page_area)
-        )
+        background = ocr_words is not None or area >= BACKGROUND_AREA_RATIO * page_area
+        raw.append(_zone("figure", box, image=image, background=background))
 
     holders = [z for z in raw if z.kind == "table" or not z.background]
     free_words: list[Word] = []
@@ -177,7 +185,8 @@ def detect_zones(page: Page, number: int) -> list[DetectedZone]:
             max(line.x1 for line in block),
             max(line.bottom for line in block),
         )
-        raw.append(_zone("text", _clip(box, bounds), lines=[line.words for line in block]))
+        lines = [line.words for line in block]
+        raw.append(_zone("text", _clip(box, bounds), lines=lines, ocr=ocr_words is not None))
 
     raw = _reading_order(_cap(raw))
     for n, zone in enumerate(raw, start=1):

@@ -15,6 +15,7 @@ from tasks.pdf import (
     CorruptPdf,
     RecordingSink,
     TruncatedPdf,
+    export_markdown,
     merge_results,
     process_document,
 )
@@ -46,6 +47,7 @@ def test_a_file_pdfium_reads_but_pdfminer_cannot_is_repaired_and_processed(
     assert len(result.notes) == 1
     assert result.notes[0].startswith(f"The file is damaged ({problem}")
     assert result.to_dict()["notes"] == result.notes
+    assert f"> {result.notes[0]}" in export_markdown(result)
     pdf_tasks = [r for r in caplog.records if r.name.startswith("tasks.pdf")]
     assert len(pdf_tasks) == 1, "one log line per repaired file"
     assert pdf_tasks[0].exc_info is None and "repaired by qpdf" in pdf_tasks[0].getMessage()
