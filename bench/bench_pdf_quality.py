@@ -21,10 +21,12 @@ figures), split the same way. Both are compared as bags of words per page:
   extraction (a reading-order proxy: a page read across two columns line by line scores low).
 
 Before comparing, both sides are folded the same way: Unicode NFKC (ligatures), typographic
-quotes and dashes to ASCII, PDFium's end-of-line hyphen marker (U+FFFE) to a hyphen and a
-line break (PDFium joins a word hyphenated at a line end; the page shows two parts). The folding
-only keeps the measure about word boundaries: pdfminer maps some glyphs of fonts without a
-ToUnicode map differently from PDFium (TeX's OT1 quotes), which no spacing rule can change.
+quotes and dashes to ASCII, PDFium's end-of-line hyphen marker (U+FFFE) to a hyphen and a line
+break (PDFium joins a word hyphenated at a line end; the page shows two parts), and tokens
+without a letter or digit (leader dots, rules, lone punctuation) left out: PDFium splits a dot
+leader into single dots on some pages and not on others. The folding keeps the measure about
+word boundaries: pdfminer maps some glyphs of fonts without a ToUnicode map differently from
+PDFium (TeX's OT1 quotes), which no spacing rule can change.
 
 The **old** extraction is the ``tasks/pdf`` package of ``--baseline`` (a git revision, by default
 the commit before this benchmark was written), exported with ``git archive`` into a temporary
@@ -94,7 +96,7 @@ def fold(text: str) -> list[str]:
     """Words of ``text`` as the comparison sees them (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text).translate(_FOLD)
     text = "".join(c if c.isprintable() or c.isspace() else " " for c in text)
-    return text.split()
+    return [word for word in text.split() if any(c.isalnum() for c in word)]
 
 
 @dataclass

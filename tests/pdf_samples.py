@@ -446,3 +446,34 @@ def scanned_pdf() -> bytes:
     pdf.add_page()
     pdf.image(image, x=0, y=0, w=595.28, h=841.89)
     return bytes(pdf.output())
+
+
+THREE_COLUMNS = [
+    [f"Left column line {n} reads on." for n in range(1, 9)],
+    [
+        f"Middle column line {n} goes on." if n != 3 else "Middle column line 3 goes on so wide"
+        for n in range(1, 9)
+    ],
+    [f"Right column line {n} ends it." for n in range(1, 9)],
+]
+
+
+def three_column_pdf() -> bytes:
+    """Three columns of :data:`THREE_COLUMNS` on a 10 pt pitch whose baselines are offset by
+    4 and 2 pt (as in a tax form's instructions); the middle column's third line is justified
+    to end 8 pt from the right column (closer than 1.5 line heights)."""
+    pdf = _new()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=9)
+    for column, (x, offset) in enumerate(((56.0, 0.0), (226.0, 4.0), (396.0, 2.0))):
+        for n, line in enumerate(THREE_COLUMNS[column]):
+            if (column, n) != (1, 2):
+                pdf.text(x, 120 + offset + 10 * n, line)
+    # justified wider: the words of line 3 spread so that it ends at x = 388
+    words = THREE_COLUMNS[1][2].split(" ")
+    spare = 388 - 226 - sum(pdf.get_string_width(w) for w in words)
+    x = 226.0
+    for word in words:
+        pdf.text(x, 124 + 20, word)
+        x += pdf.get_string_width(word) + spare / (len(words) - 1)
+    return bytes(pdf.output())

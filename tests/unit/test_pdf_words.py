@@ -44,3 +44,12 @@ def test_dropped_glyphs_count_against_the_confidence() -> None:
     assert text_confidence("", unmapped=2) == 0.0
     assert unmapped_note(1) == "1 glyph without a Unicode mapping dropped"
     assert unmapped_note(3) == "3 glyphs without a Unicode mapping dropped"
+
+
+def test_three_columns_with_offset_baselines_are_read_column_by_column() -> None:
+    # Baselines offset by 4 and 2 pt chained each column's line to the next line of the
+    # column beside it (words interleaved), and a justified line 8 pt from the next column
+    # joined the two columns' lines.
+    result = process_document(pdf_samples.three_column_pdf(), RecordingSink())
+
+    assert [z.text for z in result.zones] == ["\n".join(c) for c in pdf_samples.THREE_COLUMNS]
