@@ -102,8 +102,9 @@ class PdfDocument:
         #: Remarks for the result, e.g. that the file was repaired (see :meth:`prepare_layout`).
         self.notes: list[str] = []
 
-    def prepare_layout(self) -> None:
-        """Make sure pdfminer can read the file; repair it with qpdf when it cannot.
+    def prepare_layout(self, last_page: int | None = None) -> None:
+        """Make sure pdfminer can read the file up to ``last_page`` (default: the last page);
+        repair it with qpdf when it cannot.
 
         PDFium has read the file already (:func:`open_document`); where pdfminer cannot (it
         finds fewer pages, or its parser fails or recurses without end), the file is rewritten
@@ -113,17 +114,18 @@ class PdfDocument:
         Raises:
             CorruptPdf: pdfminer cannot read the file even after the repair.
         """
-        problem = layout_problem(self._data, self._password, self.page_count)
+        pages = self.page_count if last_page is None else last_page
+        problem = layout_problem(self._data, self._password, pages)
         if problem is None:
             return
         try:
             repaired = repair(self._data, self._password)
         except CorruptPdf:
-            if layout_problem(self._data, self._password, self.page_count, page_boxes=False):
+            if layout_problem(self._data, self._password, pages, page_boxes=False):
                 raise
             return  # only pages without a size, which qpdf cannot read: they fail one by one
         # (a page that has no size anywhere stays so after the repair: it fails on its own)
-        still = layout_problem(repaired, None, self.page_count, page_boxes=False)
+        still = layout_problem(repaired, None, pages, page_boxes=False)
         if still is not None:
             raise CorruptPdf(
                 "The PDF is damaged: its pages can be counted but not laid out, even after an "

@@ -86,7 +86,7 @@ def process_document(
     started = time.perf_counter()
     with open_document(source, password=password, max_pages=max_pages) as doc:
         first, last = doc.check_range(first_page, last_page)
-        doc.prepare_layout()
+        doc.prepare_layout(last)
         total = last - first + 1
         result = DocumentResult(
             source_name=doc.name,

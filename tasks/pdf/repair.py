@@ -30,10 +30,15 @@ def layout_problem(
 ) -> str | None:
     """Why pdfminer cannot lay out this file, in a short phrase; ``None`` when it can.
 
+    Walking the page tree costs about 3 ms a page (0.9 s for a 311-page manual): a caller that
+    processes pages up to N passes ``page_count=N``, and only that much of the tree is walked
+    (the pages after it are another range's business).
+
     Args:
         data: the file.
         password: its password, if encrypted.
-        page_count: the number of pages PDFium counts; pdfminer must find as many.
+        page_count: pdfminer must find at least this many pages (PDFium's count, or the last
+            page of the range to process).
         page_boxes: also require every page to have a MediaBox, its own or inherited. A page
             tree node of the wrong type (``/Type /Pagex``) hides the inherited box from
             pdfminer, and pdfplumber then cannot build the page; qpdf rebuilds such a tree.
@@ -44,13 +49,15 @@ def layout_problem(
         for page in PDFPage.create_pages(document):
             found += 1
             boxless += "MediaBox" not in page.attrs
+            if found >= page_count:
+                break
     except RecursionError:
         return "its cross-reference chain loops back on itself"
     except Exception as exc:  # pdfminer raises many types on a broken structure
         return f"its structure could not be parsed ({type(exc).__name__})"
     if page_boxes and boxless:
         return f"its page tree is malformed ({boxless} of {found} pages have no page size)"
-    if found != page_count:
+    if found < page_count:
         return (
             "its cross-reference table points to the wrong places: "
             f"{found} of {page_count} pages found"
