@@ -99,6 +99,8 @@ class PdfDocument:
         self.name = name
         self.page_sizes = page_sizes
         self._plumber: PDF | None = None
+        #: The pages prepare_layout() walked already (so iter_pages does not walk them again).
+        self._walked: list[PDFPage] = []
         #: Remarks for the result, e.g. that the file was repaired (see :meth:`prepare_layout`).
         self.notes: list[str] = []
 
@@ -115,29 +117,45 @@ class PdfDocument:
             CorruptPdf: pdfminer cannot read the file even after the repair.
         """
         pages = self.page_count if last_page is None else last_page
-        problem = layout_problem(self._data, self._password, pages)
+        problem = self._open_layout(pages)
         if problem is None:
             return
         try:
             repaired = repair(self._data, self._password)
         except CorruptPdf:
-            if layout_problem(self._data, self._password, pages, page_boxes=False):
+            if self._open_layout(pages, page_boxes=False) is not None:
                 raise
             return  # only pages without a size, which qpdf cannot read: they fail one by one
+        original = self._data, self._password
+        self._data, self._password = repaired, None
         # (a page that has no size anywhere stays so after the repair: it fails on its own)
-        still = layout_problem(repaired, None, pages, page_boxes=False)
-        if still is not None:
+        if self._open_layout(pages, page_boxes=False) is not None:
+            self._data, self._password = original
             raise CorruptPdf(
                 "The PDF is damaged: its pages can be counted but not laid out, even after an "
                 "automatic repair. Open it in a PDF viewer and save or print it to a new PDF, "
                 "then upload that file."
             )
         log.warning("%s: %s; processing a copy repaired by qpdf", self.name or "PDF", problem)
-        self._data, self._password = repaired, None
         self.notes.append(
             f"The file is damaged ({problem}); it was repaired automatically (qpdf) and the "
             "repaired copy was processed. Check the result against the original."
         )
+
+    def _open_layout(self, pages: int, *, page_boxes: bool = True) -> str | None:
+        """Open pdfplumber on the current data and walk the first ``pages`` pages; keep both
+        for :meth:`iter_pages` when pdfminer reads them, else close and return the problem."""
+        self.close()
+
+        def open_plumber() -> PDFDocument:
+            self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            return self._plumber.doc
+
+        problem, walked = layout_problem(open_plumber, pages, page_boxes=page_boxes)
+        if problem is not None:
+            self.close()
+        self._walked = walked
+        return problem
 
     @property
     def page_count(self) -> int:
@@ -192,7 +210,11 @@ class PdfDocument:
                     "a PDF viewer and save or print it to a new PDF, then upload that file."
                 ) from None
         plumber = self._plumber
-        pages = PDFPage.create_pages(plumber.doc)
+        pages: Iterator[PDFPage]
+        if len(self._walked) >= last_page:
+            pages = iter(self._walked)
+        else:
+            pages = PDFPage.create_pages(plumber.doc)
         doctop = 0.0
         number = 0
         while number < last_page:
@@ -228,6 +250,7 @@ class PdfDocument:
             # stream is our own BytesIO, so dropping the caches is all that is left.
             self._plumber.flush_cache()
             self._plumber = None
+        self._walked = []
 
     def __enter__(self) -> PdfDocument:
         return self

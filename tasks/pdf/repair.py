@@ -14,55 +14,60 @@ Neither raises anything but :class:`~tasks.pdf.errors.CorruptPdf`.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import pikepdf
 from pdfminer.pdfdocument import PDFDocument
 from pdfminer.pdfpage import PDFPage
-from pdfminer.pdfparser import PDFParser
 
-from .errors import CorruptPdf
+from .errors import CorruptPdf, is_recursion
 
 __all__ = ["layout_problem", "repair"]
 
 
 def layout_problem(
-    data: bytes, password: str | None, page_count: int, *, page_boxes: bool = True
-) -> str | None:
-    """Why pdfminer cannot lay out this file, in a short phrase; ``None`` when it can.
+    open_document: Callable[[], PDFDocument],
+    page_count: int,
+    *,
+    page_boxes: bool = True,
+) -> tuple[str | None, list[PDFPage]]:
+    """Why pdfminer cannot lay out a file, in a short phrase (``None`` when it can), and the
+    pages it found, for the caller to use instead of walking the page tree again.
 
-    Walking the page tree costs about 3 ms a page (0.9 s for a 311-page manual): a caller that
-    processes pages up to N passes ``page_count=N``, and only that much of the tree is walked
-    (the pages after it are another range's business).
+    Walking the page tree costs about 3 ms a page (0.9 s for a 311-page manual), so only the
+    first ``page_count`` pages are walked: a caller processing pages up to N passes N.
 
     Args:
-        data: the file.
-        password: its password, if encrypted.
+        open_document: parses the file's cross-reference table with pdfminer.
         page_count: pdfminer must find at least this many pages (PDFium's count, or the last
             page of the range to process).
         page_boxes: also require every page to have a MediaBox, its own or inherited. A page
             tree node of the wrong type (``/Type /Pagex``) hides the inherited box from
             pdfminer, and pdfplumber then cannot build the page; qpdf rebuilds such a tree.
     """
+    pages: list[PDFPage] = []
     try:
-        document = PDFDocument(PDFParser(io.BytesIO(data)), password=password or "")
-        found = boxless = 0
+        document = open_document()
         for page in PDFPage.create_pages(document):
-            found += 1
-            boxless += "MediaBox" not in page.attrs
-            if found >= page_count:
+            pages.append(page)
+            if len(pages) >= page_count:
                 break
     except RecursionError:
-        return "its cross-reference chain loops back on itself"
+        return "its cross-reference chain loops back on itself", []
     except Exception as exc:  # pdfminer raises many types on a broken structure
-        return f"its structure could not be parsed ({type(exc).__name__})"
+        if is_recursion(exc):  # pdfplumber wraps it
+            return "its cross-reference chain loops back on itself", []
+        return f"its structure could not be parsed ({type(exc).__name__})", []
+    boxless = sum("MediaBox" not in page.attrs for page in pages)
     if page_boxes and boxless:
-        return f"its page tree is malformed ({boxless} of {found} pages have no page size)"
-    if found < page_count:
-        return (
+        return f"its page tree is malformed ({boxless} of {len(pages)} pages have no page size)", []
+    if len(pages) < page_count:
+        problem = (
             "its cross-reference table points to the wrong places: "
-            f"{found} of {page_count} pages found"
+            f"{len(pages)} of {page_count} pages found"
         )
-    return None
+        return problem, []
+    return None, pages
 
 
 def repair(data: bytes, password: str | None) -> bytes:
