@@ -158,6 +158,13 @@ class PdfDocument:
         return problem
 
     @property
+    def data(self) -> bytes:
+        """The bytes being processed: the file as given, or its repaired copy once
+        :meth:`prepare_layout` repaired it (unencrypted then). A caller that fans a document out
+        in page ranges can store this copy, so the parts need not repair it again."""
+        return self._data
+
+    @property
     def page_count(self) -> int:
         return len(self.page_sizes)
 

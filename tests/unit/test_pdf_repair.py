@@ -17,6 +17,7 @@ from tasks.pdf import (
     TruncatedPdf,
     export_markdown,
     merge_results,
+    open_document,
     process_document,
 )
 from tasks.pdf.errors import is_recursion
@@ -97,3 +98,14 @@ def test_garbage_after_a_pdf_header_is_refused_with_a_sentence_to_act_on() -> No
         "Upload the original file again, or save it anew from the program that made it."
     )
     assert "Error" not in message and "Traceback" not in message
+
+
+def test_the_repaired_copy_is_available_and_needs_no_second_repair() -> None:
+    with open_document(pdf_samples.prev_loop_pdf()) as doc:
+        doc.prepare_layout()
+        repaired = doc.data
+        assert doc.notes
+    assert repaired != pdf_samples.prev_loop_pdf()
+    result = process_document(repaired, RecordingSink())
+    assert result.notes == []
+    assert len(result.zones) == pdf_samples.expected_zone_count(3)
