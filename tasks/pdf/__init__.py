@@ -17,12 +17,15 @@ from .errors import (
     TruncatedPdf,
 )
 from .export import ExportOutput, export_csv, export_document, export_json, export_markdown
-from .process import plan_page_ranges, process_document
+from .ocr import OCR_TOOL, TesseractOcr
+from .process import NO_TEXT_LAYER, plan_page_ranges, process_document
 from .result import DocumentResult, FigureInfo, PageResult, ZoneResult, merge_results
 from .sink import NullSink, ProgressSink, RecordingSink
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "NO_TEXT_LAYER",
+    "OCR_TOOL",
     "CorruptPdf",
     "DocumentResult",
     "EmptyPdf",
@@ -39,6 +42,7 @@ __all__ = [
     "ProcessingCancelled",
     "ProgressSink",
     "RecordingSink",
+    "TesseractOcr",
     "TooManyPages",
     "TruncatedPdf",
     "ZoneResult",

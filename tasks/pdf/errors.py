@@ -23,6 +23,7 @@ Every :class:`PdfRejected` has a stable ``code`` (for the REST API and the ``err
 from __future__ import annotations
 
 __all__ = [
+    "RECURSION_REASON",
     "CorruptPdf",
     "EmptyPdf",
     "EncryptedPdf",
@@ -32,7 +33,11 @@ __all__ = [
     "ProcessingCancelled",
     "TooManyPages",
     "TruncatedPdf",
+    "is_recursion",
 ]
+
+#: What a RecursionError inside pdfminer means for the file, in words a user can act on.
+RECURSION_REASON = "its objects refer to each other in a loop or are nested too deeply"
 
 
 class PdfRejected(Exception):
@@ -96,3 +101,19 @@ class ProcessingCancelled(Exception):
     def __init__(self, reason: str = "Processing was cancelled.") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def is_recursion(exc: BaseException | None) -> bool:
+    """True for a RecursionError, also when a library wrapped it in its own exception.
+
+    pdfminer recurses along reference chains; on a file whose chain loops it hits Python's
+    recursion limit, and the ~1000-frame traceback and "maximum recursion depth exceeded" say
+    nothing useful to the uploader: callers report :data:`RECURSION_REASON` instead.
+    """
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, RecursionError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

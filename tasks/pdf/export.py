@@ -5,9 +5,10 @@ called with a percent in [0, 100] that never decreases, ending with 100, so the 
 can report ``export_progress`` events.
 
 * **JSON**: the whole result (pages, zones with boxes, text, rows, figures), UTF-8.
-* **Markdown**: zones in reading order under a ``## Page N`` heading each; text blocks as
-  paragraphs, tables as GitHub pipe tables (first row as the header), figures and failed zones as
-  one placeholder line each.
+* **Markdown**: the document's notes (e.g. "repaired") as quotes under the title, then zones in
+  reading order under a ``## Page N`` heading each, after that page's notes (e.g. "no text
+  layer"); text blocks as paragraphs, tables as GitHub pipe tables (first row as the header),
+  figures (with their notes) and failed zones as one placeholder line each.
 * **CSV**: every table in one file, one row per table row: ``table_id, page, row, c1 … cN``
   where N is the widest table's column count and shorter rows are padded with empty cells. One
   file (rather than a zip of one file per table) opens directly in a spreadsheet and filters by
@@ -86,6 +87,7 @@ def export_markdown(result: DocumentResult, *, on_progress: ProgressCallback | N
     out: list[str] = []
     title = result.source_name or "Document"
     out.append(f"# {_escape_inline(title)}\n")
+    out += [f"> {_escape_inline(note)}\n" for note in result.notes]
     total = len(result.zones)
     zones_by_page: dict[int, list[ZoneResult]] = {}
     for zone in result.zones:
@@ -94,6 +96,7 @@ def export_markdown(result: DocumentResult, *, on_progress: ProgressCallback | N
     _report(on_progress, 0.0)
     for page in result.pages:
         out.append(f"## Page {page.number}\n")
+        out += [f"> {_escape_inline(note)}\n" for note in page.notes]
         for zone in sorted(zones_by_page.get(page.number, []), key=lambda z: z.index):
             out.append(_markdown_zone(zone))
             done += 1
@@ -128,6 +131,7 @@ def _markdown_zone(zone: ZoneResult) -> str:
         x0, top, _, _ = zone.bbox
         size = f"{zone.figure.width:.0f} × {zone.figure.height:.0f} pt" if zone.figure else ""
         line = f"*[Figure {zone.zone_id}: {size} at ({x0:.0f}, {top:.0f})]*"
+        line += "".join(f" *[{_escape_inline(note)}]*" for note in zone.notes)
         if zone.text:
             line += f" {_escape_inline(' '.join(zone.text.split()))}"
         return line + "\n"
