@@ -2,16 +2,17 @@
 -- This text follows append.lua minus its last two lines (see streams.py), so each event is
 -- appended by append.lua's own append_one, in order; the per-batch cache only skips reads and
 -- writes whose outcome this call already knows (see append.lua's header).
--- KEYS: 4 per event, as append.lua.  ARGV: 12 per event, as append.lua (no increments here).
+-- KEYS: 6 per event, as append.lua.  ARGV: 16 per event, as append.lua (no increments and no
+-- claims here).
 -- Returns one string, a line per event: "<id> <epoch>" when appended, " <epoch> <terminal type>"
 -- when a second terminal event was refused, and "! <message>" when its append raised an error
 -- (the events before and after it are still appended). One string instead of nested arrays:
 -- parsing 3 replies per event cost the client more than building the event.
 local cache = {}
 local lines = {}
-for i = 0, (#KEYS / 4) - 1 do
-  local k = 4 * i
-  local ok, id, epoch, extra = pcall(append_one, k, 12 * i, cache)
+for i = 0, (#KEYS / 6) - 1 do
+  local k = 6 * i
+  local ok, id, epoch, extra = pcall(append_one, k, 16 * i, cache)
   if ok then
     lines[i + 1] = id .. ' ' .. epoch .. ' ' .. extra
   else
