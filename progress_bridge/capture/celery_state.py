@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from .outage import CaptureStats
@@ -61,6 +62,7 @@ class CeleryStatePublisher:
         self._cond = threading.Condition()
         self._pending: dict[str, tuple[Any, dict[str, Any], str | None]] = {}
         self._current: str | None = None  # the job whose call is under way
+        self._started = 0.0  # since when (monotonic)
         self._thread: threading.Thread | None = None
 
     def submit(self, task: Any, job_id: str, meta: dict[str, Any], hostname: str | None) -> None:
@@ -75,11 +77,15 @@ class CeleryStatePublisher:
             self._cond.notify_all()
 
     def finish(self, job_id: str, wait_s: float) -> bool:
-        """The run ended: drop its pending numbers and wait up to ``wait_s`` for a call under
-        way; True when no call of the job is under way any more."""
+        """The run ended: drop its pending numbers and wait for a call under way until it has
+        been under way ``wait_s`` (a call older than that is stuck on an unreachable backend,
+        and waiting longer would only hold the task); True when none is under way any more."""
         with self._cond:
             self._pending.pop(job_id, None)
-            done = self._cond.wait_for(lambda: self._current != job_id, timeout=wait_s)
+            if self._current == job_id:
+                left = self._started + wait_s - time.monotonic()
+                self._cond.wait_for(lambda: self._current != job_id, timeout=max(0.0, left))
+            done = self._current != job_id
         if not done:
             log.warning(
                 "PROGRESS state of job %s still being written after %.1f s (result backend or "
@@ -103,6 +109,7 @@ class CeleryStatePublisher:
                 job_id = next(iter(self._pending))
                 task, meta, hostname = self._pending.pop(job_id)
                 self._current = job_id
+                self._started = time.monotonic()
             try:
                 publish_progress(task, job_id, meta, hostname=hostname, stats=self._stats)
             except Exception:  # never kill the thread

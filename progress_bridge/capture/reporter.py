@@ -315,9 +315,12 @@ class ProgressReporter:
             self.flush()
             self._closed = True
         if self._task is not None:
+            # One Redis budget per outage for the task's thread: when the store was just found
+            # unreachable (it is usually the backend too), that budget is spent already.
             settings = self._capture.settings
             budget = settings.producer_connect_timeout_s + settings.producer_socket_timeout_s
-            self._capture.celery_state.finish(self.job_id, budget)
+            wait = 0.0 if self._capture.buffer.down else budget
+            self._capture.celery_state.finish(self.job_id, wait)
 
     def restate(self, first: Callable[[], None]) -> None:
         """Write this run's state again, after ``first()`` (the attempt's start): its declared
