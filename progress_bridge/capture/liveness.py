@@ -33,6 +33,9 @@ __all__ = ["Liveness", "RunningJob"]
 
 log = logging.getLogger("progress_bridge.capture")
 
+#: Delay before the next heartbeat after a failed one.
+_RETRY_S = 0.2
+
 
 @dataclass(eq=False)
 class RunningJob:
@@ -123,7 +126,8 @@ class Liveness:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(self._work_due, timeout=self._interval)
+                wait = min(self._interval, max(0.0, self._next_beat - time.monotonic()))
+                self._cond.wait_for(self._work_due, timeout=wait)
                 releases, self._releases = self._releases, []
                 jobs = list(self._jobs.values())
             try:
@@ -168,6 +172,9 @@ class Liveness:
         except (StreamUnavailable, StoreRejected) as exc:
             self._stats.redis_errors += 1
             log.debug("heartbeat failed: %s", exc)
+            # Soon again: after a Redis restart the first call fails on the pool's dead
+            # connection, and a lost job should be re-stated within about a second.
+            self._next_beat = min(self._next_beat, time.monotonic() + _RETRY_S)
             return
         for job, status in zip(jobs, statuses, strict=True):
             self._after_beat(job, status)
