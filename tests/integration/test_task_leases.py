@@ -142,3 +142,32 @@ def test_liveness_settings_refuse_a_heartbeat_slower_than_a_third_of_the_lease()
         "invalid configuration: Value error, heartbeat_interval_s (2.0) must be at most a third "
         "of lease_s (3.0), or one late heartbeat would reap a running job"
     )
+
+
+def test_the_reap_command_ends_lost_jobs_once_and_prints_them(
+    store: EventStore,
+    redis_url: str,
+    job_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from progress_bridge.cli import main
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    store.append(ProcessingStarted(job_id=job_id), lease=lease(job_id, 50))
+    wait_for(lambda: expired(store, [job_id]), "the lease to expire")
+    # Other tests' expired leases may be reaped too: only this job's line is checked.
+    assert main(["reap", "--once", "--no-celery"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"job_id": job_id, "action": "failed"} in lines
+    assert store.history(job_id)[-1].type == "processing_failed"
+
+
+def test_the_reap_command_names_a_celery_app_it_cannot_load(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from progress_bridge.cli import main
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    assert main(["reap", "--once", "--celery-app", "no_such_module_here"]) == 2
+    assert "cannot load the Celery app 'no_such_module_here'" in capsys.readouterr().err
