@@ -135,7 +135,9 @@ class Liveness:
                 self._restate([j for j in jobs if j.restate_due])
                 if time.monotonic() >= self._next_beat:
                     self._next_beat = time.monotonic() + self._interval
-                    self._beat([j for j in jobs if j.renewing and not j.restate_due])
+                    # A job whose processing_started is not written yet (or still queued in
+                    # the outage buffer) has no lease to renew, nor a snapshot to miss.
+                    self._beat([j for j in jobs if j.renewing and not j.restate_due and j.epoch])
             except Exception:  # never kill the thread
                 log.exception("liveness heartbeat failed")
 

@@ -92,7 +92,7 @@ Lease = tuple[int, str]
 
 
 def stream_budget(event: ProgressEvent) -> int:
-    """How much room ``event`` adds to its job's history bound (see ``append.lua``, ARGV 15)."""
+    """How much room ``event`` adds to its job's history bound (see ``append.lua``, ARGV 13)."""
     if isinstance(event, ZonesDeclared):
         return EVENTS_PER_ZONE * len(event.zones) + 1
     return 0
@@ -108,7 +108,8 @@ def append_call(
     lease: Lease | None = None,
     claim: str | None = None,
 ) -> tuple[list[str], list[str | int]]:
-    """Keys and arguments of append.lua for one event.
+    """Keys and arguments of append.lua for one event (a batch sends the first 4 keys and 13
+    arguments per event, see append_batch.lua).
 
     ``cache`` (one batch's) reuses a job's keys and epoch candidate across its events: the
     candidate is only used by the event that creates the stream, so sharing it changes nothing.
@@ -151,10 +152,10 @@ def append_call(
         job_id,
         str(int(event.ts * 1000)) if event.owner else "",
         json.dumps(increments) if increments else "",
-        lease[0] if lease else "",
         packed_snapshot_fields(event),
-        lease[1] if lease else "",
         more if more else "",
+        lease[0] if lease else "",
+        lease[1] if lease else "",
         claim or "",
     ]
     return key_list, argv

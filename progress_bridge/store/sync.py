@@ -59,10 +59,9 @@ try:  # redis-py >= 7.1 names the library through driver_info; None sends no CLI
 except ImportError:  # pragma: no cover - older redis-py
     _NO_CLIENT_SETINFO = {"lib_name": None, "lib_version": None}
 
-_KEYS_PER_EVENT = 6  # append.lua's KEYS
-_ARGS_PER_EVENT = 16  # append.lua's ARGV
-_EMPTY_TAIL = ["", "", ""]
-_TAIL = bulk("") * 3
+_KEYS_PER_EVENT = 4  # append_batch.lua's KEYS per event
+_ARGS_PER_EVENT = 13  # append_batch.lua's ARGV per event
+_EMPTY = bulk("")
 
 
 class EventStore:
@@ -251,7 +250,7 @@ class EventStore:
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         try:
-            for indexes in by_shard.values():
+            for shard, indexes in by_shard.items():
                 for start in range(0, len(indexes), APPEND_BATCH):
                     chunk = indexes[start : start + APPEND_BATCH]
                     keys: list[bytes] = []
@@ -260,18 +259,24 @@ class EventStore:
                         k, a = append_call(self.keys, self.settings, events[i], None, cache)
                         # A job's keys, and its arguments but the payload and snapshot fields,
                         # repeat across its events: each distinct run is packed once.
-                        key_run, arg_run = tuple(k), tuple(a[1:12])
+                        key_run, arg_run = tuple(k[:4]), tuple(a[1:11])
                         keys.append(memo.get(key_run) or memo_bulks(memo, key_run))
                         argv.append(bulk(a[0]))  # the payload: unique, not memoised
                         argv.append(memo.get(arg_run) or memo_bulks(memo, arg_run))
-                        # The snapshot fields (unique), then the lease value, the stream budget
-                        # and the claim (all empty but for a few events).
-                        argv.append(bulk(a[12]))
-                        argv.append(_TAIL if a[13:] == _EMPTY_TAIL else b"".join(map(bulk, a[13:])))
+                        argv.append(bulk(a[11]))  # the snapshot fields: unique
+                        argv.append(bulk(a[12]) if a[12] else _EMPTY)  # the stream budget
                     # One RESP command, packed here: redis-py's generic packer costs ~10 µs per
-                    # event, most of it re-encoding keys and constants this batch repeats.
-                    size = 3 + _KEYS_PER_EVENT * len(chunk) + _ARGS_PER_EVENT * len(chunk)
-                    head = b"*%d\r\n%b%b" % (size, EVAL_PREFIX, bulk(_KEYS_PER_EVENT * len(chunk)))
+                    # event, most of it re-encoding keys and constants this batch repeats. The
+                    # shard's running keys lead, once per batch (see append_batch.lua).
+                    n = len(chunk)
+                    size = 3 + 2 + _KEYS_PER_EVENT * n + _ARGS_PER_EVENT * n
+                    head = b"*%d\r\n%b%b%b%b" % (
+                        size,
+                        EVAL_PREFIX,
+                        bulk(2 + _KEYS_PER_EVENT * n),
+                        bulk(self.keys.running(shard)),
+                        bulk(self.keys.running_info(shard)),
+                    )
                     conn.send_packed_command([b"".join((head, *keys, *argv))], check_health=False)
                     unread.append(chunk)
                     if len(unread) > 1:

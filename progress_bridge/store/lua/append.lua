@@ -6,17 +6,19 @@
 -- ARGV: 1 payload JSON, 2 epoch candidate, 3 stream maxlen, 4 feed maxlen, 5 event type,
 --       6 terminal "1"/"0", 7 ttl after end (s), 8 idle ttl (s), 9 job id,
 --       10 owner-index score ("" = no owner), 11 increments JSON ("" = none),
---       12 lease (ms, "" = none): a processing_started that carries one registers the job as
---          running until now + lease (server time); the running worker renews it (lease.lua)
---       13 snapshot fields: field NUL value NUL field NUL value ... (values are JSON text, which
+--       12 snapshot fields: field NUL value NUL field NUL value ... (values are JSON text, which
 --          never holds a raw NUL); one argument instead of many keeps client-side packing cheap
---       14 lease value (with 12): "<holder token>\n<info JSON>"
---       15 stream budget increment ("" = none): room for more events kept in this job's history
+--       13 stream budget increment ("" = none): room for more events kept in this job's history
 --          (the declared zones' events); the job keeps ARGV 3 + all increments so far, whoever
 --          appends, so a writer that knows nothing of the zones never trims them
+--       14 lease (ms, "" = none): a processing_started that carries one registers the job as
+--          running until now + lease (server time); the running worker renews it (lease.lua)
+--       15 lease value (with 14): "<holder token>\n<info JSON>"
 --       16 claim ("" = none): append only if the job's lease still holds exactly this value and
 --          has expired (a reaper's claim; two reapers never both append). Else nothing is
 --          written and the reply is {'', '', '~lease'}.
+-- A batch (append_batch.lua) passes KEYS 1-4 and ARGV 1-13 per event, and its shard's running
+-- set and info hash once: batches carry no leases and no claims.
 -- A terminal event or a processing_retrying ends the attempt: the job leaves the running set.
 -- Increments (canvas children writing to their parent job): each counter is HINCRBY'd in the
 -- snapshot; zones_completed/zones_total (and any other counter but progress_bp) replace the event's
@@ -29,7 +31,8 @@
 -- third element then names the terminal type already recorded.
 --
 -- The body is one function, append_one(k, a, cache), reading KEYS[k + 1..k + 6] and
--- ARGV[a + 1..a + 16]; this script calls it once with no cache, and append_batch.lua (which
+-- ARGV[a + 1..a + 16] (with a cache: KEYS[k + 1..k + 4] and ARGV[a + 1..a + 13], the running
+-- keys from the cache); this script calls it once with no cache, and append_batch.lua (which
 -- follows this text minus its last line) calls it per event with one cache per batch call. The
 -- cache carries, per job, what this function itself last wrote: the epoch, the terminal type,
 -- the stream budget and the stream/snapshot TTL, which the batch then sets once per job at its
@@ -43,13 +46,18 @@ end
 
 local function append_one(k, a, cache)
   local stream, snap, feed, owner_idx = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local running, running_info = KEYS[k + 5], KEYS[k + 6]
+  local running, running_info, lease_ms, claim
+  if cache then
+    running, running_info, lease_ms, claim = cache.running, cache.running_info, '', ''
+  else
+    running, running_info = KEYS[k + 5], KEYS[k + 6]
+    lease_ms, claim = ARGV[a + 14], ARGV[a + 16]
+  end
   local payload = ARGV[a + 1]
   local terminal = ARGV[a + 6] == '1'
   local increments = ARGV[a + 11]
   local job_id = ARGV[a + 9]
 
-  local claim = ARGV[a + 16]
   if claim ~= '' then
     local deadline = redis.call('ZSCORE', running, job_id)
     if redis.call('HGET', running_info, job_id) ~= claim or (not deadline)
@@ -107,7 +115,7 @@ local function append_one(k, a, cache)
     rewritten = payload
   end
 
-  local more = tonumber(ARGV[a + 15]) or 0
+  local more = tonumber(ARGV[a + 13]) or 0
   if more > 0 then budget = redis.call('HINCRBY', snap, 'stream_budget', more) end
   local maxlen = tonumber(ARGV[a + 3]) + budget
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', payload)
@@ -115,7 +123,7 @@ local function append_one(k, a, cache)
   local batch = {'last_id', id}
   local n = 2
   local field = nil
-  for part in string.gmatch(ARGV[a + 13], '([^%z]+)') do
+  for part in string.gmatch(ARGV[a + 12], '([^%z]+)') do
     if field == nil then
       field = part
     else
@@ -154,9 +162,9 @@ local function append_one(k, a, cache)
     -- The attempt is over (the job ended, or its next attempt waits in the queue).
     redis.call('ZREM', running, job_id)
     redis.call('HDEL', running_info, job_id)
-  elseif ARGV[a + 12] ~= '' and not ended then
-    redis.call('ZADD', running, now_ms() + tonumber(ARGV[a + 12]), job_id)
-    redis.call('HSET', running_info, job_id, ARGV[a + 14])
+  elseif lease_ms ~= '' and not ended then
+    redis.call('ZADD', running, now_ms() + tonumber(lease_ms), job_id)
+    redis.call('HSET', running_info, job_id, ARGV[a + 15])
   end
 
   if terminal then ended = kind end
