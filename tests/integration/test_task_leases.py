@@ -171,3 +171,28 @@ def test_the_reap_command_names_a_celery_app_it_cannot_load(
     monkeypatch.setenv("REDIS_URL", redis_url)
     assert main(["reap", "--once", "--celery-app", "no_such_module_here"]) == 2
     assert "cannot load the Celery app 'no_such_module_here'" in capsys.readouterr().err
+
+
+def test_a_delivery_of_a_job_that_already_ended_is_not_run(
+    redis_url: str, store: EventStore, job_id: str
+) -> None:
+    from celery.contrib.testing.worker import start_worker
+
+    from progress_bridge.events import ProcessingCancelled
+    from tests.integration.test_task_lifecycle import make_app
+
+    # The job ended while its message waited (here: cancelled; a reaper's failed/lost is the
+    # same case when the broker delivers a lost job's message again after its visibility
+    # timeout).
+    store.append(ProcessingCancelled(job_id=job_id, reason="cancelled while queued"))
+    app = make_app(redis_url)
+    with start_worker(app, pool="threads", concurrency=1, perform_ping_check=False):
+        result = app.tasks[f"{app.main}.quick"].apply_async(task_id=job_id)
+        # Celery records it as revoked (so AsyncResult is ready), and it wrote nothing.
+        wait_for(lambda: result.state == "REVOKED", "the delivery to be skipped")
+    # (processing_queued is this test's publish; a redelivery publishes nothing.)
+    assert [e.type for e in store.history(job_id)] == ["processing_cancelled", "processing_queued"]
+    snap = store.snapshot(job_id)
+    assert snap is not None and snap.status == "cancelled"
+    running, _ = store.keys.running_of(job_id)
+    assert store.client.zscore(running, job_id) is None
