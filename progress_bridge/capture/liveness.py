@@ -33,7 +33,7 @@ __all__ = ["Liveness", "RunningJob"]
 
 log = logging.getLogger("progress_bridge.capture")
 
-#: Delay before the next heartbeat after a failed one.
+#: Delay before the next heartbeat after a failed one (doubling while they keep failing).
 _RETRY_S = 0.2
 
 
@@ -74,6 +74,7 @@ class Liveness:
         self._releases: list[tuple[str, str]] = []
         self._thread: threading.Thread | None = None
         self._next_beat = 0.0
+        self._retry_s = _RETRY_S
 
     def register(self, job: RunningJob) -> None:
         """Renew ``job``'s lease from now on (its ``processing_started`` carries the lease)."""
@@ -174,10 +175,13 @@ class Liveness:
         except (StreamUnavailable, StoreRejected) as exc:
             self._stats.redis_errors += 1
             log.debug("heartbeat failed: %s", exc)
-            # Soon again: after a Redis restart the first call fails on the pool's dead
-            # connection, and a lost job should be re-stated within about a second.
-            self._next_beat = min(self._next_beat, time.monotonic() + _RETRY_S)
+            # Soon again (0.2 s, doubling up to the interval while it keeps failing): after a
+            # Redis restart the first call fails on the pool's dead connection, and a lost job
+            # should be re-stated within about a second.
+            self._next_beat = min(self._next_beat, time.monotonic() + self._retry_s)
+            self._retry_s = min(self._retry_s * 2, self._interval)
             return
+        self._retry_s = _RETRY_S
         for job, status in zip(jobs, statuses, strict=True):
             self._after_beat(job, status)
 

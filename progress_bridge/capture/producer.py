@@ -46,7 +46,7 @@ class Capture:
         self._buffer: OutageBuffer | None = None
         self._lock = threading.Lock()
         self.trailing = TrailingFlush()
-        self.celery_state = CeleryStatePublisher(self.stats)
+        self.celery_state = CeleryStatePublisher(self.stats, on_stuck=self._celery_stuck)
         self.liveness = Liveness(lambda: self.store, settings, self.stats, self._restate)
 
     @property
@@ -66,6 +66,11 @@ class Capture:
         return buffer
 
     @property
+    def redis_down(self) -> bool:
+        """True while the outage buffer knows Redis is away (False before any write)."""
+        return self._buffer is not None and self._buffer.down
+
+    @property
     def store(self) -> EventStore:
         """The event store (the buffer's): for reads such as the cancel check."""
         return self.buffer.store
@@ -83,6 +88,13 @@ class Capture:
     ) -> None:
         """Append ``event`` now, or buffer it while Redis is away. Never raises for Redis."""
         self.buffer.send(event, increments, lease)
+
+    def _celery_stuck(self) -> None:
+        # Celery's backend or broker (usually the same Redis) did not answer within the budget:
+        # don't let the store's next call wait a second budget for the same outage. If the store
+        # is fine, the buffer's flusher finds it so at once and the events follow.
+        if self._buffer is not None:
+            self._buffer.note_unavailable(StreamUnavailable("the result backend did not answer"))
 
     def job_state(self, job_id: str) -> tuple[int, str | None]:
         """The job's recorded attempt and terminal event type; ``(0, None)`` when Redis is

@@ -305,22 +305,16 @@ class ProgressReporter:
     def close(self) -> None:
         """End of the run: write the pending update, then never touch Celery's state again.
 
-        Called by :meth:`ProgressTask.__call__` before Celery stores the task's result: the last
-        ``PROGRESS`` numbers are dropped if not yet published, and a publication under way is
-        waited for (up to the producer's Redis budget), so ``PROGRESS`` does not land over
-        ``SUCCESS``/``FAILURE`` (see :mod:`.celery_state`). A later flush (signal handlers, the
+        Called by :meth:`ProgressTask.__call__` before Celery stores the task's result, so the
+        last ``PROGRESS`` state is written before ``SUCCESS``/``FAILURE`` and never over it (see
+        :mod:`.celery_state` for a stuck backend). A later flush (signal handlers, the
         trailing-flush thread) still writes to the stream.
         """
         with self._lock:
             self.flush()
             self._closed = True
         if self._task is not None:
-            # One Redis budget per outage for the task's thread: when the store was just found
-            # unreachable (it is usually the backend too), that budget is spent already.
-            settings = self._capture.settings
-            budget = settings.producer_connect_timeout_s + settings.producer_socket_timeout_s
-            wait = 0.0 if self._capture.buffer.down else budget
-            self._capture.celery_state.finish(self.job_id, wait)
+            self._capture.celery_state.finish(self.job_id)
 
     def restate(self, first: Callable[[], None]) -> None:
         """Write this run's state again, after ``first()`` (the attempt's start): its declared
@@ -439,7 +433,13 @@ class ProgressReporter:
             "zones_total": book.total,
             "eta_s": eta,
         }
-        self._capture.celery_state.submit(self._task, self.job_id, meta, self._hostname)
+        # One Redis budget per outage for the task's thread: when the store was just found
+        # unreachable (it is usually the backend too), that budget is spent already.
+        capture = self._capture
+        settings = capture.settings
+        budget = settings.producer_connect_timeout_s + settings.producer_socket_timeout_s
+        wait = 0.0 if capture.redis_down else budget
+        capture.celery_state.submit(self._task, self.job_id, meta, self._hostname, wait)
 
     def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
         return build_event(self.job_id, cls, env, **fields)

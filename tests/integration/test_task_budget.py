@@ -150,11 +150,17 @@ def test_a_stalled_redis_holds_the_task_at_most_one_budget(
     capture = capture_for(app)
     assert capture.stats.buffered > 0
     # Redis answers again: the buffer drains and the job ends completed, every zone kept.
-    wait_for(lambda: not capture.buffer.down, "the buffer to flush")
     reader = EventStore.from_url(server.url, settings)
-    types = [e.type for e in reader.history(result.id)]
+    types = wait_for(
+        lambda: (
+            (t := [e.type for e in reader.history(result.id)])[-1:] == ["processing_completed"]
+            and t
+        ),
+        "the job's end",
+    )
     reader.client.close()
-    assert types.count("zone_completed") == len(ZONES) and types[-1] == "processing_completed"
+    assert types.count("zone_completed") == len(ZONES)
+    wait_for(lambda: not capture.buffer.down, "the buffer to flush")
 
 
 def test_a_stopped_redis_holds_the_task_at_most_one_budget(

@@ -29,6 +29,7 @@ from progress_bridge.events import (
 )
 from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.store import EventStore
+from tests.integration.test_task_lifecycle import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +74,11 @@ def test_a_job_at_the_page_limit_replays_from_the_start_after_its_end(
     # 1. Run the job to its end (2,000 pages x 3 zones: 12,000 zone events).
     result = app.tasks[f"{app.main}.manual"].submit(PAGES, owner="ivan")
     assert result.get(timeout=300) == {"summary": f"{PAGES} pages"}
-    snap = store.snapshot(result.id)
-    assert snap is not None and snap.status == "completed"
+    # (task_success, which writes the end, runs after Celery stored the result.)
+    snap = wait_for(
+        lambda: (s := store.snapshot(result.id)) is not None and s.status == "completed" and s,
+        "the job's end",
+    )
 
     # 2. A subscriber arriving after the end replays from 0-0: the whole history, in order.
     replay = store.replay(result.id, snap.epoch, "0-0")

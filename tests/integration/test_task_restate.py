@@ -111,17 +111,23 @@ def restarted_mid_job(app: Celery, server: EmbeddedValkey, settings: Settings) -
             try:
                 yield Restart(result, snap.epoch, reader, time.monotonic(), gates[gate])
                 gates[gate].set()
-                # The job runs on and ends completed in the new epoch.
+                # The job runs on and ends completed in the new epoch (task_success, which
+                # writes it, runs after Celery stored the result).
                 assert result.get(timeout=TIMEOUT) == "ok"
-                assert reader.history(result.id)[-1].type == "processing_completed"
+                wait_for(
+                    lambda: reader.history(result.id)[-1].type == "processing_completed",
+                    "the job's end in the new epoch",
+                )
             finally:
                 gates[gate].set()
                 reader.close()
 
 
 def restated(reader: EventStore, job_id: str) -> JobSnapshot | None:
+    """The snapshot once the whole re-statement is in (it ends with the progress event, the one
+    that brings back the current operation)."""
     snap = reader.snapshot(job_id)
-    return snap if snap is not None and snap.zones_total == len(ZONES) else None
+    return snap if snap is not None and snap.current_operation is not None else None
 
 
 def assert_true_state(snap: JobSnapshot, old_epoch: str) -> None:
@@ -180,7 +186,12 @@ def test_an_append_into_a_new_epoch_re_states_the_job_at_once(
         run.release.set()
         wait_for(lambda: capture.stats.restated == 1, "the re-statement")
         assert run.result.get(timeout=TIMEOUT) == "ok"
-        history = run.reader.history(run.result.id)
+        history = wait_for(
+            lambda: (
+                (h := run.reader.history(run.result.id))[-1].type == "processing_completed" and h
+            ),
+            "the job's end",
+        )
         types = [e.type for e in history]
         assert types[0] == "zone_completed"  # the write that found the new epoch
         restated_at = types.index("processing_started")  # the re-statement
