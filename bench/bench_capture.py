@@ -5,9 +5,8 @@ embedded valkey-server is started). Every figure is printed next to a baseline m
 same run against the same server, and as a ratio to it:
 
 * a progress call inside a running Celery task (in-process threads worker), coalesced at the
-  default 10 Hz, and uncoalesced (every call appends to the stream on the task's thread and hands
-  its numbers to the thread that sets PROGRESS and sends task-progress); baseline: one plain
-  ``XADD`` per call.
+  default 10 Hz, and uncoalesced (every call appends, then waits while the publisher thread sets
+  PROGRESS and sends task-progress); baseline: one plain ``XADD`` per call.
 * appends per second from one process: ``EventStore.append`` one at a time, and
   ``EventStore.append_many`` (pipelined batches); baselines: plain ``XADD`` one at a time and
   pipelined.
@@ -181,7 +180,7 @@ def main() -> None:
         print(
             f"set_progress in a task, every call written{uncoalesced:8.1f} µs"
             f"   ratio to XADD {uncoalesced / base_call:6.2f}"
-            "   (stream append; PROGRESS state + task-progress event handed off)"
+            "   (stream append + PROGRESS state + task-progress event)"
         )
 
         print(
