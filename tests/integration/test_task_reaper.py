@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from progress_bridge.capture.envelope import HEADER_OWNER
 from progress_bridge.config import Settings
 from progress_bridge.events import (
     TERMINAL_TYPES,
@@ -63,17 +64,12 @@ def server() -> Iterator[EmbeddedValkey]:
 
 @pytest.fixture(scope="module")
 def tasks_app(server: EmbeddedValkey) -> Iterator[Celery]:
-    import tasks.demo  # noqa: F401  (registers the demo tasks in this process)
-    from tasks import app
-
-    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "progress_settings")}
-    app.conf.update(
-        broker_url=server.url,
-        result_backend=server.url,
-        progress_settings=Settings(redis_url=server.url),
-    )
+    """A client app of our own on this module's server (``tasks.app``, which other modules
+    reconfigure, keeps its connection pools and result backend for the first broker it used)."""
+    app = Celery("reaper-client", set_as_current=False)
+    app.conf.update(broker_url=server.url, result_backend=server.url)
     yield app
-    app.conf.update(saved)
+    app.close()
 
 
 @pytest.fixture
@@ -154,7 +150,7 @@ def kill_main_mid_job(
 ) -> tuple[Any, list[ProgressEvent], float]:
     # 1. A's pool child runs the job; wait for its first zone.
     queue, main_pid = worker_a
-    result = tasks_app.tasks[task].submit(owner="kim", queue=queue, kwargs=JOB)
+    result = tasks_app.send_task(task, kwargs=JOB, queue=queue, headers={HEADER_OWNER: "kim"})
     events = history_when(store, result.id, zone_done, "a completed zone")
     child = child_pid(events)
     # 2. SIGKILL A's main process: nothing in Celery sees the job end.
