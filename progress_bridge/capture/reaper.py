@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
-from ..events.schema import ProcessingFailed, ProcessingRetrying, ProgressEvent
+from ..events.schema import JOB_ID_PATTERN, ProcessingFailed, ProcessingRetrying, ProgressEvent
 from ..exceptions import DuplicateTerminal, StoreRejected, StreamUnavailable
 from ..store.sync import EventStore
 from .producer import capture_for
@@ -126,15 +127,10 @@ class Reaper:
             stop.wait(interval_s)
 
     def _reap(self, job_id: str, value: str) -> Reaped | None:
-        _, _, raw = value.partition("\n")
-        try:
-            info: dict[str, Any] = json.loads(raw) if raw else {}
-        except ValueError:
-            info = {}
-        attempt = int(info.get("attempt") or 1)
-        who = info.get("worker") or "unknown worker"
-        silent = f"its worker ({who}) sent no heartbeat for {self.settings.lease_s:g} s"
-        env = {"owner": info.get("owner"), "document_id": info.get("document_id")}
+        info = _lease_info(value)
+        attempt = info["attempt"]
+        silent = f"its worker ({info['worker']}) sent no heartbeat for {self.settings.lease_s:g} s"
+        env = {"owner": info["owner"], "document_id": info["document_id"]}
         redelivering = bool(info.get("redeliver")) and self._redeliver is not None
         event: ProgressEvent
         if redelivering:
@@ -187,6 +183,32 @@ class Reaper:
                 self._mark_failed(job_id, silent)
             except Exception as exc:
                 log.warning("reaper: could not store FAILURE for job %s: %s", job_id, exc)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and 1 <= len(value) <= 200 else None
+
+
+def _lease_info(value: str) -> dict[str, Any]:
+    """The info a lease holder wrote (``<token>\\n<JSON>``), checked: a malformed one must not
+    stop a reaper from ending its job (fields it cannot read are left out of the event)."""
+    try:
+        raw = json.loads(value.partition("\n")[2] or "{}")
+    except ValueError:
+        raw = {}
+    info: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    attempt, parent = info.get("attempt"), info.get("parent")
+    valid = isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 1
+    return {
+        **info,
+        "attempt": attempt if valid else 1,
+        "worker": _text(info.get("worker")) or "unknown worker",
+        "owner": _text(info.get("owner")),
+        "document_id": _text(info.get("document_id")),
+        "parent": parent
+        if isinstance(parent, str) and re.fullmatch(JOB_ID_PATTERN, parent)
+        else None,
+    }
 
 
 # -- Celery: redelivery, FAILURE, the reaper thread of a worker's main process ----------------

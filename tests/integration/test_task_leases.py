@@ -196,3 +196,16 @@ def test_a_delivery_of_a_job_that_already_ended_is_not_run(
     assert snap is not None and snap.status == "cancelled"
     running, _ = store.keys.running_of(job_id)
     assert store.client.zscore(running, job_id) is None
+
+
+def test_a_lease_with_unreadable_info_still_gets_its_job_ended(
+    store: EventStore, settings: Settings, job_id: str
+) -> None:
+    # What a reaper reads comes from Redis: a malformed record must not stop it for good.
+    bad = (50, 'holder\n{"attempt": "two", "worker": 7, "parent": "../../etc", "owner": ""}')
+    store.append(ProcessingStarted(job_id=job_id), lease=bad)
+    wait_for(lambda: expired(store, [job_id]), "the lease to expire")
+    assert Reaper(store, settings).reap_once() == [Reaped(job_id, "failed")]
+    failed = store.history(job_id)[-1]
+    assert isinstance(failed, ProcessingFailed) and failed.owner is None
+    assert failed.error_message.startswith("attempt 1 lost: its worker (unknown worker)")
