@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     key_prefix: str = Field(default="pb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     feed_shards: int = Field(default=8, ge=1, le=1024, description="Live feed streams.")
     stream_maxlen: int = Field(
-        default=10_000, ge=100, description="Approximate events kept per job (history)."
+        default=10_000,
+        ge=100,
+        description="Approximate events kept per job (history) besides its zone events: each "
+        "declared zone adds room for its own events, so zones are never trimmed.",
     )
     feed_maxlen: int = Field(
         default=100_000, ge=1_000, description="Approximate entries kept per feed shard."
@@ -73,6 +76,37 @@ class Settings(BaseSettings):
     )
     outage_buffer_events: int = Field(
         default=10_000, ge=10, description="Events held in memory while Redis is unreachable."
+    )
+    producer_connect_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="A worker's wait for a Redis connection; with the read timeout, the longest "
+        "a progress call or lifecycle handler can hold a task when Redis fails.",
+    )
+    producer_socket_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="A worker's wait for a Redis answer (see producer_connect_timeout_s).",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        description="A running job whose worker process sent no heartbeat for this long is "
+        "reaped: failed (lost), or redelivered when its task is configured to be.",
+    )
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker process renews the leases of its running jobs (and "
+        "notices a job whose data Redis lost, to re-state it); at most a third of lease_s.",
+    )
+    reaper_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often each worker's main process looks for expired leases; 0: never "
+        "(run `progress-bridge reap` instead).",
     )
     celery_broker_url: str | None = Field(
         default=None,
@@ -209,6 +243,15 @@ class Settings(BaseSettings):
             if isinstance(raw, str):
                 data = {**data, "allowed_origins": [o.strip() for o in raw.split(",") if o.strip()]}
         return data
+
+    @model_validator(mode="after")
+    def _check_liveness(self) -> Self:
+        if self.heartbeat_interval_s * 3 > self.lease_s:
+            raise ValueError(
+                f"heartbeat_interval_s ({self.heartbeat_interval_s}) must be at most a third of "
+                f"lease_s ({self.lease_s}), or one late heartbeat would reap a running job"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> Self:

@@ -73,7 +73,6 @@ from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingFailed,
 )
-from progress_bridge.exceptions import StoreRejected, StreamUnavailable
 
 from .app import app
 from .pdf import (
@@ -181,9 +180,11 @@ def settings_of(celery_app: Any) -> Settings:
 class StopCheck:
     """``should_stop`` for :func:`process_document`: true once ``job_id`` has ended.
 
-    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HGET), so
-    cancellation is cooperative and works with every pool (threads and solo cannot terminate a
-    running task) and on every host. A Redis error reads as "keep going": progress is advisory.
+    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HMGET),
+    so cancellation is cooperative and works with every pool (threads and solo cannot terminate a
+    running task) and on every host. A Redis error reads as "keep going": progress is advisory,
+    and while the producer knows Redis is away the check does not wait for it at all
+    (:meth:`Capture.job_state`), so a stalled Redis holds the task no longer than a progress call.
     """
 
     def __init__(self, capture: Capture, job_id: str, interval_s: float) -> None:
@@ -201,10 +202,7 @@ class StopCheck:
         if now < self._next:
             return False
         self._next = now + self.interval_s
-        try:
-            self.ended = self._capture.store.terminal_of(self.job_id)
-        except (StreamUnavailable, StoreRejected):
-            return False
+        self.ended = self._capture.job_state(self.job_id)[1]
         return self.ended is not None
 
 

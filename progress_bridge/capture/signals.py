@@ -18,7 +18,15 @@ task_failure           pool child / thread, or     processing_failed (exception 
                        worker main process for a   never a traceback; ``lost=True`` for
                        lost worker                 WorkerLostError)
 task_revoked           worker main process         processing_cancelled
+task_postrun           pool child / thread         (none: releases the attempt's lease)
+worker_ready           worker main process         (none: starts the reaper, :mod:`.reaper`)
 =====================  ==========================  =================================================
+
+Leases: ``processing_started`` registers the job as running with a lease that the process
+running it renews (:mod:`.liveness`); a job whose lease expires because its process is gone
+(its worker's main process killed with it, a lost host) is ended or redelivered by a reaper.
+An attempt of a job that has already ended (a reaper declared it lost and the broker delivered
+its message again, or it was cancelled while queued) writes nothing and is not run.
 
 Attempts: attempt = max(retries + 1, attempt recorded in the job's snapshot + 1), so a retry and a
 redelivered message (a worker killed with ``acks_late`` + ``task_reject_on_worker_lost``) both
@@ -53,6 +61,7 @@ from ..events.schema import (
 )
 from .envelope import HEADER_DOCUMENT, HEADER_OWNER, HEADER_PARENT, envelope_of
 from .producer import Capture, capture_for
+from .reaper import start_reaper, stop_reaper
 
 __all__ = ["connect_signals", "publishing", "summarize_result"]
 
@@ -168,12 +177,51 @@ def _on_prerun(sender: Any = None, task_id: str | None = None, **_: Any) -> None
         return
     request = sender.request
     capture = capture_for(sender.app)
-    attempt = max(int(request.retries or 0) + 1, capture.stored_attempt(task_id) + 1)
+    stored_attempt, ended = capture.job_state(task_id)
+    if ended:
+        # The job ended while this message waited (a reaper declared its worker lost, or it
+        # was cancelled): ProgressTask.__call__ skips the run (see its docstring).
+        request._progress_ended = ended
+        log.warning("job %s already ended (%s): not starting another attempt", task_id, ended)
+        return
+    attempt = max(int(request.retries or 0) + 1, stored_attempt + 1)
     request.progress_attempt = attempt
     # "hostname/pid": which pool child runs the attempt (operators, and the lost-worker test).
     worker = f"{request.hostname}/{os.getpid()}"
-    event = ProcessingStarted(**envelope_of(request), attempt=attempt, worker=worker)
-    _emit(capture, event)
+    env = envelope_of(request)
+    event = ProcessingStarted(**env, attempt=attempt, worker=worker)
+    try:
+        capture.start_job(event, _lease_info(sender, request, env, attempt, worker))
+    except Exception:  # a bug here must not fail the task or the worker
+        log.exception("could not record processing_started for job %s", task_id)
+
+
+def _lease_info(
+    task: Any, request: Any, env: dict[str, Any], attempt: int, worker: str
+) -> dict[str, Any]:
+    """What a reaper needs to end this attempt's job when its process is gone."""
+    properties = getattr(request, "properties", None) or {}
+    return {
+        "task": task.name,
+        "attempt": attempt,
+        "worker": worker,
+        # A killed worker's message comes back (acks_late + reject_on_worker_lost): the reaper
+        # hands it back to the broker at once instead of ending the job.
+        "redeliver": bool(task.acks_late and task.reject_on_worker_lost),
+        "tag": properties.get("delivery_tag"),
+        "parent": getattr(request, HEADER_PARENT, None),
+        "owner": env.get("owner"),
+        "document_id": env.get("document_id"),
+    }
+
+
+def _on_postrun(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+    if not _tracked(sender) or not task_id:
+        return
+    # The attempt is over in this process (its terminal or retrying event, if any, is written or
+    # queued): stop renewing the lease, and give it up if nothing else removed it (a canvas that
+    # fanned out, an Ignore), so no reaper ends a job that is not running here any more.
+    capture_for(sender.app).end_job(task_id)
 
 
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
@@ -233,9 +281,25 @@ def _on_revoked(
     _emit(capture_for(sender.app), event)
 
 
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    # The worker's main process (any pool): run a reaper there (see progress_bridge.capture.reaper).
+    app = getattr(sender, "app", None)
+    if app is not None:
+        start_reaper(app)
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None:
+        stop_reaper(app)
+
+
 _HANDLERS = (
     (signals.before_task_publish, _on_publish),
     (signals.task_prerun, _on_prerun),
+    (signals.task_postrun, _on_postrun),
+    (signals.worker_ready, _on_worker_ready),
+    (signals.worker_shutdown, _on_worker_shutdown),
     (signals.task_success, _on_success),
     (signals.task_failure, _on_failure),
     (signals.task_revoked, _on_revoked),

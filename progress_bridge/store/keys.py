@@ -1,8 +1,9 @@
 """Redis key names. Nothing outside :mod:`progress_bridge.store` spells a key.
 
-Every key one append touches — the job's history stream, its snapshot hash, its live feed shard
-and its owner's index — carries the same hash tag ``{N}`` (the job's shard number), so the atomic
-append stays inside one Redis Cluster slot. The shard is a stable hash of the job id.
+Every key one append touches — the job's history stream, its snapshot hash, its live feed shard,
+its owner's index and its shard's running-job leases — carries the same hash tag ``{N}`` (the
+job's shard number), so the atomic append stays inside one Redis Cluster slot. The shard is a
+stable hash of the job id.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ class KeySpace:
 
     def owner_index_of(self, owner: str, job_id: str) -> str:
         return self.owner_index(owner, self.shard_of(job_id))
+
+    def running(self, shard: int) -> str:
+        """Sorted set of the shard's running jobs, scored by lease deadline (server ms)."""
+        return f"{self.prefix}:{{{shard}}}:running"
+
+    def running_info(self, shard: int) -> str:
+        """Hash: running job id -> its lease holder's token and what a reaper needs to know."""
+        return f"{self.prefix}:{{{shard}}}:running:info"
+
+    def running_of(self, job_id: str) -> tuple[str, str]:
+        """The running set and info hash of the job's shard."""
+        shard = self.shard_of(job_id)
+        return self.running(shard), self.running_info(shard)
 
     def all_feeds(self) -> list[str]:
         return [self.feed(i) for i in range(self.shards)]

@@ -176,9 +176,11 @@ def test_success_writes_the_whole_life_in_order_with_increasing_ids(
     assert isinstance(queued, ProcessingQueued) and queued.task_name == f"{app.main}.walk"
     assert isinstance(started, ProcessingStarted) and started.attempt == 1
     assert isinstance(completed, ProcessingCompleted) and completed.result_summary == "3 zones"
-    # 150 progress calls in a few ms coalesce; the last state before the end is written.
+    # 150 progress calls in a few ms coalesce (zone events don't force a write each: the run is
+    # far shorter than one 20 Hz interval, so the first call writes and the end writes the last
+    # state); the last state before the end is written.
     progress = [e for e in events if isinstance(e, ProcessingProgress)]
-    assert 3 <= len(progress) < 20
+    assert 1 <= len(progress) <= 3
     assert (progress[-1].percent, progress[-1].zones_completed, progress[-1].zones_total) == (
         100,
         3,
