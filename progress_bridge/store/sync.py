@@ -30,6 +30,7 @@ from ..events.snapshot import ATTEMPT_FIELD, TERMINAL_FIELD, JobSnapshot
 from ..exceptions import DuplicateTerminal
 from ._scripts import (
     APPEND_BATCH,
+    APPEND_BATCH_LUA,
     APPEND_LUA,
     CLAIM_FAILED,
     EVAL_PREFIX,
@@ -65,6 +66,21 @@ _ARGS_PER_EVENT = 13  # append_batch.lua's ARGV per event
 _EMPTY = bulk("")
 
 
+def _batch_results(
+    events: list[ProgressEvent], chunk: list[int], reply: str, out: list[ProgressEvent | Exception]
+) -> None:
+    """Fill in the results of one batch call's events from its reply (a line per event)."""
+    for i, line in zip(chunk, reply.split("\n"), strict=True):
+        if line.startswith("! "):
+            out[i] = translate(redis.ResponseError(line[2:]), events[i].job_id)
+            continue
+        event_id, epoch, extra = line.split(" ", 2)
+        if not event_id:
+            out[i] = DuplicateTerminal(events[i].job_id, extra, events[i].type)
+        else:  # no increments in a batch, so the payload is never rewritten
+            out[i] = positioned(events[i], event_id, epoch)
+
+
 class EventStore:
     """Synchronous store, for Celery workers and publishers (one instance per process)."""
 
@@ -76,6 +92,7 @@ class EventStore:
         self._replay = client.register_script(REPLAY_LUA)
         self._lease = client.register_script(LEASE_LUA)
         self._expired = client.register_script(EXPIRED_LUA)
+        self._append_batch = client.register_script(APPEND_BATCH_LUA)
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> EventStore:
@@ -228,6 +245,10 @@ class EventStore:
         out: list[ProgressEvent | Exception] = [None] * len(events)  # type: ignore[list-item]
         unread: list[list[int]] = []  # chunks sent whose replies are not read yet, in order
 
+        if isinstance(self.client, redis.RedisCluster):
+            self._append_many_cluster(events, by_shard, out)
+            return out
+
         def take(conn: Any) -> None:
             """Read the oldest unread chunk's reply and fill in its events' results."""
             chunk = unread.pop(0)
@@ -237,15 +258,7 @@ class EventStore:
                 for i in chunk:
                     out[i] = translate(exc, events[i].job_id)
                 return
-            for i, line in zip(chunk, reply.split("\n"), strict=True):
-                if line.startswith("! "):
-                    out[i] = translate(redis.ResponseError(line[2:]), events[i].job_id)
-                    continue
-                event_id, epoch, extra = line.split(" ", 2)
-                if not event_id:
-                    out[i] = DuplicateTerminal(events[i].job_id, extra, events[i].type)
-                else:  # no increments in a batch, so the payload is never rewritten
-                    out[i] = positioned(events[i], event_id, epoch)
+            _batch_results(events, chunk, reply, out)
 
         pool = self.client.connection_pool
         try:
@@ -297,6 +310,35 @@ class EventStore:
         finally:
             pool.release(conn)
         return out
+
+    def _append_many_cluster(
+        self,
+        events: list[ProgressEvent],
+        by_shard: dict[int, list[int]],
+        out: list[ProgressEvent | Exception],
+    ) -> None:
+        """:meth:`append_many` on a cluster: one script call per batch, through the cluster
+        client, which sends it to the node serving the shard's slot and follows ``MOVED`` /
+        ``ASK`` (the shards live on different nodes, so one connection cannot carry them)."""
+        cache: dict[tuple[str, str | None], tuple[list[str], str]] = {}
+        for shard, indexes in by_shard.items():
+            for start in range(0, len(indexes), APPEND_BATCH):
+                chunk = indexes[start : start + APPEND_BATCH]
+                keys = [self.keys.running(shard), self.keys.running_info(shard)]
+                argv: list[str | int] = []
+                for i in chunk:
+                    k, a = append_call(self.keys, self.settings, events[i], None, cache)
+                    keys += k[:4]
+                    argv += [*a[:12], a[12] or ""]
+                try:
+                    reply = self._append_batch(keys=keys, args=argv)
+                except redis.ResponseError as exc:
+                    for i in chunk:
+                        out[i] = translate(exc, events[i].job_id)
+                    continue
+                except REDIS_ERRORS as exc:
+                    raise translate(exc) from exc
+                _batch_results(events, chunk, reply, out)
 
     @translated_sync
     def snapshot(self, job_id: str) -> JobSnapshot | None:
