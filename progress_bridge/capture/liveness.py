@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
+from ..events.ids import parse_stream_id
 from ..events.schema import ProcessingStarted, ProgressEvent
 from ..exceptions import StoreRejected, StreamUnavailable
 from ..store.sync import EventStore, Lease, LeaseStatus
@@ -48,6 +49,7 @@ class RunningJob:
     #: The run's reporter once it has one (declared zones, their states, the percent).
     reporter: Any = None
     epoch: str | None = None  # the epoch the job's events last came back with
+    last_id: str | None = None  # the greatest id written in that epoch
     restate_due: bool = False
     renewing: bool = True  # False once the lease is gone (ended, taken): nothing to renew
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +107,12 @@ class Liveness:
             return
         with job.lock:
             previous, job.epoch = job.epoch, event.epoch
+            if previous != event.epoch:
+                job.last_id = None
+            if event.id is not None and (
+                job.last_id is None or parse_stream_id(event.id) > parse_stream_id(job.last_id)
+            ):
+                job.last_id = event.id
             if previous is None or previous == event.epoch or job.restate_due:
                 return
             job.restate_due = True
@@ -170,7 +178,7 @@ class Liveness:
             return
         try:
             statuses = self._store().renew_leases(
-                [(j.job_id, j.token, j.epoch) for j in jobs], self._lease_ms
+                [(j.job_id, j.token, j.epoch, j.last_id) for j in jobs], self._lease_ms
             )
         except (StreamUnavailable, StoreRejected) as exc:
             self._stats.redis_errors += 1
@@ -188,12 +196,12 @@ class Liveness:
     def _after_beat(self, job: RunningJob, status: LeaseStatus) -> None:
         if status == "ok":
             return
-        if status in ("lost", "moved"):
+        if status in ("lost", "moved", "behind"):
             with job.lock:
                 if job.restate_due:
                     return
                 job.restate_due = True
-            log.warning("job %s: Redis lost its data (%s); re-stating", job.job_id, status)
+            log.warning("job %s: Redis lost its writes (%s); re-stating", job.job_id, status)
             with self._cond:
                 self._cond.notify_all()
             return

@@ -52,7 +52,7 @@ from .keys import KeySpace
 __all__ = ["EventStore", "Lease", "LeaseStatus"]
 
 #: What :meth:`EventStore.renew_lease` and :meth:`EventStore.release_lease` report (lease.lua).
-LeaseStatus = Literal["ok", "lost", "moved", "ended", "taken"]
+LeaseStatus = Literal["ok", "lost", "moved", "behind", "ended", "taken"]
 
 try:  # redis-py >= 7.1 names the library through driver_info; None sends no CLIENT SETINFO
     from redis.driver_info import DriverInfo
@@ -166,20 +166,21 @@ class EventStore:
 
     @translated_sync
     def renew_leases(
-        self, leases: list[tuple[str, str, str | None]], lease_ms: int
+        self, leases: list[tuple[str, str, str | None, str | None]], lease_ms: int
     ) -> list[LeaseStatus]:
-        """Renew the leases ``(job_id, holder token, epoch last written)`` in one round trip.
+        """Renew the leases ``(job_id, holder token, epoch last written, greatest id written in
+        it)`` in one round trip.
 
         See ``lease.lua`` for what each status means to the holder.
         """
         if not leases:
             return []
         pipe = self.client.pipeline(transaction=False)
-        for job_id, token, epoch in leases:
+        for job_id, token, epoch, last_id in leases:
             running, info = self.keys.running_of(job_id)
             self._lease(
                 keys=[running, info, self.keys.snapshot(job_id)],
-                args=[job_id, token, "renew", lease_ms, epoch or ""],
+                args=[job_id, token, "renew", lease_ms, epoch or "", last_id or ""],
                 client=pipe,
             )
         return cast(list[LeaseStatus], pipe.execute())
@@ -189,7 +190,8 @@ class EventStore:
         """Give up the job's lease if ``token`` still holds it ("ok"), else "taken"."""
         running, info = self.keys.running_of(job_id)
         keys = [running, info, self.keys.snapshot(job_id)]
-        return cast(LeaseStatus, self._lease(keys=keys, args=[job_id, token, "release", 0, ""]))
+        args: list[str | int] = [job_id, token, "release", 0, "", ""]
+        return cast(LeaseStatus, self._lease(keys=keys, args=args))
 
     @translated_sync
     def expired_leases(self, shard: int, limit: int = 100) -> list[tuple[str, str]]:
