@@ -45,7 +45,12 @@ from progress_bridge.bridge.auth import CurrentUser, authority_of
 from progress_bridge.config import Settings
 from progress_bridge.events import ExportFormat, ProcessingCancelled
 from progress_bridge.events.snapshot import JobSnapshot
-from progress_bridge.exceptions import ConfigError, DuplicateTerminal
+from progress_bridge.exceptions import (
+    ConfigError,
+    DuplicateTerminal,
+    StoreRejected,
+    StreamUnavailable,
+)
 from progress_bridge.store import AsyncEventStore
 from tasks.pdf.export import MEDIA_TYPES
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
@@ -186,7 +191,9 @@ def create_jobs_router(settings: Settings) -> APIRouter:
         while True:
             try:
                 await cleanup_once()
-            except Exception:  # a failed sweep is retried at the next interval
+            except (StreamUnavailable, StoreRejected) as exc:  # retried at the next interval
+                log.warning("retention cleanup skipped: %s", exc)
+            except Exception:  # a bug: logged whole, retried at the next interval
                 log.exception("retention cleanup failed")
             await asyncio.sleep(settings.cleanup_interval_s)
 

@@ -24,7 +24,7 @@ from ._scripts import (
     decide_replay,
     validate_position,
 )
-from .clients import async_client
+from .clients import aclose_client, async_client
 from .errors import translated_async
 from .keys import KeySpace
 
@@ -125,7 +125,7 @@ class AsyncEventStore:
         await self.client.ping()
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await aclose_client(self.client)
 
 
 def _meta(owner: str | None, doc: str | None) -> JobMeta:

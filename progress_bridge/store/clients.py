@@ -15,7 +15,7 @@ from redis.sentinel import Sentinel
 from ..config import Settings
 from ..exceptions import ConfigError
 
-__all__ = ["async_client", "sync_client"]
+__all__ = ["aclose_client", "async_client", "close_client", "sync_client"]
 
 
 def _sentinel_address(url: str) -> tuple[str, int]:
@@ -52,3 +52,23 @@ def async_client(url: str, settings: Settings, **options: Any) -> Any:
         )
         return sentinel.master_for(_master_name(settings), decode_responses=True, **options)
     return aioredis.Redis.from_url(url, decode_responses=True, **options)
+
+
+def _sentinels(client: Any) -> list[Any]:
+    """The clients a sentinel-backed client asks for its master (closed with it)."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(getattr(manager, "sentinels", ()))
+
+
+async def aclose_client(client: Any) -> None:
+    """Close an asyncio client and, behind sentinels, its connections to the sentinels."""
+    await client.aclose()
+    for sentinel in _sentinels(client):
+        await sentinel.aclose()
+
+
+def close_client(client: Any) -> None:
+    """Close a client and, behind sentinels, its connections to the sentinels."""
+    client.close()
+    for sentinel in _sentinels(client):
+        sentinel.close()

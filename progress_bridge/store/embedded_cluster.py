@@ -212,6 +212,20 @@ class EmbeddedCluster(_Deployment):
 
         _wait(ok, "the cluster did not become healthy", timeout)
 
+        def synced() -> bool:
+            # A replica that never synced with its master cannot take over from it.
+            for node in live:
+                client = redis.Redis(port=node.port, socket_timeout=0.5, decode_responses=True)
+                try:
+                    info = client.info("replication")
+                finally:
+                    client.close()
+                if info.get("role") == "slave" and info.get("master_link_status") != "up":
+                    return False
+            return True
+
+        _wait(synced, "the replicas did not sync with their masters", timeout)
+
     def master_of(self, key: str) -> Node:
         """The node that serves ``key``'s slot now."""
         client = redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..events.records import StoredEntry
+from .clients import aclose_client
 from .errors import translated_async
 from .keys import KeySpace
 
@@ -108,4 +109,4 @@ class FeedReader:
         return out
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await aclose_client(self.client)

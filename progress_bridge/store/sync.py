@@ -45,7 +45,7 @@ from ._scripts import (
     memo_bulks,
     validate_position,
 )
-from .clients import sync_client
+from .clients import close_client, sync_client
 from .errors import REDIS_ERRORS, translate, translated_sync
 from .keys import KeySpace
 
@@ -429,4 +429,4 @@ class EventStore:
         self.client.ping()
 
     def close(self) -> None:
-        self.client.close()
+        close_client(self.client)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,8 +107,15 @@ async def test_watch_of_another_users_job_raises_forbidden(
     assert exc.value.code == "forbidden"
 
 
-def _finish_later(store: EventStore, job_id: str, delay_s: float) -> threading.Timer:
+def _finish_later(
+    store: EventStore, job_id: str, ready: Callable[[], bool] = lambda: True
+) -> threading.Thread:
+    """The rest of the job, once ``ready()`` (e.g. the follower has subscribed)."""
+
     def finish() -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
         zones = [ZoneInfo(zone_id=f"z{n}", index=n, page=1) for n in range(4)]
         store.append(ZonesDeclared(job_id=job_id, owner="alice", zones=zones, zones_total=4))
         store.append(ZoneCompleted(job_id=job_id, zone_id="z0", zone_index=0, processing_tool="t"))
@@ -123,9 +131,9 @@ def _finish_later(store: EventStore, job_id: str, delay_s: float) -> threading.T
         )
         store.append(ProcessingCompleted(job_id=job_id, owner="alice", result_summary="4 zones"))
 
-    timer = threading.Timer(delay_s, finish)
-    timer.start()
-    return timer
+    thread = threading.Thread(target=finish, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_tail_url_follows_a_job_through_the_bridge_as_json_lines(
@@ -134,7 +142,8 @@ def test_tail_url_follows_a_job_through_the_bridge_as_json_lines(
     settings = bridge_settings(redis_url)
     _start(store, job_id)
     with BridgeServer(settings) as bridge:
-        timer = _finish_later(store, job_id, 0.5)
+        hub = bridge.bridge.hub
+        timer = _finish_later(store, job_id, lambda: hub is not None and job_id in hub.by_job)
         done = subprocess.run(
             [*CLI, "tail", job_id, "--url", bridge.ws_url, "--token", mint(settings, "alice")],
             capture_output=True,
@@ -165,7 +174,7 @@ def test_tail_in_a_terminal_draws_a_live_progress_line_and_lifecycle_lines(
 ) -> None:
     settings = bridge_settings(redis_url)
     _start(store, job_id)
-    timer = _finish_later(store, job_id, 0.5)
+    timer = _finish_later(store, job_id)
     # stdout is a terminal (a pseudo-terminal): the human view, not JSON.
     main, child = pty.openpty()
     env = {**os.environ, **settings_env(settings), "COLUMNS": "120"}
