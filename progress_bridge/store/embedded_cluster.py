@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -234,6 +235,36 @@ class EmbeddedCluster(_Deployment):
         finally:
             client.close()
         return next(node for node in self.nodes if node.port == port)
+
+    def move_slot(self, key: str, to: Node) -> None:
+        """Reshard: move ``key``'s slot (and every key in it) to the master ``to``, the way
+        ``valkey-cli --cluster reshard`` does — importing, migrating, keys, then the owner."""
+        source = self.master_of(key)
+        if source.port == to.port:
+            return
+        # (redis-py types execute_command loosely.)
+        src: Any = redis.Redis(port=source.port, decode_responses=True)
+        dst: Any = redis.Redis(port=to.port, decode_responses=True)
+        try:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            src_id = src.execute_command("CLUSTER", "MYID")
+            dst_id = dst.execute_command("CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            for node in self.nodes:
+                if node.proc.poll() is not None:
+                    continue
+                client: Any = redis.Redis(port=node.port, decode_responses=True)
+                try:
+                    if client.info("replication").get("role") == "master":
+                        client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+                finally:
+                    client.close()
+        finally:
+            src.close()
+            dst.close()
 
     def __enter__(self) -> EmbeddedCluster:
         return self.start()

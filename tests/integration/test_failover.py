@@ -86,8 +86,15 @@ def _state(snapshot: JobSnapshot, events: list[ProgressEvent]) -> set[str]:
 
 
 async def _run_failover(
-    settings: Settings, kill: Callable[[], None], store: EventStore, **bridge: object
+    settings: Settings,
+    kill: Callable[[], None],
+    store: EventStore,
+    *,
+    lossless: bool = False,
+    **bridge: object,
 ) -> None:
+    """Run the job with ``kill`` midway; ``lossless``: nothing may be lost (no data loss is
+    involved), so the client must get every event after its first snapshot and no other."""
     capture = Capture(settings)
     stop = threading.Event()
     bridge_cfg = bridge_settings(settings.redis_url or "", bridge_resume_wait_s=3.0, **bridge)
@@ -154,4 +161,22 @@ async def test_a_sentinel_master_killed_mid_job_loses_nothing_a_client_sees() ->
             deployment.master.kill()
 
         await _run_failover(settings, kill, store, redis_sentinel_master="progress")
+        store.close()
+
+
+async def test_a_slot_moved_to_another_node_mid_job_loses_and_repeats_nothing() -> None:
+    with EmbeddedCluster(masters=3) as cluster:
+        register_redis_mode(cluster.url, "cluster")
+        settings = Settings(redis_url=cluster.url, redis_mode="cluster")
+        store = EventStore.from_url(cluster.url, settings)
+
+        def reshard() -> None:
+            # The job's slot (its stream, snapshot, feed shard...) moves to another master.
+            key = store.keys.stream(JOB)
+            here = cluster.master_of(key)
+            there = next(n for n in cluster.nodes if n.port != here.port)
+            cluster.move_slot(key, there)
+            assert cluster.master_of(key).port == there.port
+
+        await _run_failover(settings, reshard, store, lossless=True)
         store.close()
