@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Approximate events kept per job (history) besides its zone events: each "
         "declared zone adds room for its own events, so zones are never trimmed.",
     )
+    feed_mode: Literal["stream", "notify"] = Field(
+        default="stream",
+        description="How bridges hear of new events: stream (every bridge tails the feed "
+        "shards, option (a)) or notify (per-job sharded pub/sub, each bridge hears only the "
+        "jobs its clients watch, option (b)). Writers and bridges must agree.",
+    )
     feed_maxlen: int = Field(
         default=100_000, ge=1_000, description="Approximate entries kept per feed shard."
     )

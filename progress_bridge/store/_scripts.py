@@ -126,7 +126,9 @@ def append_call(
             [
                 keys.stream(job_id),
                 keys.snapshot(job_id),
-                keys.feed_of(job_id),
+                keys.notify(keys.shard_of(job_id))
+                if settings.feed_mode == "notify"
+                else keys.feed_of(job_id),
                 owner_key,
                 running,
                 running_info,
@@ -144,7 +146,7 @@ def append_call(
         encode_payload(event),
         epoch_candidate,
         settings.stream_maxlen,
-        settings.feed_maxlen,
+        0 if settings.feed_mode == "notify" else settings.feed_maxlen,
         event.type,
         "1" if terminal else "0",
         settings.ttl_after_end_s,

@@ -43,6 +43,18 @@ class KeySpace:
     def feed_of(self, job_id: str) -> str:
         return self.feed(self.shard_of(job_id))
 
+    def notify(self, shard: int) -> str:
+        """Prefix of the shard's notification channels (``feed_mode`` "notify"): ``<it>:job:<id>``,
+        ``<it>:user:<owner>`` and ``<it>:doc:<document>`` (sharded pub/sub, same hash tag)."""
+        return f"{self.prefix}:{{{shard}}}:notify"
+
+    def job_channel(self, job_id: str) -> str:
+        return f"{self.notify(self.shard_of(job_id))}:job:{job_id}"
+
+    def room_channels(self, kind: str, name: str) -> list[str]:
+        """A room's channel in every shard (its jobs hash to any): ``kind`` user or doc."""
+        return [f"{self.notify(shard)}:{kind}:{name}" for shard in range(self.shards)]
+
     def owner_index(self, owner: str, shard: int) -> str:
         """Sorted set of the owner's jobs in one shard, scored by creation time (ms)."""
         return f"{self.prefix}:{{{shard}}}:owner:{owner}"

@@ -3,7 +3,8 @@
 -- KEYS: 1 job stream, 2 snapshot hash, 3 feed shard stream, 4 owner index, 5 the shard's running
 --       set (job -> lease deadline, server ms), 6 the shard's running info hash (job -> lease
 --       holder's token, a newline, what a reaper needs); all carry the same hash tag
--- ARGV: 1 payload JSON, 2 epoch candidate, 3 stream maxlen, 4 feed maxlen, 5 event type,
+-- ARGV: 1 payload JSON, 2 epoch candidate, 3 stream maxlen, 4 feed maxlen (0: per-job
+--       notifications instead of the feed stream, KEYS 3 then being the channel prefix), 5 type,
 --       6 terminal "1"/"0", 7 ttl after end (s), 8 idle ttl (s), 9 job id,
 --       10 owner-index score ("" = no owner), 11 increments JSON ("" = none),
 --       12 snapshot fields: field NUL value NUL field NUL value ... (values are JSON text, which
@@ -154,8 +155,23 @@ local function append_one(k, a, cache)
   end
   if n > 0 then redis.call('HSET', snap, unpack(batch, 1, n)) end
 
-  redis.call('XADD', feed, 'MAXLEN', '~', ARGV[a + 4], '*', 'j', job_id, 'i', id, 'p', epoch,
-    'e', payload)
+  if ARGV[a + 4] == '0' then
+    -- Per-job notifications (feed_mode "notify"): KEYS 3 is the shard's channel prefix. The
+    -- event goes to its job's channel and to its owner's and document's room channels, all
+    -- tagged like this script's keys, so the publishes stay in its slot.
+    local message = job_id .. '\0' .. id .. '\0' .. epoch .. '\0' .. payload
+    redis.call('SPUBLISH', feed .. ':job:' .. job_id, message)
+    local meta = redis.call('HMGET', snap, 'owner', 'document_id')
+    if meta[1] then
+      redis.call('SPUBLISH', feed .. ':user:' .. cjson.decode(meta[1]), message)
+    end
+    if meta[2] then
+      redis.call('SPUBLISH', feed .. ':doc:' .. cjson.decode(meta[2]), message)
+    end
+  else
+    redis.call('XADD', feed, 'MAXLEN', '~', ARGV[a + 4], '*', 'j', job_id, 'i', id, 'p', epoch,
+      'e', payload)
+  end
 
   local kind = ARGV[a + 5]
   if terminal or kind == 'processing_retrying' then
