@@ -16,7 +16,14 @@ from .errors import (
     TooManyPages,
     TruncatedPdf,
 )
-from .export import ExportOutput, export_csv, export_document, export_json, export_markdown
+from .export import (
+    ExportOutput,
+    export_csv,
+    export_document,
+    export_json,
+    export_markdown,
+    unwrap,
+)
 from .ocr import OCR_TOOL, TesseractOcr
 from .process import NO_TEXT_LAYER, plan_page_ranges, process_document
 from .result import DocumentResult, FigureInfo, PageResult, ZoneResult, merge_results
@@ -54,4 +61,5 @@ __all__ = [
     "open_document",
     "plan_page_ranges",
     "process_document",
+    "unwrap",
 ]

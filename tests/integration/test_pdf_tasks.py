@@ -342,7 +342,7 @@ def test_cancelling_a_running_single_task_job_stops_it_at_the_next_zone(
     [
         ("json", "report.json", b'"zones"'),
         ("markdown", "report.md", b"## Page 1"),
-        ("csv", "report-tables.csv", b"table_id,page,row"),
+        ("csv", "report.csv", b"page,zone_id,kind,row"),
     ],
 )
 def test_exports_write_a_file_and_report_export_events(
