@@ -38,6 +38,7 @@ __all__ = [
     "EVENTS_PER_ZONE",
     "EXPIRED_LUA",
     "LEASE_LUA",
+    "PRESENCE_LUA",
     "REPLAY_LUA",
     "Lease",
     "append_call",
@@ -54,6 +55,7 @@ APPEND_LUA = _LUA.joinpath("append.lua").read_text()
 REPLAY_LUA = _LUA.joinpath("replay.lua").read_text()
 LEASE_LUA = _LUA.joinpath("lease.lua").read_text()
 EXPIRED_LUA = _LUA.joinpath("expired.lua").read_text()
+PRESENCE_LUA = _LUA.joinpath("presence.lua").read_text()
 # append.lua defines append_one and ends by calling it once; the batch script is that text minus
 # the call, then a loop calling append_one per event: one call appends many events of one shard
 # with exactly append.lua's semantics (see append_batch.lua).

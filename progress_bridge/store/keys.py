@@ -55,6 +55,10 @@ class KeySpace:
         """A room's channel in every shard (its jobs hash to any): ``kind`` user or doc."""
         return [f"{self.notify(shard)}:{kind}:{name}" for shard in range(self.shards)]
 
+    def presence(self, job_id: str) -> str:
+        """Sorted set of the job's watchers across bridges, scored by expiry (server ms)."""
+        return f"{self._tag(job_id)}:presence:{job_id}"
+
     def owner_index(self, owner: str, shard: int) -> str:
         """Sorted set of the owner's jobs in one shard, scored by creation time (ms)."""
         return f"{self.prefix}:{{{shard}}}:owner:{owner}"
