@@ -6,7 +6,7 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
   task itself with ``self.progress`` as the sink. Its lifecycle comes from the signal handlers
   (:mod:`progress_bridge.capture.signals`): started, then completed (task_success) or failed
   (task_failure).
-* **Large documents** fan out: the job task *replaces itself* (``Task.replace``) with a chord of
+* **Large documents** fan out: the job task publishes a chord of
   :func:`process_pages` subtasks (``settings.pages_per_subtask`` pages each) whose body is
   :func:`finish_canvas`. Each child is published with the ``progress_parent`` header, so its
   zones go to the job's stream and its zone counters are summed into the job's snapshot by the
@@ -22,11 +22,17 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
 
 Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
-* ``Task.replace`` raises ``Ignore``: Celery sends neither task_success nor task_failure for the
-  job task, so the signal handlers write no terminal event for it. ``replace`` freezes the chord
-  body with the job's task id, so ``AsyncResult(job_id).get()`` returns the merged result.
+* The job task then raises ``Ignore``: Celery sends neither task_success nor task_failure for
+  it, so the signal handlers write no terminal event for it. The chord body runs under an id of
+  its own (``<job>-merge``; not ``Task.replace``, which gives the body the job's id, so Flower
+  showed the job's row as ``finish_canvas`` and lost ``process_pdf``): Flower lists the job as
+  ``process_pdf``, each part and the body as rows of their own.
 * The body (:func:`finish_canvas`) is a plain task (no lifecycle signals) that writes
-  ``processing_completed`` on the job after merging the parts.
+  ``processing_completed`` on the job after merging the parts, and records the job's end in
+  Celery (result backend and task event: ``mark_succeeded`` of
+  :mod:`progress_bridge.capture.celery_state`), so ``AsyncResult(job_id).get()`` returns the
+  merged result and Flower shows SUCCESS. A failed or cancelled canvas job likewise ends FAILURE
+  or REVOKED in both (:func:`canvas_failed`).
 * A failing child writes ``processing_failed`` on the job with its page range and reason, before
   Celery records the failure; the chord errback (:func:`canvas_failed`, on the body) writes the
   same for failures a child cannot report itself (a lost worker) once every part has returned.
@@ -62,6 +68,7 @@ from celery.exceptions import Ignore
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
+from progress_bridge.capture.celery_state import mark_failed, mark_revoked, mark_succeeded
 from progress_bridge.capture.envelope import HEADER_PARENT, HEADER_WEIGHT, envelope_of
 from progress_bridge.capture.producer import Capture, capture_for, record_event
 from progress_bridge.capture.reporter import ProgressReporter
@@ -75,6 +82,7 @@ from progress_bridge.events import (
 )
 
 from .app import app
+from .pacing import PacedSink
 from .pdf import (
     DocumentResult,
     PdfRejected,
@@ -253,29 +261,33 @@ def _summary(result: DocumentResult, name: str | None) -> dict[str, Any]:
 def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
     """End this run because its job ended elsewhere (cancelled, or failed by a sibling).
 
-    Records the run as REVOKED in Celery (a chord part counts as returned, so the chord does not
-    wait for it forever) and raises ``Ignore`` so no success or failure signal fires. A canvas
-    child also writes ``processing_cancelled`` in its own stream (``own_event``); the job itself
-    already has its terminal event.
+    Records the run as REVOKED in Celery, result backend and Flower (a chord part counts as
+    returned, so the chord does not wait for it forever) and raises ``Ignore`` so no success or
+    failure signal fires. A canvas child also writes ``processing_cancelled`` in its own stream
+    (``own_event``); the job itself already has its terminal event.
     """
     request = task.request
     reporter = getattr(request, "_progress_reporter", None)
     if reporter is not None:
-        reporter.flush()
+        reporter.close()  # its last PROGRESS goes out now, never after the REVOKED below
     reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
     if own_event:
         record_event(task.app, ProcessingCancelled(**envelope_of(request), reason=reason))
-    task.backend.mark_as_revoked(request.id, reason, request=request)
+    mark_revoked(task, request.id, reason, request=request, hostname=request.hostname)
     raise Ignore(reason)
 
 
 @_task(base=ProgressTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
-def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = None) -> Any:
+def process_pdf(
+    self: ProgressTask, upload_id: str, display_name: str | None = None, pace_s: float = 0.0
+) -> Any:
     """The job: validate the upload, then process it here or fan out as a chord.
 
     Args:
         upload_id: the generated name of the upload (``uploads/<upload_id>.pdf``).
         display_name: the sanitised client file name, shown in summaries and export names.
+        pace_s: spend at least this many seconds on each page (the demo, :mod:`tasks.pacing`);
+            0 processes as fast as possible.
 
     Raises:
         PdfRejected: the document cannot be processed (``processing_failed`` with the reason).
@@ -289,10 +301,13 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
     with open_document(data, max_pages=settings.max_pages) as doc:
         page_count = doc.page_count
     if page_count > settings.canvas_page_threshold:
-        return _fan_out(self, upload_id, display_name, page_count, settings, stop)
+        return _fan_out(self, upload_id, display_name, page_count, settings, stop, pace_s)
     try:
         result = process_document(
-            data, self.progress, max_pages=settings.max_pages, should_stop=stop
+            data,
+            _paced(self.progress, pace_s, stop),
+            max_pages=settings.max_pages,
+            should_stop=stop,
         )
     except PdfCancelled:
         _stop(self, stop, own_event=False)
@@ -303,6 +318,10 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
     return _summary(result, display_name)
 
 
+def _paced(progress: Any, pace_s: float, stop: StopCheck) -> Any:
+    return PacedSink(progress, pace_s, stop) if pace_s > 0 else progress
+
+
 def _fan_out(
     task: Any,
     upload_id: str,
@@ -310,8 +329,9 @@ def _fan_out(
     page_count: int,
     settings: Settings,
     stop: StopCheck,
-) -> Any:
-    """Replace the job task with a chord of page-range children; never returns (``Ignore``)."""
+    pace_s: float = 0.0,
+) -> NoReturn:
+    """Publish a chord of page-range children, then end the job task (``Ignore``)."""
     job_id: str = task.request.id
     group_id = children_group_id(job_id)
     if GroupResult.restore(group_id, app=task.app) is not None:
@@ -328,7 +348,7 @@ def _fan_out(
         parts[child_id] = [first, last]
         share = (last - first + 1) / page_count  # the part's weight in the job's percent
         children.append(
-            process_pages.s(upload_id, first, last, job_id=job_id).set(
+            process_pages.s(upload_id, first, last, job_id=job_id, pace_s=pace_s).set(
                 task_id=child_id, headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share}
             )
         )
@@ -348,7 +368,13 @@ def _fan_out(
     body = finish_canvas.s(
         job_id=job_id, display_name=display_name, started_ts=time.time(), **meta
     ).on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
-    return task.replace(chord(children, body))
+    for callback in task.request.callbacks or []:  # what Task.replace would carry over
+        body.link(callback)
+    for errback in task.request.errbacks or []:
+        body.link_error(errback)
+    # The body gets an id of its own, so Flower keeps the job's row as process_pdf (module doc).
+    chord(children, body).apply_async(task_id=f"{job_id}-merge")
+    raise Ignore(f"job {job_id} fanned out into {len(ranges)} parts")
 
 
 @_task(
@@ -361,7 +387,13 @@ def _fan_out(
     reject_on_worker_lost=False,
 )
 def process_pages(
-    self: ProgressTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
+    self: ProgressTask,
+    upload_id: str,
+    first_page: int,
+    last_page: int,
+    *,
+    job_id: str,
+    pace_s: float = 0.0,
 ) -> dict[str, Any]:
     """A canvas child: pages ``first_page..last_page`` of the job's upload.
 
@@ -378,7 +410,7 @@ def process_pages(
             raise PdfCancelled()
         result = process_document(
             _read_upload(files, upload_id),
-            self.progress,
+            _paced(self.progress, pace_s, stop),
             first_page=first_page,
             last_page=last_page,
             max_pages=settings.max_pages,
@@ -427,10 +459,11 @@ def finish_canvas(
     owner: str | None = None,
     document_id: str | None = None,
 ) -> dict[str, Any]:
-    """Chord body (runs under the job's task id): merge the parts, complete the job.
+    """Chord body (``<job>-merge``): merge the parts, complete the job.
 
     A plain task, so no lifecycle signal writes for it: it writes the job's terminal event
-    itself, ``processing_completed`` or, if merging fails, ``processing_failed``.
+    itself, ``processing_completed`` or, if merging fails, ``processing_failed``, and records the
+    job's end in Celery (the job's own task ended with ``Ignore`` when it fanned out).
     """
     settings = settings_of(self.app)
     files = JobFiles(settings.data_dir)
@@ -439,7 +472,9 @@ def finish_canvas(
     ended = StopCheck(capture, job_id, 0.0)
     if ended():  # cancelled after the last part returned: nothing to merge for anyone
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
-        return {"summary": f"job ended ({ended.ended}) before its parts were merged"}
+        reason = f"job ended ({ended.ended}) before its parts were merged"
+        _end_in_celery(self, job_id, ended.ended, RuntimeError(reason))
+        return {"summary": reason}
     try:
         if files.result(job_id).exists() and not files.parts_dir(job_id).exists():
             # A redelivered body (its worker died after merging): the merge is done.
@@ -463,6 +498,7 @@ def finish_canvas(
             )
         )
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        mark_failed(self, job_id, exc, hostname=self.request.hostname)
         raise
     summary = _summary(merged, display_name)
     summary["parts"] = len(parts)
@@ -470,9 +506,22 @@ def finish_canvas(
     capture.send(
         ProcessingCompleted(**envelope, result_summary=summary["summary"], duration_ms=duration)
     )
+    runtime = None if duration is None else duration / 1000
+    mark_succeeded(self, job_id, summary, runtime=runtime, hostname=self.request.hostname)
     # Parts go only after the completion is recorded, so a rerun can always finish the job.
     shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
     return summary
+
+
+def _end_in_celery(
+    task: Any, job_id: str, ended: str | None, exc: BaseException, hostname: str | None = None
+) -> None:
+    """Record in Celery (result backend, Flower) how a canvas job ended in its stream:
+    REVOKED when it was cancelled, else FAILURE with ``exc``."""
+    if ended == "processing_cancelled":
+        mark_revoked(task, job_id, f"job {job_id} cancelled", hostname=hostname)
+    elif ended != "processing_completed":
+        mark_failed(task, job_id, exc, hostname=hostname)
 
 
 @_task(name="tasks.pdf_tasks.canvas_failed")
@@ -490,7 +539,8 @@ def canvas_failed(
 
     Runs once every part has returned and one failed or was revoked. The failing part's own
     reason is preferred over the generic ``ChordError``. Usually a duplicate (the part, or a
-    cancel, ended the job first) and then refused by the store.
+    cancel, ended the job first) and then refused by the store. Then the job's end goes to
+    Celery: REVOKED when it was cancelled, else FAILURE.
     """
     reason: BaseException = exc
     failed_range: list[int] | None = None
@@ -513,6 +563,8 @@ def canvas_failed(
                 error_message=_describe(reason),
             )
         )
+    # The job's end as its stream has it (a cancel, a part's own report, or the write above).
+    _end_in_celery(canvas_failed, job_id, capture.job_state(job_id)[1], reason)
     with contextlib.suppress(ValueError):
         shutil.rmtree(JobFiles(settings_of(app).data_dir).parts_dir(job_id), ignore_errors=True)
 

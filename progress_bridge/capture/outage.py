@@ -118,16 +118,18 @@ class OutageBuffer:
         event: ProgressEvent,
         increments: Increments | None = None,
         lease: Lease | None = None,
-    ) -> None:
+    ) -> ProgressEvent | None:
         """Append ``event`` now, or queue it while Redis is away. Never raises for Redis errors.
 
-        Blocks at most one Redis call's budget, and only while the buffer is up.
+        Blocks at most one Redis call's budget, and only while the buffer is up. Returns the
+        event as stored (id and epoch set, summed counters applied), or None when it was queued
+        or refused.
         """
         written = None
         with self._lock:
             if self._down:
                 self._enqueue((event, increments, lease))
-                return
+                return None
             try:
                 written = self.store.append(event, increments=increments, lease=lease)
                 self.stats.appended += 1
@@ -142,6 +144,7 @@ class OutageBuffer:
                 self._enqueue((event, increments, lease))
         if written is not None and self._on_written is not None:
             self._on_written(written)
+        return written
 
     def note_unavailable(self, exc: BaseException) -> None:
         """A read on the task's path failed: go down, so the next calls don't wait for Redis."""

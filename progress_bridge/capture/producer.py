@@ -85,9 +85,12 @@ class Capture:
 
     def send(
         self, event: ProgressEvent, increments: Increments | None = None, lease: Lease | None = None
-    ) -> None:
-        """Append ``event`` now, or buffer it while Redis is away. Never raises for Redis."""
-        self.buffer.send(event, increments, lease)
+    ) -> ProgressEvent | None:
+        """Append ``event`` now, or buffer it while Redis is away. Never raises for Redis.
+
+        Returns the event as stored (summed counters applied), or None when buffered/refused.
+        """
+        return self.buffer.send(event, increments, lease)
 
     def _celery_stuck(self) -> None:
         # Celery's backend or broker (usually the same Redis) did not answer within the budget:

@@ -315,6 +315,8 @@ class ProgressReporter:
             self._closed = True
         if self._task is not None:
             self._capture.celery_state.finish(self.job_id)
+            if self._aggregate:
+                self._capture.celery_state.finish(self._parent_key)
 
     def restate(self, first: Callable[[], None]) -> None:
         """Write this run's state again, after ``first()`` (the attempt's start): its declared
@@ -405,7 +407,14 @@ class ProgressReporter:
                 current_operation=self._operation,
                 current_zone=book.current,
             )
-            self._send(aggregated, counts)
+            stored = self._send(aggregated, counts)
+            if (
+                isinstance(stored, ProcessingProgress)
+                and self._task is not None
+                and not self._closed
+            ):
+                # The parent job's numbers, as the store summed them: what its page shows.
+                self._celery_parent_progress(stored)
         self._send(self._progress_event(eta))
         if self._task is not None and not self._closed:
             self._celery_progress(eta)
@@ -433,13 +442,32 @@ class ProgressReporter:
             "zones_total": book.total,
             "eta_s": eta,
         }
+        self._submit_celery(self.job_id, meta)
+
+    def _celery_parent_progress(self, stored: ProcessingProgress) -> None:
+        meta = {
+            "percent": stored.percent,
+            "current_operation": stored.current_operation,
+            "current_zone": stored.current_zone,
+            "zones_completed": stored.zones_completed or 0,
+            "zones_total": stored.zones_total or 0,
+            "eta_s": stored.eta_s,
+        }
+        self._submit_celery(stored.job_id, meta, key=self._parent_key)
+
+    @property
+    def _parent_key(self) -> str:
+        # This run's own latest-wins slot for its parent's numbers (see CeleryStatePublisher).
+        return f"{self.job_id}>parent"
+
+    def _submit_celery(self, job_id: str, meta: dict[str, Any], key: str | None = None) -> None:
         # One Redis budget per outage for the task's thread: when the store was just found
         # unreachable (it is usually the backend too), that budget is spent already.
         capture = self._capture
         settings = capture.settings
         budget = settings.producer_connect_timeout_s + settings.producer_socket_timeout_s
         wait = 0.0 if capture.redis_down else budget
-        capture.celery_state.submit(self._task, self.job_id, meta, self._hostname, wait)
+        capture.celery_state.submit(self._task, job_id, meta, self._hostname, wait, key=key)
 
     def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
         return build_event(self.job_id, cls, env, **fields)

@@ -17,7 +17,8 @@ task_success           pool child / thread         processing_completed (short r
 task_failure           pool child / thread, or     processing_failed (exception type and message,
                        worker main process for a   never a traceback; ``lost=True`` for
                        lost worker                 WorkerLostError)
-task_revoked           worker main process         processing_cancelled
+task_revoked           worker main process         processing_cancelled (and, for a terminated run,
+                                                   a task-revoked that Flower applies over PROGRESS)
 task_postrun           pool child / thread         (none: releases the attempt's lease)
 worker_ready           worker main process         (none: starts the reaper, :mod:`.reaper`)
 =====================  ==========================  =================================================
@@ -47,7 +48,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from celery import signals
+from celery import signals, states
 from celery._state import get_current_app
 
 from ..events.schema import (
@@ -59,6 +60,7 @@ from ..events.schema import (
     ProcessingStarted,
     ProgressEvent,
 )
+from .celery_state import send_task_event
 from .envelope import HEADER_DOCUMENT, HEADER_OWNER, HEADER_PARENT, envelope_of
 from .producer import Capture, capture_for
 from .reaper import start_reaper, stop_reaper
@@ -279,6 +281,17 @@ def _on_revoked(
     reason = "expired" if expired else "terminated" if terminated else "revoked"
     event = ProcessingCancelled(**envelope_of(context), reason=reason)
     _emit(capture_for(sender.app), event)
+    if terminated:
+        # It was running, so Flower may show it in the custom PROGRESS state, which outranks
+        # Celery's own task-revoked there: say REVOKED outright (see .celery_state).
+        send_task_event(
+            sender.app,
+            "task-revoked",
+            context.id,
+            hostname=getattr(context, "hostname", None),
+            terminated=True,
+            state=states.REVOKED,
+        )
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:

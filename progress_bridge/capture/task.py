@@ -22,8 +22,8 @@ only rises, whatever the order in which children declare zones (see ``append.lua
 
 The calls' contract (validation, coalescing, Redis errors never raised) is in :mod:`.reporter`.
 A delivery of a job that has already ended (a reaper declared its worker lost, then the broker
-delivered the message again; or the job was cancelled while queued) is not run: Celery records
-it as ``REVOKED`` and acknowledges it.
+delivered the message again; or the job was cancelled while queued) is not run: it is recorded
+as ``REVOKED`` (result backend and a ``task-revoked`` event) and acknowledged.
 The last coalesced update is written when the task returns, inside :meth:`ProgressTask.__call__`,
 before Celery stores the result: a write after that would set Celery's state back to
 ``PROGRESS`` over ``SUCCESS``/``FAILURE``.
@@ -43,6 +43,7 @@ from celery.result import AsyncResult
 from ..events.schema import JOB_ID_PATTERN, ZoneInfo
 from ..exceptions import InvalidEvent
 from . import signals as _signals
+from .celery_state import mark_revoked
 from .envelope import (
     HEADER_DOCUMENT,
     HEADER_OWNER,
@@ -83,7 +84,7 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
             # broker delivered the message again later), or it was cancelled while queued. Running
             # it would write after its terminal event and do the work twice; Celery acks it.
             reason = f"job {outer.id} already ended ({ended}); this delivery is not run"
-            self.backend.mark_as_revoked(outer.id, reason, request=outer)
+            mark_revoked(self, outer.id, reason, request=outer, hostname=outer.hostname)
             raise Ignore(reason)
         _task_stack.push(self)
         self.push_request(args=args, kwargs=kwargs)
