@@ -219,7 +219,9 @@ class Settings(BaseSettings):
         "Settings; unset serves the bare bridge.",
     )
     demo_task: str | None = Field(
-        default=None, description="The ProgressTask `dev --demo` submits, 'module:task'."
+        default=None,
+        description="What `dev --demo` submits: a ProgressTask 'module:task', or a function "
+        "'module:function' called as (settings, owner=, speed=) that returns the job id.",
     )
 
     # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------

@@ -112,7 +112,8 @@ def _answers(url: str) -> bool:
 
 
 def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
-    # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and a fast demo job.
+    # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and the PDF demo job
+    # at 20 times its pace (about 3 s).
     web_port, flower_port = free_port(), free_port()
     data = {"PROGRESS_DATA_DIR": str(tmp_path)}  # the stack file, as a second terminal finds it
     proc = subprocess.Popen(
@@ -141,6 +142,8 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_p
     drain.start()
     try:
         job_id = proc.stdout.readline().strip()
+        link = proc.stdout.readline().strip()  # the page, signed in on the job (tests/e2e)
+        assert link.startswith(f"http://127.0.0.1:{web_port}/#job={job_id}&token="), link
         found = [line for line in list(err_lines) if "embedded valkey-server at " in line]
         assert job_id and found, "".join(err_lines)[-2000:]
         url = found[0].rsplit(" ", 1)[1].strip()
@@ -165,12 +168,21 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_p
         headers = {"Authorization": f"Bearer {minted.stdout.strip()}"}
         snap = httpx.get(f"http://127.0.0.1:{web_port}/api/jobs/{job_id}", headers=headers)
         assert (snap.status_code, snap.json()["status"]) == (200, "completed")
-        # The web app (bridge included) and Flower answer on the ports given.
-        for url in (f"http://127.0.0.1:{web_port}/readyz", f"http://127.0.0.1:{flower_port}/"):
+        # The web app (bridge included) and Flower answer on the ports given; Flower's API is
+        # usable as started (no 401 on loopback) and knows the demo job by its own name.
+        flower = f"http://127.0.0.1:{flower_port}"
+        for url in (f"http://127.0.0.1:{web_port}/readyz", f"{flower}/", f"{flower}/api/tasks"):
             deadline = time.monotonic() + 3 * TIMEOUT
             while not _answers(url):
                 assert time.monotonic() < deadline, f"{url} never answered"
                 time.sleep(0.1)
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while (
+            info := httpx.get(f"{flower}/api/task/info/{job_id}", timeout=1)
+        ).status_code != 200 or (info.json().get("state") != "SUCCESS"):
+            assert time.monotonic() < deadline, f"Flower never showed {job_id} SUCCESS: {info.text}"
+            time.sleep(0.1)
+        assert info.json()["name"] == "tasks.pdf_tasks.process_pdf"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=3 * TIMEOUT)
@@ -178,7 +190,9 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_p
     err = "".join(err_lines)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
-    assert list(tmp_path.iterdir()) == []  # the stack file is gone with the stack
+    # The stack file is gone with the stack (the demo's upload and result stay, as any job's).
+    assert not (tmp_path / "dev-stack.json").exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"uploads", "results"}
     # Everything it started has stopped: the ports are free again.
     for port in (web_port, flower_port):
         with socket.socket() as sock:
