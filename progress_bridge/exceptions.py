@@ -77,7 +77,11 @@ class InvalidEvent(ProgressBridgeError, ValueError):
 
 
 class DuplicateTerminal(ProgressBridgeError):
-    """The job already has its terminal event; the new one was not appended."""
+    """The job already has its terminal event; the new event was not appended.
+
+    Refused after a job's end: a second terminal event, and any other event of its processing
+    (only export events go on). ``refused`` is the refused event's type.
+    """
 
     def __init__(self, job_id: str, existing: str, refused: str) -> None:
         super().__init__(f"job {job_id} already ended with {existing}; {refused} was not appended")

@@ -68,7 +68,12 @@ from celery.exceptions import Ignore
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
-from progress_bridge.capture.celery_state import mark_failed, mark_revoked, mark_succeeded
+from progress_bridge.capture.celery_state import (
+    mark_failed,
+    mark_revoked,
+    mark_succeeded,
+    progress_text,
+)
 from progress_bridge.capture.envelope import HEADER_PARENT, HEADER_WEIGHT, envelope_of
 from progress_bridge.capture.producer import Capture, capture_for, record_event
 from progress_bridge.capture.reporter import ProgressReporter
@@ -273,8 +278,25 @@ def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
     reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
     if own_event:
         record_event(task.app, ProcessingCancelled(**envelope_of(request), reason=reason))
-    mark_revoked(task, request.id, reason, request=request, hostname=request.hostname)
+    stopped_at = _progress_text_of(stop._capture, request.id)
+    mark_revoked(
+        task, request.id, reason, request=request, hostname=request.hostname, result=stopped_at
+    )
     raise Ignore(reason)
+
+
+def _progress_text_of(capture: Capture, job_id: str) -> str | None:
+    """Where the job's snapshot says it got to, as Flower shows progress; None if unknown."""
+    try:
+        snap = capture.store.snapshot(job_id)
+    except Exception:  # advisory: Flower keeps its last numbers then
+        return None
+    if snap is None:
+        return None
+    numbers = snap.model_dump()
+    if snap.finished:  # an ended job is doing nothing (its page shows no operation either)
+        numbers.update(current_operation=None, current_zone=None)
+    return progress_text(numbers)
 
 
 @_task(base=ProgressTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
@@ -519,7 +541,8 @@ def _end_in_celery(
     """Record in Celery (result backend, Flower) how a canvas job ended in its stream:
     REVOKED when it was cancelled, else FAILURE with ``exc``."""
     if ended == "processing_cancelled":
-        mark_revoked(task, job_id, f"job {job_id} cancelled", hostname=hostname)
+        stopped_at = _progress_text_of(capture_for(task.app), job_id)
+        mark_revoked(task, job_id, f"job {job_id} cancelled", hostname=hostname, result=stopped_at)
     elif ended != "processing_completed":
         mark_failed(task, job_id, exc, hostname=hostname)
 

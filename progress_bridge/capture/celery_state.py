@@ -102,6 +102,7 @@ def mark_revoked(
     *,
     request: Any = None,
     hostname: str | None = None,
+    result: str | None = None,
 ) -> None:
     """``task_id`` ended revoked outside Celery's own revoke path (a cooperative stop, a canvas
     job whose parts were cancelled): ``REVOKED`` in the result backend and a ``task-revoked``
@@ -110,6 +111,8 @@ def mark_revoked(
     Args:
         request: the run's request, when ``task_id`` is the running task (a chord part counts
             itself as returned through it); None for another task (a canvas job).
+        result: what Flower shows as the task's result from now on, e.g. where the job stopped
+            (:func:`progress_text` of its snapshot); None leaves the last one.
     """
     try:
         task.backend.mark_as_revoked(task_id, reason, request=request)
@@ -125,6 +128,7 @@ def mark_revoked(
         expired=False,
         # Flower ranks the custom PROGRESS above REVOKED: say the state outright (module doc).
         state=states.REVOKED,
+        **({"result": result} if result is not None else {}),
     )
 
 

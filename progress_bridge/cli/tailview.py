@@ -142,9 +142,11 @@ class LiveView:
                     + (f": {event.result_summary}" if event.result_summary else "")
                 )
             case ProcessingFailed():
+                self.operation = None  # an ended job does nothing (as the page shows it)
                 lost = " (worker lost)" if event.lost else ""
                 self._line(f"failed{lost}: {event.error_type}: {event.error_message}")
             case ProcessingCancelled():
+                self.operation = None
                 self._line(f"cancelled: {event.reason or 'revoked'}")
         self._draw()
 

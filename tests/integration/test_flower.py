@@ -42,7 +42,9 @@ def job_settings(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Se
         data_dir=tmp_path_factory.mktemp("flower-data"),
         canvas_page_threshold=THRESHOLD,
         pages_per_subtask=PAGES_PER_PART,
-        cancel_poll_s=0.02,
+        # Every check reads the job's state: a task released from the gate after a cancel sees
+        # it at its next check (with a longer interval it could finish the page unchecked).
+        cancel_poll_s=0.0001,
         progress_max_rate_hz=50,
     )
 
@@ -116,6 +118,7 @@ def test_flower_shows_a_running_jobs_percent_zones_and_operation_like_the_page(
         # The job holds after its first zone: its numbers stand still.
         job_id = submit(files, mixed_pdf())
         assert reached.acquire(timeout=TIMEOUT)
+        wait_for(lambda: store.snapshot(job_id).zones_completed == 1, "the zone counted")  # type: ignore[union-attr]
 
         # Flower's task page (the API behind it) and its task list show the page's numbers as
         # "N% · done/total zones · operation", with the task's own name and a PROGRESS state.
@@ -153,9 +156,22 @@ def test_a_cancelled_job_ends_revoked_in_the_result_backend_and_in_flower(
 
     # The task stops at its next check: REVOKED in the result backend and in Flower (where a
     # plain task-revoked would lose against the custom PROGRESS state).
-    wait_for(lambda: AsyncResult(job_id).state == states.REVOKED, "REVOKED in the backend")
+    try:
+        wait_for(lambda: AsyncResult(job_id).state == states.REVOKED, "REVOKED in the backend")
+    except AssertionError:
+        print(
+            "DBG",
+            AsyncResult(job_id).state,
+            [e.type for e in store.history(job_id)],
+            flower.task(job_id),
+        )
+        raise
     info = flower.wait_task(job_id, lambda t: t["state"] == states.REVOKED, "REVOKED")
     assert info["name"] == PROCESS_PDF
+    # Its result says where it stopped: the numbers its page shows once it has ended.
+    snap = store.snapshot(job_id)
+    assert snap is not None and snap.status == "cancelled"
+    assert parse_flower_text(info["result"]) == page_numbers(snap)
     # Nothing arrives later to turn it back into PROGRESS.
     time.sleep(0.3)  # any late task-progress event would have reached Flower by now
     assert flower.task(job_id)["state"] == states.REVOKED  # type: ignore[index]
@@ -171,10 +187,11 @@ def test_a_split_job_keeps_its_name_and_row_and_its_parts_have_rows_of_their_own
         job_id = submit(files, many_pages_pdf(10))
         for _ in range(2):
             assert reached.acquire(timeout=TIMEOUT)
+        wait_for(lambda: store.snapshot(job_id).zones_completed == 2, "both zones counted")  # type: ignore[union-attr]
         # Mid-job, the job's row shows the job's summed numbers (what its page shows).
         info, snap = flower_matches_store(flower, store, job_id)
         assert (info["name"], info["state"]) == (PROCESS_PDF, "PROGRESS")
-        assert snap.zones_completed >= 2
+        assert snap.zones_completed == 2
     finally:
         gate.set()
 
@@ -216,6 +233,7 @@ def test_a_cancelled_split_job_and_its_running_parts_end_revoked(
     wait_for(lambda: AsyncResult(job_id).state == states.REVOKED, "the job REVOKED in the backend")
     info = flower.wait_task(job_id, lambda t: t["state"] == states.REVOKED, "REVOKED")
     assert info["name"] == PROCESS_PDF
+    assert parse_flower_text(info["result"]) == page_numbers(store.snapshot(job_id))  # type: ignore[arg-type]
     for part in [f"{job_id}-p{first}" for first in (1, 4, 7, 10)]:
         wait_for(lambda p=part: AsyncResult(p).state == states.REVOKED, f"{part} REVOKED")  # type: ignore[misc]
         row = flower.wait_task(part, lambda t: t["state"] == states.REVOKED, "REVOKED")

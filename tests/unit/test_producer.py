@@ -23,6 +23,17 @@ def test_eta_follows_a_change_of_pace_without_jumping() -> None:
     assert settled is not None and 58 < settled < 62
 
 
+def test_eta_of_a_bursty_start_is_the_average_pace_not_the_first_burst() -> None:
+    # Each percent comes in a burst (a zone done in 10 ms), then a second of nothing: 1 %/s.
+    eta = EtaEstimator(tau_s=10.0)
+    eta.observe(0.0, 0.0)
+    for t in range(5):
+        eta.observe(t + 0.99, float(t))
+        eta.observe(t + 1.0, float(t + 1))
+    estimate = eta.eta_s(5.0)
+    assert estimate is not None and 90 < estimate < 100  # about 95 s at 1 %/s, not 1 s
+
+
 def test_eta_is_unknown_before_any_progress_and_zero_at_the_end() -> None:
     eta = EtaEstimator()
     assert eta.eta_s(0) is None

@@ -28,8 +28,11 @@
 -- percent is then progress_bp / 100 once the job has a progress_bp, else zones_completed /
 -- zones_total; either way capped at 99, because only the terminal event (100) ends the job: a
 -- client rounding 99.9 would show 100 % while the job still runs.
--- Returns {id, epoch, payload-or-""}; id is "" when a second terminal event was refused, and the
--- third element then names the terminal type already recorded.
+-- After a job's terminal event only its export events are appended: a second terminal event, or
+-- any other event of its processing (a worker that has not noticed a cancel yet), is refused, so
+-- the job's history ends with its terminal event and its numbers stay those of its end.
+-- Returns {id, epoch, payload-or-""}; id is "" when an event was refused because the job had
+-- ended, and the third element then names the terminal type already recorded.
 --
 -- The body is one function, append_one(k, a, cache), reading KEYS[k + 1..k + 6] and
 -- ARGV[a + 1..a + 16] (with a cache: KEYS[k + 1..k + 4] and ARGV[a + 1..a + 13], the running
@@ -91,6 +94,14 @@ local function append_one(k, a, cache)
       return '', epoch, ended
     end
     redis.call('HSET', snap, 'terminal', ARGV[a + 5])
+  elseif ended and string.sub(ARGV[a + 5], 1, 7) ~= 'export_' then
+    -- The job has ended: its processing is over, and its numbers stay those of its end. A worker
+    -- that has not noticed a cancel yet writes nothing more; only the job's exports go on.
+    if claim ~= '' then
+      redis.call('ZREM', running, job_id)
+      redis.call('HDEL', running_info, job_id)
+    end
+    return '', epoch, ended
   end
 
   local rewritten = ''
