@@ -4,15 +4,20 @@ The Celery tasks in ``tasks/`` wrap :func:`process_document` and the exporters; 
 imports Celery or Redis. Progress goes to a :class:`ProgressSink`.
 """
 
+from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES, page_content_size
 from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
 from .errors import (
+    ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
     InvalidPageRange,
+    LimitExceeded,
+    MemoryLimitReached,
     NotAPdf,
     PdfRejected,
     ProcessingCancelled,
+    TimeLimitReached,
     TooManyPages,
     TruncatedPdf,
 )
@@ -24,8 +29,10 @@ from .sink import NullSink, ProgressSink, RecordingSink
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_PAGE_CONTENT_BYTES",
     "NO_TEXT_LAYER",
     "OCR_TOOL",
+    "ContentTooLarge",
     "CorruptPdf",
     "DocumentResult",
     "EmptyPdf",
@@ -33,6 +40,8 @@ __all__ = [
     "ExportOutput",
     "FigureInfo",
     "InvalidPageRange",
+    "LimitExceeded",
+    "MemoryLimitReached",
     "NotAPdf",
     "NullSink",
     "PageResult",
@@ -43,6 +52,7 @@ __all__ = [
     "ProgressSink",
     "RecordingSink",
     "TesseractOcr",
+    "TimeLimitReached",
     "TooManyPages",
     "TruncatedPdf",
     "ZoneResult",
@@ -52,6 +62,7 @@ __all__ = [
     "export_markdown",
     "merge_results",
     "open_document",
+    "page_content_size",
     "plan_page_ranges",
     "process_document",
 ]

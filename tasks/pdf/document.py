@@ -36,8 +36,10 @@ from PIL import Image
 
 from progress_bridge.events import PageInfo
 
+from .content import page_content_size
 from .errors import (
     RECURSION_REASON,
+    ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
@@ -201,11 +203,19 @@ class PdfDocument:
             )
         return first_page, last
 
-    def iter_pages(self, first_page: int, last_page: int) -> Iterator[PageSlot]:
+    def iter_pages(
+        self, first_page: int, last_page: int, *, max_content_bytes: int | None = None
+    ) -> Iterator[PageSlot]:
         """Yield each page of the range, opened by pdfplumber, or with the reason it failed.
 
         The caller should ``page.close()`` each page when done with it (drops pdfplumber's
         per-page caches, so memory stays flat over long documents).
+
+        Raises:
+            ContentTooLarge: (while iterating) a page holds more than ``max_content_bytes`` of
+                decompressed drawing instructions (:func:`~tasks.pdf.content.page_content_size`);
+                measured before pdfplumber parses the page, which would cost about 1 GiB of
+                memory per MiB of dense text.
         """
         if self._plumber is None:
             try:
@@ -241,6 +251,10 @@ class PdfDocument:
                 pages = iter(())  # the tree is unusable from here on
                 yield PageSlot(number, info, None, error)
                 continue
+            if max_content_bytes is not None and (
+                page_content_size(pdfpage, max_content_bytes) > max_content_bytes
+            ):
+                raise ContentTooLarge(number, max_content_bytes)
             try:
                 page = Page(plumber, pdfpage, page_number=number, initial_doctop=doctop)
             except Exception as exc:
