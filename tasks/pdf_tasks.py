@@ -77,6 +77,7 @@ from progress_bridge.exceptions import StoreRejected, StreamUnavailable
 
 from .app import app
 from .pdf import (
+    REPAIRED,
     DocumentResult,
     PdfRejected,
     export_document,
@@ -237,18 +238,45 @@ def _read_upload(files: JobFiles, upload_id: str) -> bytes:
         ) from None
 
 
+def _store_upload(files: JobFiles, upload_id: str, data: bytes) -> None:
+    """Replace the upload atomically (the parts of a job may be reading it)."""
+    path = files.upload(upload_id)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _pages(count: int) -> str:
+    return "1 page" if count == 1 else f"{count} pages"
+
+
 def _summary(result: DocumentResult, name: str | None) -> dict[str, Any]:
+    """The job's result as Celery stores it; ``summary`` is the one line users see
+    (``processing_completed``): sizes, then what a reader should know before trusting it."""
     failed = len(result.failed_zones)
     pages = result.last_page - result.first_page + 1
     text = f"{name or 'document'}: {pages} pages, {len(result.zones)} zones"
     if failed:
         text += f" ({failed} failed)"
+    ocr = sum(page.text_source == "ocr" for page in result.pages)
+    no_text = sum(page.text_source == "none" for page in result.pages)
+    if ocr:
+        text += f"; {_pages(ocr)} read by OCR"
+    if no_text:
+        text += f"; {_pages(no_text)} without a text layer, not read"
+    if any(REPAIRED in note for note in result.notes):
+        text += f"; the file was damaged and {REPAIRED}"
+    elif result.notes:
+        text += "; see the notes"
     return {
         "summary": text,
         "pages": pages,
         "zones": len(result.zones),
         "failed_zones": failed,
         "tables": len(result.tables()),
+        "pages_ocr": ocr,
+        "pages_without_text": no_text,
+        "notes": list(result.notes),
     }
 
 
@@ -288,10 +316,18 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
     data = _read_upload(files, upload_id)
+    notes: list[str] = []
     with open_document(data, max_pages=settings.max_pages) as doc:
         page_count = doc.page_count
+        if page_count > settings.canvas_page_threshold:
+            # Repair here, once: the parts then read a file pdfminer can lay out, instead of
+            # each repairing it again (and logging its own warning line).
+            doc.prepare_layout()
+            if doc.data is not data:
+                _store_upload(files, upload_id, doc.data)
+            notes = list(doc.notes)
     if page_count > settings.canvas_page_threshold:
-        return _fan_out(self, upload_id, display_name, page_count, settings, stop)
+        return _fan_out(self, upload_id, display_name, page_count, notes, settings, stop)
     try:
         result = process_document(
             data, self.progress, max_pages=settings.max_pages, should_stop=stop
@@ -310,10 +346,15 @@ def _fan_out(
     upload_id: str,
     display_name: str | None,
     page_count: int,
+    notes: list[str],
     settings: Settings,
     stop: StopCheck,
 ) -> Any:
-    """Replace the job task with a chord of page-range children; never returns (``Ignore``)."""
+    """Replace the job task with a chord of page-range children; never returns (``Ignore``).
+
+    ``notes`` (the document's, e.g. that it was repaired) go to the merge, which keeps them
+    once.
+    """
     job_id: str = task.request.id
     group_id = children_group_id(job_id)
     if GroupResult.restore(group_id, app=task.app) is not None:
@@ -348,7 +389,7 @@ def _fan_out(
     task.progress.flush()
     meta = {"owner": env["owner"], "document_id": env["document_id"]}
     body = finish_canvas.s(
-        job_id=job_id, display_name=display_name, started_ts=time.time(), **meta
+        job_id=job_id, display_name=display_name, started_ts=time.time(), notes=notes, **meta
     ).on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
     return task.replace(chord(children, body))
 
@@ -428,11 +469,14 @@ def finish_canvas(
     started_ts: float | None = None,
     owner: str | None = None,
     document_id: str | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Chord body (runs under the job's task id): merge the parts, complete the job.
 
     A plain task, so no lifecycle signal writes for it: it writes the job's terminal event
-    itself, ``processing_completed`` or, if merging fails, ``processing_failed``.
+    itself, ``processing_completed`` or, if merging fails, ``processing_failed``. ``notes`` are
+    the document's (e.g. that the job repaired it before fanning out), kept once before the
+    parts' own.
     """
     settings = settings_of(self.app)
     files = JobFiles(settings.data_dir)
@@ -454,6 +498,7 @@ def finish_canvas(
                 for p in parts
             ]
             merged = merge_results(results)
+            merged.notes = list(dict.fromkeys([*(notes or []), *merged.notes]))
             merged.source_name = display_name
             _write_json(files.result(job_id), merged.to_dict())
     except Exception as exc:

@@ -391,12 +391,12 @@ def _startxref(data: bytes) -> tuple[int, int, int]:
     return int(data[start:end]), start, end
 
 
-def shifted_xref_pdf(shift: int = 64) -> bytes:
-    """:func:`many_pages_pdf` (3 pages) with a comment of ``shift`` bytes inserted after the
+def shifted_xref_pdf(shift: int = 64, pages: int = 3) -> bytes:
+    """:func:`many_pages_pdf` (``pages`` pages) with a comment of ``shift`` bytes inserted after the
     header and ``startxref`` corrected: the cross-reference table is found, but every object
     offset in it is ``shift`` bytes short (as after a careless edit or a transfer that added
     bytes). PDFium and pypdf rebuild the offsets; pdfminer finds no page."""
-    data = many_pages_pdf(3)
+    data = many_pages_pdf(pages)
     header_end = data.index(b"\n") + 1
     data = data[:header_end] + b"%" + b"x" * (shift - 2) + b"\n" + data[header_end:]
     value, start, end = _startxref(data)

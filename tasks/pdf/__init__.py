@@ -5,7 +5,7 @@ imports Celery or Redis. Progress goes to a :class:`ProgressSink`.
 """
 
 from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES, page_content_size
-from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
+from .document import DEFAULT_MAX_PAGES, REPAIRED, PdfDocument, PdfSource, open_document
 from .errors import (
     ContentTooLarge,
     CorruptPdf,
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_PAGE_CONTENT_BYTES",
     "NO_TEXT_LAYER",
     "OCR_TOOL",
+    "REPAIRED",
     "ContentTooLarge",
     "CorruptPdf",
     "DocumentResult",

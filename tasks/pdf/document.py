@@ -54,6 +54,7 @@ from .repair import layout_problem, repair
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "REPAIRED",
     "PageSlot",
     "PdfDocument",
     "PdfSource",
@@ -69,6 +70,8 @@ _TRAILER_WINDOW = 2048
 
 log = logging.getLogger(__name__)
 _PDFIUM_LOCK = threading.Lock()
+#: Words of the note a repaired document carries (for one-line summaries to look for).
+REPAIRED = "repaired automatically"
 #: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
 _US_LETTER = (612.0, 792.0)
 
@@ -140,8 +143,8 @@ class PdfDocument:
             )
         log.warning("%s: %s; processing a copy repaired by qpdf", self.name or "PDF", problem)
         self.notes.append(
-            f"The file is damaged ({problem}); it was repaired automatically (qpdf) and the "
-            "repaired copy was processed. Check the result against the original."
+            f"The file is damaged ({problem}); it was {REPAIRED} (qpdf) and the repaired copy "
+            "was processed. Check the result against the original."
         )
 
     def _open_layout(self, pages: int, *, page_boxes: bool = True) -> str | None:
