@@ -32,10 +32,19 @@ Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
   same for failures a child cannot report itself (a lost worker) once every part has returned.
 * A cancel (``DELETE /api/jobs/{id}``) writes ``processing_cancelled`` first, then revokes the
   job and its children. Running parts poll the job's terminal state (``should_stop``, every
-  ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked.
+  ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked. On a
+  prefork worker a part in the middle of a long page is interrupted by its guard
+  (:mod:`tasks.guard`) and, if even that does not stop it, terminated.
 * Whichever of these writes first wins: the store's append script refuses a second terminal event
   atomically (:class:`~progress_bridge.exceptions.DuplicateTerminal`), so races between a cancel,
   a failing child and the body cannot produce two.
+
+Bounds (:class:`~tasks.limits.PdfLimits`, ``docs/operators.md``): every job and part runs under
+Celery soft and hard time limits computed from its page count (the job's when it is published,
+:meth:`PdfJobTask.apply_async`; the parts' and the merge's when the job fans out); a page whose
+decompressed content is over ``pdf_max_page_content_bytes`` fails the job before pdfplumber
+parses it; a prefork pool process above ``pdf_max_memory_mib`` stops its job. Each ends the job
+``processing_failed`` with a :class:`~tasks.pdf.LimitExceeded` reason.
 
 Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
 generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
@@ -58,7 +67,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from celery import chord, states
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, TimeLimitExceeded
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
@@ -76,10 +85,16 @@ from progress_bridge.events import (
 from progress_bridge.exceptions import StoreRejected, StreamUnavailable
 
 from .app import app
+from .guard import Cause, JobGuard, JobInterrupted
+from .limits import PdfLimits, limits_of
 from .pdf import (
     REPAIRED,
     DocumentResult,
+    LimitExceeded,
+    MemoryLimitReached,
     PdfRejected,
+    TimeLimitReached,
+    count_pages,
     export_document,
     merge_results,
     open_document,
@@ -91,12 +106,16 @@ from .pdf.export import SUFFIXES
 
 __all__ = [
     "JobFiles",
+    "PdfJobTask",
+    "PdfTask",
     "StopCheck",
     "UploadMissing",
     "canvas_failed",
     "children_group_id",
     "export_result",
     "finish_canvas",
+    "job_of_part",
+    "part_id",
     "process_pages",
     "process_pdf",
     "revoke_job",
@@ -108,6 +127,7 @@ log = logging.getLogger("tasks.pdf_tasks")
 #: Ids that may become file names: no dots, slashes or colons, so never a path.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ERROR_CHARS = 500
+_PART_ID = re.compile(r"^(.+)-p[0-9]+$")
 
 
 class UploadMissing(PdfRejected):
@@ -150,6 +170,17 @@ class JobFiles:
     def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
         suffix = SUFFIXES[ExportFormat(fmt)]
         return self.exports / f"{self.check_id(export_id, 'export id')}{suffix}"
+
+
+def part_id(job_id: str, first_page: int) -> str:
+    """The task id of the job's part that starts at ``first_page``."""
+    return f"{job_id}-p{first_page}"
+
+
+def job_of_part(task_id: str) -> str | None:
+    """The job of a part's task id (:func:`part_id`), else ``None``."""
+    match = _PART_ID.match(task_id)
+    return match.group(1) if match else None
 
 
 def children_group_id(job_id: str) -> str:
@@ -299,8 +330,87 @@ def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
     raise Ignore(reason)
 
 
-@_task(base=ProgressTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
-def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = None) -> Any:
+class PdfTask(ProgressTask):
+    """Base of the PDF job and its parts: a hard time limit's failure is reported with a reason.
+
+    The pool kills a task that outlives its hard limit; Celery then calls :meth:`on_failure` in
+    the worker's main process (the task cannot report anything itself), before the lifecycle
+    handler writes a bare ``TimeLimitExceeded`` that the store refuses as a duplicate.
+    """
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        if not isinstance(exc, TimeLimitExceeded):  # the soft limit is handled in the task
+            return
+        seconds = float(exc.args[0]) if exc.args else 0.0
+        capture = capture_for(self.app)
+        if self.name == process_pages.name:
+            _, first_page, last_page = args
+            failure = TimeLimitReached(seconds, last_page - first_page + 1)
+            _report_part_failure(capture, kwargs["job_id"], first_page, last_page, failure)
+        else:
+            failure = TimeLimitReached(seconds, None)
+            capture.send(
+                ProcessingFailed(
+                    job_id=task_id,
+                    error_type=type(failure).__name__,
+                    error_message=failure.reason[:_ERROR_CHARS],
+                )
+            )
+
+
+class PdfJobTask(PdfTask):
+    """The job's task class: its time limits come from the upload's page count when published.
+
+    The publisher (the web app) has just stored the upload; counting its pages with PDFium
+    takes about a millisecond. A job that fans out only validates and splits the document in
+    this task, so its pages count up to ``canvas_page_threshold``; an upload that cannot be
+    counted gets that limit too (the task will refuse the file quickly). Limits given by the
+    caller (``time_limit``, ``soft_time_limit``) are kept.
+    """
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
+        if args and "time_limit" not in options and "soft_time_limit" not in options:
+            soft, hard = _job_time_limits(self.app, args[0])
+            options.update(soft_time_limit=soft, time_limit=hard)
+        return super().apply_async(args, kwargs, **options)
+
+
+def _job_time_limits(celery_app: Any, upload_id: Any) -> tuple[int, int]:
+    settings = settings_of(celery_app)
+    threshold = settings.canvas_page_threshold
+    try:
+        pages = count_pages(JobFiles(settings.data_dir).upload(upload_id))
+    except ValueError:  # not a valid id: the task says so
+        pages = None
+    return limits_of(celery_app).time_limits(min(pages or threshold, threshold))
+
+
+def _guard(task: Any, stop: StopCheck, on_stuck: Callable[[Cause], None]) -> JobGuard:
+    limits = limits_of(task.app)
+    return JobGuard(
+        task.app,
+        task.request.id,
+        ended=stop,
+        max_memory_bytes=limits.max_memory_bytes,
+        grace_s=limits.pdf_stop_grace_s,
+        on_stuck=on_stuck,
+    )
+
+
+def _limit_failure(
+    task: Any, interrupt: JobInterrupted, limits: PdfLimits, pages: int | None
+) -> LimitExceeded:
+    """The failure a memory or time interrupt ends the run with."""
+    if interrupt.cause is Cause.MEMORY:
+        return MemoryLimitReached(limits.max_memory_bytes)
+    timelimit = task.request.timelimit or (None, None)
+    return TimeLimitReached(float(timelimit[1] or 0), pages)
+
+
+@_task(base=PdfJobTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
+def process_pdf(self: PdfJobTask, upload_id: str, display_name: str | None = None) -> Any:
     """The job: validate the upload, then process it here or fan out as a chord.
 
     Args:
@@ -308,32 +418,56 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
         display_name: the sanitised client file name, shown in summaries and export names.
 
     Raises:
-        PdfRejected: the document cannot be processed (``processing_failed`` with the reason).
+        PdfRejected: the document cannot be processed (``processing_failed`` with the reason),
+            :class:`~tasks.pdf.LimitExceeded` among them.
     """
     settings = settings_of(self.app)
+    limits = limits_of(self.app)
     files = JobFiles(settings.data_dir)
     job_id: str = self.request.id
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
-    data = _read_upload(files, upload_id)
-    notes: list[str] = []
-    with open_document(data, max_pages=settings.max_pages) as doc:
-        page_count = doc.page_count
-        if page_count > settings.canvas_page_threshold:
-            # Repair here, once: the parts then read a file pdfminer can lay out, instead of
-            # each repairing it again (and logging its own warning line).
-            doc.prepare_layout()
-            if doc.data is not data:
-                _store_upload(files, upload_id, doc.data)
-            notes = list(doc.notes)
-    if page_count > settings.canvas_page_threshold:
-        return _fan_out(self, upload_id, display_name, page_count, notes, settings, stop)
+
+    def stuck(cause: Cause) -> None:
+        if cause is Cause.MEMORY:
+            failure = MemoryLimitReached(limits.max_memory_bytes)
+            capture.send(
+                ProcessingFailed(
+                    **envelope_of(self.request),
+                    error_type=type(failure).__name__,
+                    error_message=failure.reason[:_ERROR_CHARS],
+                )
+            )
+
+    page_count: int | None = None
     try:
-        result = process_document(
-            data, self.progress, max_pages=settings.max_pages, should_stop=stop
-        )
+        with _guard(self, stop, stuck):
+            data = _read_upload(files, upload_id)
+            notes: list[str] = []
+            with open_document(data, max_pages=settings.max_pages) as doc:
+                page_count = doc.page_count
+                if page_count > settings.canvas_page_threshold:
+                    # Repair here, once: the parts then read a file pdfminer can lay out, instead
+                    # of each repairing it again (and logging its own warning line).
+                    doc.prepare_layout()
+                    if doc.data is not data:
+                        _store_upload(files, upload_id, doc.data)
+                    notes = list(doc.notes)
+            if page_count > settings.canvas_page_threshold:
+                return _fan_out(self, upload_id, display_name, page_count, notes, stop)
+            result = process_document(
+                data,
+                self.progress,
+                max_pages=settings.max_pages,
+                should_stop=stop,
+                max_page_content_bytes=limits.pdf_max_page_content_bytes,
+            )
     except PdfCancelled:
         _stop(self, stop, own_event=False)
+    except JobInterrupted as interrupt:
+        if interrupt.cause is Cause.ENDED:
+            _stop(self, stop, own_event=False)
+        raise _limit_failure(self, interrupt, limits, page_count) from None
     result.source_name = display_name
     _write_json(files.result(job_id), result.to_dict())
     # (The last coalesced progress is written by ProgressTask.__call__ as this returns, before
@@ -347,14 +481,14 @@ def _fan_out(
     display_name: str | None,
     page_count: int,
     notes: list[str],
-    settings: Settings,
     stop: StopCheck,
 ) -> Any:
     """Replace the job task with a chord of page-range children; never returns (``Ignore``).
 
-    ``notes`` (the document's, e.g. that it was repaired) go to the merge, which keeps them
-    once.
+    Each part's time limits follow from its pages; the merge gets the base limit. ``notes``
+    (the document's, e.g. that it was repaired) go to the merge, which keeps them once.
     """
+    settings, limits = settings_of(task.app), limits_of(task.app)
     job_id: str = task.request.id
     group_id = children_group_id(job_id)
     if GroupResult.restore(group_id, app=task.app) is not None:
@@ -367,12 +501,16 @@ def _fan_out(
     parts: dict[str, list[int]] = {}
     children = []
     for first, last in ranges:
-        child_id = f"{job_id}-p{first}"
+        child_id = part_id(job_id, first)
         parts[child_id] = [first, last]
         share = (last - first + 1) / page_count  # the part's weight in the job's percent
+        soft, hard = limits.time_limits(last - first + 1)
         children.append(
             process_pages.s(upload_id, first, last, job_id=job_id).set(
-                task_id=child_id, headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share}
+                task_id=child_id,
+                headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share},
+                soft_time_limit=soft,
+                time_limit=hard,
             )
         )
     # Saved before anything is published, so a cancel can always find the children to revoke.
@@ -388,14 +526,19 @@ def _fan_out(
     task.progress.set_progress(0.0, operation=f"Split {page_count} pages into {len(ranges)} parts")
     task.progress.flush()
     meta = {"owner": env["owner"], "document_id": env["document_id"]}
-    body = finish_canvas.s(
-        job_id=job_id, display_name=display_name, started_ts=time.time(), notes=notes, **meta
-    ).on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
+    soft, hard = limits.time_limits(0)
+    body = (
+        finish_canvas.s(
+            job_id=job_id, display_name=display_name, started_ts=time.time(), notes=notes, **meta
+        )
+        .set(soft_time_limit=soft, time_limit=hard)
+        .on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
+    )
     return task.replace(chord(children, body))
 
 
 @_task(
-    base=ProgressTask,
+    base=PdfTask,
     bind=True,
     name="tasks.pdf_tasks.process_pages",
     throws=(PdfRejected,),
@@ -404,7 +547,7 @@ def _fan_out(
     reject_on_worker_lost=False,
 )
 def process_pages(
-    self: ProgressTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
+    self: PdfTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
 ) -> dict[str, Any]:
     """A canvas child: pages ``first_page..last_page`` of the job's upload.
 
@@ -413,20 +556,34 @@ def process_pages(
     refused as a duplicate). When the job has ended meanwhile, it stops (REVOKED).
     """
     settings = settings_of(self.app)
+    limits = limits_of(self.app)
     files = JobFiles(settings.data_dir)
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+
+    def stuck(cause: Cause) -> None:
+        if cause is Cause.MEMORY:
+            failure = MemoryLimitReached(limits.max_memory_bytes)
+            _report_part_failure(capture, job_id, first_page, last_page, failure)
+
     try:
-        if stop():
-            raise PdfCancelled()
-        result = process_document(
-            _read_upload(files, upload_id),
-            self.progress,
-            first_page=first_page,
-            last_page=last_page,
-            max_pages=settings.max_pages,
-            should_stop=stop,
-        )
+        try:
+            with _guard(self, stop, stuck):
+                if stop():
+                    raise PdfCancelled()
+                result = process_document(
+                    _read_upload(files, upload_id),
+                    self.progress,
+                    first_page=first_page,
+                    last_page=last_page,
+                    max_pages=settings.max_pages,
+                    should_stop=stop,
+                    max_page_content_bytes=limits.pdf_max_page_content_bytes,
+                )
+        except JobInterrupted as interrupt:
+            if interrupt.cause is Cause.ENDED:
+                raise PdfCancelled() from None
+            raise _limit_failure(self, interrupt, limits, last_page - first_page + 1) from None
     except PdfCancelled:
         _stop(self, stop, own_event=True)
     except Exception as exc:
@@ -539,6 +696,8 @@ def canvas_failed(
     reason is preferred over the generic ``ChordError``. Usually a duplicate (the part, or a
     cancel, ended the job first) and then refused by the store.
     """
+    files = JobFiles(settings_of(app).data_dir)
+    capture = capture_for(app)
     reason: BaseException = exc
     failed_range: list[int] | None = None
     for child_id, page_range in sorted(parts.items(), key=lambda item: item[1][0]):
@@ -547,7 +706,6 @@ def canvas_failed(
             if child.state == states.FAILURE and isinstance(child.result, BaseException):
                 reason, failed_range = child.result, page_range
                 break
-    capture = capture_for(app)
     envelope = {"owner": owner, "document_id": document_id}
     if failed_range is not None:
         capture.send(_part_failed(job_id, failed_range[0], failed_range[1], reason, **envelope))
@@ -561,7 +719,7 @@ def canvas_failed(
             )
         )
     with contextlib.suppress(ValueError):
-        shutil.rmtree(JobFiles(settings_of(app).data_dir).parts_dir(job_id), ignore_errors=True)
+        shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
 
 
 @_task(bind=True, name="tasks.pdf_tasks.export_result")

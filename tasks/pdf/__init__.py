@@ -5,7 +5,14 @@ imports Celery or Redis. Progress goes to a :class:`ProgressSink`.
 """
 
 from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES, page_content_size
-from .document import DEFAULT_MAX_PAGES, REPAIRED, PdfDocument, PdfSource, open_document
+from .document import (
+    DEFAULT_MAX_PAGES,
+    REPAIRED,
+    PdfDocument,
+    PdfSource,
+    count_pages,
+    open_document,
+)
 from .errors import (
     ContentTooLarge,
     CorruptPdf,
@@ -57,6 +64,7 @@ __all__ = [
     "TooManyPages",
     "TruncatedPdf",
     "ZoneResult",
+    "count_pages",
     "export_csv",
     "export_document",
     "export_json",

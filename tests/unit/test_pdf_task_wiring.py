@@ -1,9 +1,10 @@
-"""What the PDF tasks say: the job's one-line summary (OCR pages, pages without text, repair)."""
+"""What the PDF tasks say: the job's one-line summary (OCR pages, pages without text, repair),
+and the ids of a job's parts."""
 
 from __future__ import annotations
 
 from tasks.pdf import DocumentResult, PageResult
-from tasks.pdf_tasks import _summary
+from tasks.pdf_tasks import _summary, job_of_part, part_id
 
 REPAIR_NOTE = (
     "The file is damaged (its cross-reference table points to the wrong places: 0 of 3 pages "
@@ -41,3 +42,9 @@ def test_the_summary_counts_pages_read_by_ocr_or_without_text_and_says_it_was_re
     assert _summary(_result(["layer"], ["Something else."]), None)["summary"].endswith(
         "; see the notes"
     )
+
+
+def test_a_part_id_names_its_job() -> None:
+    assert part_id("pdf-0123abcd", 21) == "pdf-0123abcd-p21"
+    assert job_of_part("pdf-0123abcd-p21") == "pdf-0123abcd"
+    assert job_of_part("pdf-0123abcd") is None
