@@ -34,7 +34,9 @@ Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
   job and its children. Running parts poll the job's terminal state (``should_stop``, every
   ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked. On a
   prefork worker a part in the middle of a long page is interrupted by its guard
-  (:mod:`tasks.guard`) and, if even that does not stop it, terminated.
+  (:mod:`tasks.guard`) and, if even that does not stop it, terminated. Celery then fails the
+  chord with ``ChordError(TaskRevokedError)``, which it logs as an ERROR with a traceback: that
+  record becomes one INFO line (:class:`RevokedChordFilter`).
 * Whichever of these writes first wins: the store's append script refuses a second terminal event
   atomically (:class:`~progress_bridge.exceptions.DuplicateTerminal`), so races between a cancel,
   a failing child and the body cannot produce two.
@@ -108,12 +110,14 @@ __all__ = [
     "JobFiles",
     "PdfJobTask",
     "PdfTask",
+    "RevokedChordFilter",
     "StopCheck",
     "UploadMissing",
     "canvas_failed",
     "children_group_id",
     "export_result",
     "finish_canvas",
+    "install_log_filter",
     "job_of_part",
     "part_id",
     "process_pages",
@@ -693,11 +697,16 @@ def canvas_failed(
     """Chord errback (new-style: called in the worker with the chord's error): fail the job.
 
     Runs once every part has returned and one failed or was revoked. The failing part's own
-    reason is preferred over the generic ``ChordError``. Usually a duplicate (the part, or a
-    cancel, ended the job first) and then refused by the store.
+    reason is preferred over the generic ``ChordError``. Usually the job has ended already (a
+    part failed it, or it was cancelled and its parts revoked): then it only removes the parts'
+    files.
     """
     files = JobFiles(settings_of(app).data_dir)
     capture = capture_for(app)
+    if StopCheck(capture, job_id, 0.0)():
+        with contextlib.suppress(ValueError):
+            shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        return
     reason: BaseException = exc
     failed_range: list[int] | None = None
     for child_id, page_range in sorted(parts.items(), key=lambda item: item[1][0]):
@@ -720,6 +729,51 @@ def canvas_failed(
         )
     with contextlib.suppress(ValueError):
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+
+
+class RevokedChordFilter(logging.Filter):
+    """Turns Celery's ERROR for a chord whose part was revoked into one INFO line.
+
+    When a part is revoked (a cancel, or the job failed by a sibling part, after which the
+    others stop), Celery's result backend fails the chord with
+    ``ChordError("Dependency <part> raised TaskRevokedError(...)")`` and logs it with
+    ``logger.exception``: an ERROR and a traceback, for what is the expected end of a cancelled
+    job. This filter, on the backends' loggers (:func:`install_log_filter`), rewrites exactly
+    those records as ``job <id> ended before its parts were merged (<part> revoked: <why>)``
+    at INFO, without the traceback. Every other chord error is left as Celery logs it.
+    """
+
+    _REVOKED_PART = re.compile(r"Dependency (\S+) raised TaskRevokedError\((.*)\)$", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != "Chord %r raised: %r" or not isinstance(args, tuple) or len(args) != 2:
+            return True
+        # (a ChordError from the Redis backend, a plain message from the key-value backends)
+        match = self._REVOKED_PART.match(str(args[1]))
+        if match is None:
+            return True
+        part, why = match.groups()
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg = "job %s ended before its parts were merged (%s revoked: %s)"
+        record.args = (job_of_part(part) or "?", part, why.strip("'\""))
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+#: The loggers Celery's result backends log chord errors with.
+_CHORD_LOGGERS = ("celery.backends.redis", "celery.backends.base")
+
+
+def install_log_filter() -> None:
+    """Add :class:`RevokedChordFilter` to the chord loggers (idempotent; done on import)."""
+    for name in _CHORD_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RevokedChordFilter) for f in logger.filters):
+            logger.addFilter(RevokedChordFilter())
+
+
+install_log_filter()
 
 
 @_task(bind=True, name="tasks.pdf_tasks.export_result")

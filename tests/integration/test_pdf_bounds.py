@@ -46,7 +46,7 @@ from tests.integration.pdf_worker import (
     terminals,
     wait_for,
 )
-from tests.pdf_samples import inflated_pdf
+from tests.pdf_samples import inflated_pdf, many_pages_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -312,6 +312,32 @@ def test_a_task_stuck_in_c_code_is_terminated_within_a_second_of_its_cancel(
     wait_for(lambda: AsyncResult(task_id).state == states.REVOKED, "the task to be REVOKED")
     wait_for(lambda: len(pool_processes(worker.proc.pid)) == 2, "a new pool process")
     assert worker.alive()
+
+
+def test_cancelling_a_split_job_logs_one_info_line_and_no_error(
+    worker: Worker, bounds_settings: Settings, store: EventStore
+) -> None:
+    # A 40-page job: 8 parts of 5 pages on 2 pool processes; cancel once parts report zones.
+    seen = len(worker.log_lines())
+    job_id = submit(bounds_settings, many_pages_pdf(40))
+    wait_for(lambda: any(isinstance(e, ZoneCompleted) for e in store.history(job_id)), "zones")
+    store.append(ProcessingCancelled(job_id=job_id, reason="cancelled by alice"))
+    revoked = revoke_job(worker.app, job_id)
+
+    # Every part ends (completed before the cancel, stopped, or dropped as revoked), then
+    # Celery fails the chord; that is logged once, at INFO, without a traceback.
+    parts = revoked[1:]
+    assert len(parts) == 8
+    wait_for(lambda: all(AsyncResult(p).ready() for p in parts), "every part to end")
+    mine = f"job {job_id} ended before its parts were merged"
+    wait_for(lambda: any(mine in line for line in worker.log_lines()), "the chord's log line")
+    lines = [line for line in worker.log_lines() if job_id in line]
+    [chord_line] = [line for line in lines if mine in line]
+    assert "INFO/" in chord_line
+    assert "revoked" in chord_line
+    log = worker.log_lines()[seen:]
+    assert not [line for line in log if "ERROR/" in line or "Traceback" in line]
+    assert [e.type for e in terminals(store.history(job_id))] == ["processing_cancelled"]
 
 
 def test_a_bomb_page_in_a_split_job_fails_the_job_with_its_page_range(

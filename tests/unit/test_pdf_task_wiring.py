@@ -1,10 +1,15 @@
 """What the PDF tasks say: the job's one-line summary (OCR pages, pages without text, repair),
-and the ids of a job's parts."""
+part ids, and the cancelled chord's log line instead of Celery's ERROR."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+from celery.exceptions import ChordError, TaskRevokedError
+
 from tasks.pdf import DocumentResult, PageResult
-from tasks.pdf_tasks import _summary, job_of_part, part_id
+from tasks.pdf_tasks import RevokedChordFilter, _summary, job_of_part, part_id
 
 REPAIR_NOTE = (
     "The file is damaged (its cross-reference table points to the wrong places: 0 of 3 pages "
@@ -48,3 +53,65 @@ def test_a_part_id_names_its_job() -> None:
     assert part_id("pdf-0123abcd", 21) == "pdf-0123abcd-p21"
     assert job_of_part("pdf-0123abcd-p21") == "pdf-0123abcd"
     assert job_of_part("pdf-0123abcd") is None
+
+
+def _chord_record(exc: object) -> logging.LogRecord:
+    try:
+        raise ChordError("stand-in")  # (a traceback to drop)
+    except ChordError:
+        import sys
+
+        exc_info = sys.exc_info()
+    return logging.LogRecord(
+        "celery.backends.redis",
+        logging.ERROR,
+        __file__,
+        1,
+        "Chord %r raised: %r",
+        ("0b6f-group", exc),
+        exc_info,
+    )
+
+
+def _revoked_part_error() -> ChordError:
+    # What Celery's Redis backend logs when a part of a cancelled job was revoked.
+    revoked = TaskRevokedError("job pdf-0123abcd ended (processing_cancelled)")
+    error = ChordError(f"Dependency pdf-0123abcd-p6 raised {revoked!r}")
+    error.__cause__ = revoked
+    return error
+
+
+def test_a_chord_ended_by_a_revoked_part_is_logged_as_one_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="celery.backends.redis")  # a worker run with -l info
+    record = _chord_record(_revoked_part_error())
+    assert RevokedChordFilter().filter(record)
+    assert (record.levelno, record.levelname) == (logging.INFO, "INFO")
+    assert record.getMessage() == (
+        "job pdf-0123abcd ended before its parts were merged (pdf-0123abcd-p6 revoked: job "
+        "pdf-0123abcd ended (processing_cancelled))"
+    )
+    assert record.exc_info is None and record.exc_text is None
+
+
+def test_the_info_line_is_not_written_by_a_worker_logging_warnings_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="celery.backends.redis")  # -l warning
+    assert not RevokedChordFilter().filter(_chord_record(_revoked_part_error()))
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ChordError("Dependency pdf-0123abcd-p6 raised ValueError('disk unplugged')"),
+        ChordError("Callback error: ConnectionError()"),
+        "Dependency pdf-0123abcd-p6 raised RuntimeError('boom')",
+    ],
+)
+def test_every_other_chord_error_stays_an_error(error: object) -> None:
+    record = _chord_record(error)
+    assert RevokedChordFilter().filter(record)
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
