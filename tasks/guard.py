@@ -10,15 +10,20 @@ its pool process:
   whose handler raises :class:`JobInterrupted` in the task between two Python bytecodes, i.e.
   within milliseconds while pdfminer runs.
 * Celery's soft time limit (SIGUSR1, sent by the pool's main process) raises
-  :class:`JobInterrupted` too while a guard is armed, instead of ``SoftTimeLimitExceeded``.
+  :class:`JobInterrupted` too while a guard is armed, instead of ``SoftTimeLimitExceeded``; the
+  guard, told the soft limit, treats its expiry as a cause of its own as well.
 * :class:`JobInterrupted` derives from ``BaseException``, like ``KeyboardInterrupt``: the PDF
   code's ``except Exception`` clauses, which keep one broken page or zone from failing a
   document, do not swallow it.
 * When the task has not left the guarded block ``grace_s`` after an interrupt (it is inside a
   long C call: PDFium, qpdf, zlib), the guard calls ``on_stuck(cause)`` and revokes its own task
   with ``terminate=True``: the worker's main process kills this pool process, records the task
-  as REVOKED (acknowledged, not redelivered) and starts a new process. Celery's hard time limit
-  stays the last resort for a task stuck in C code that holds the GIL.
+  as REVOKED (acknowledged, not redelivered) and starts a new process. So a task stuck in C code
+  past its soft limit is reported as such (``on_stuck``) and stopped ``grace_s`` later, long
+  before the hard limit; Celery's hard limit stays the last resort for C code that holds the
+  GIL (the guard's thread cannot run then), and the job's failure then reads
+  ``TimeLimitExceeded`` (Celery's prefork pool sends ``task_failure`` before it calls the
+  task's ``on_failure``, so the task cannot say more).
 
 Only in a prefork pool process, on its main thread (where tasks run and where signal handlers
 can be installed; ``worker_process_init`` marks such processes). With the threads or solo pool,
@@ -33,6 +38,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
@@ -126,10 +132,12 @@ class JobGuard:
             limit its own cost (a :class:`~tasks.pdf_tasks.StopCheck` reads Redis at most once
             per ``cancel_poll_s``, shared with the task's own checks).
         max_memory_bytes: resident memory above which the task is stopped (``None``: no limit).
+        soft_limit_s: the task's soft time limit (``None``: none), counted from ``__enter__``.
         grace_s: how long an interrupted task may take to leave the block before it is
             terminated.
-        on_stuck: called (from the guard's thread) before a stuck task is terminated, with the
-            cause: the task will not get to report anything itself.
+        on_stuck: called from the guard's thread before a stuck task is terminated, with the
+            cause: the task will not get to report anything itself. (Celery's request is
+            thread-local: read what it needs from the request before, on the task's thread.)
     """
 
     def __init__(
@@ -140,6 +148,7 @@ class JobGuard:
         ended: Callable[[], bool],
         max_memory_bytes: int | None,
         grace_s: float,
+        soft_limit_s: float | None = None,
         on_stuck: Callable[[Cause], None] | None = None,
     ) -> None:
         self._app = app
@@ -147,6 +156,8 @@ class JobGuard:
         self._ended = ended
         self.max_memory_bytes = max_memory_bytes
         self._grace_s = grace_s
+        self._soft_limit_s = soft_limit_s
+        self._deadline: float | None = None
         self._on_stuck = on_stuck
         #: Whether the guard is in force (a prefork pool process's main thread).
         self.active = False
@@ -167,6 +178,8 @@ class JobGuard:
         if signal.getsignal(_SOFT_LIMIT) is not _on_signal:
             _Process.soft_limit_handler = signal.signal(_SOFT_LIMIT, _on_signal)
         _Process.active = self
+        if self._soft_limit_s is not None:
+            self._deadline = time.monotonic() + self._soft_limit_s
         self.armed = True
         self._thread = threading.Thread(
             target=self._watch, name=f"guard-{self.task_id}", daemon=True
@@ -202,12 +215,14 @@ class JobGuard:
                     cause = Cause.MEMORY
             if cause is None and self._ended():
                 cause = Cause.ENDED
+            if cause is None and self._deadline is not None and time.monotonic() >= self._deadline:
+                cause = Cause.TIME
             if cause is not None:
                 self._interrupt(cause)
                 return
 
     def _interrupt(self, cause: Cause) -> None:
-        if not self.armed:
+        if not self.armed:  # interrupted already (Celery's soft limit): a hard limit follows
             return
         self.cause = cause
         signal.pthread_kill(threading.main_thread().ident or 0, _INTERRUPT)

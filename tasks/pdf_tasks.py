@@ -43,7 +43,9 @@ Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
 Bounds (:class:`~tasks.limits.PdfLimits`, ``docs/operators.md``): every job and part runs under
 Celery soft and hard time limits computed from its page count (the job's when it is published,
-:meth:`PdfJobTask.apply_async`; the parts' and the merge's when the job fans out); a page whose
+:meth:`PdfJobTask.apply_async`; the parts' and the merge's when the job fans out), enforced on
+the prefork pool by :func:`job_guard` (interrupt at the soft limit, terminate a task stuck in C
+code shortly after) and by the pool (the hard limit); a page whose
 decompressed content is over ``pdf_max_page_content_bytes`` fails the job before pdfplumber
 parses it; a prefork pool process above ``pdf_max_memory_mib`` stops its job. Each ends the job
 ``processing_failed`` with a :class:`~tasks.pdf.LimitExceeded` reason.
@@ -69,7 +71,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from celery import chord, states
-from celery.exceptions import Ignore, TimeLimitExceeded
+from celery.exceptions import Ignore
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
@@ -109,7 +111,6 @@ from .pdf.export import SUFFIXES
 __all__ = [
     "JobFiles",
     "PdfJobTask",
-    "PdfTask",
     "RevokedChordFilter",
     "StopCheck",
     "UploadMissing",
@@ -118,6 +119,7 @@ __all__ = [
     "export_result",
     "finish_canvas",
     "install_log_filter",
+    "job_guard",
     "job_of_part",
     "part_id",
     "process_pages",
@@ -334,37 +336,7 @@ def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
     raise Ignore(reason)
 
 
-class PdfTask(ProgressTask):
-    """Base of the PDF job and its parts: a hard time limit's failure is reported with a reason.
-
-    The pool kills a task that outlives its hard limit; Celery then calls :meth:`on_failure` in
-    the worker's main process (the task cannot report anything itself), before the lifecycle
-    handler writes a bare ``TimeLimitExceeded`` that the store refuses as a duplicate.
-    """
-
-    def on_failure(
-        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
-    ) -> None:
-        if not isinstance(exc, TimeLimitExceeded):  # the soft limit is handled in the task
-            return
-        seconds = float(exc.args[0]) if exc.args else 0.0
-        capture = capture_for(self.app)
-        if self.name == process_pages.name:
-            _, first_page, last_page = args
-            failure = TimeLimitReached(seconds, last_page - first_page + 1)
-            _report_part_failure(capture, kwargs["job_id"], first_page, last_page, failure)
-        else:
-            failure = TimeLimitReached(seconds, None)
-            capture.send(
-                ProcessingFailed(
-                    job_id=task_id,
-                    error_type=type(failure).__name__,
-                    error_message=failure.reason[:_ERROR_CHARS],
-                )
-            )
-
-
-class PdfJobTask(PdfTask):
+class PdfJobTask(ProgressTask):
     """The job's task class: its time limits come from the upload's page count when published.
 
     The publisher (the web app) has just stored the upload; counting its pages with PDFium
@@ -391,25 +363,42 @@ def _job_time_limits(celery_app: Any, upload_id: Any) -> tuple[int, int]:
     return limits_of(celery_app).time_limits(min(pages or threshold, threshold))
 
 
-def _guard(task: Any, stop: StopCheck, on_stuck: Callable[[Cause], None]) -> JobGuard:
+def job_guard(
+    task: Any, stop: StopCheck, report: Callable[[LimitExceeded], None], pages: int | None
+) -> JobGuard:
+    """The :class:`~tasks.guard.JobGuard` of a running PDF task: its job's end (``stop``), the
+    memory limit, the task's soft time limit. Call it on the task's thread.
+
+    Args:
+        report: ends the job failed with a bound's reason; called (from the guard's thread)
+            when the task is stuck in C code past a bound and about to be terminated.
+        pages: what the task processes, for the time limit's reason (``None``: unknown).
+    """
     limits = limits_of(task.app)
+    timelimit = task.request.timelimit or (None, None)
+
+    def stuck(cause: Cause) -> None:
+        if cause is not Cause.ENDED:  # (a job that ended has its terminal event)
+            report(_limit_failure(cause, limits, timelimit, pages))
+
     return JobGuard(
         task.app,
         task.request.id,
         ended=stop,
         max_memory_bytes=limits.max_memory_bytes,
         grace_s=limits.pdf_stop_grace_s,
-        on_stuck=on_stuck,
+        soft_limit_s=timelimit[1],
+        on_stuck=stuck,
     )
 
 
 def _limit_failure(
-    task: Any, interrupt: JobInterrupted, limits: PdfLimits, pages: int | None
+    cause: Cause, limits: PdfLimits, timelimit: Any, pages: int | None
 ) -> LimitExceeded:
-    """The failure a memory or time interrupt ends the run with."""
-    if interrupt.cause is Cause.MEMORY:
+    """The failure a memory or time interrupt ends the run with (``timelimit``: the request's
+    ``(hard, soft)``)."""
+    if cause is Cause.MEMORY:
         return MemoryLimitReached(limits.max_memory_bytes)
-    timelimit = task.request.timelimit or (None, None)
     return TimeLimitReached(float(timelimit[1] or 0), pages)
 
 
@@ -431,21 +420,20 @@ def process_pdf(self: PdfJobTask, upload_id: str, display_name: str | None = Non
     job_id: str = self.request.id
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+    envelope = envelope_of(self.request)
 
-    def stuck(cause: Cause) -> None:
-        if cause is Cause.MEMORY:
-            failure = MemoryLimitReached(limits.max_memory_bytes)
-            capture.send(
-                ProcessingFailed(
-                    **envelope_of(self.request),
-                    error_type=type(failure).__name__,
-                    error_message=failure.reason[:_ERROR_CHARS],
-                )
+    def report(failure: LimitExceeded) -> None:
+        capture.send(
+            ProcessingFailed(
+                **envelope,
+                error_type=type(failure).__name__,
+                error_message=failure.reason[:_ERROR_CHARS],
             )
+        )
 
     page_count: int | None = None
     try:
-        with _guard(self, stop, stuck):
+        with job_guard(self, stop, report, None):
             data = _read_upload(files, upload_id)
             notes: list[str] = []
             with open_document(data, max_pages=settings.max_pages) as doc:
@@ -471,7 +459,8 @@ def process_pdf(self: PdfJobTask, upload_id: str, display_name: str | None = Non
     except JobInterrupted as interrupt:
         if interrupt.cause is Cause.ENDED:
             _stop(self, stop, own_event=False)
-        raise _limit_failure(self, interrupt, limits, page_count) from None
+        timelimit = self.request.timelimit or (None, None)
+        raise _limit_failure(interrupt.cause, limits, timelimit, page_count) from None
     result.source_name = display_name
     _write_json(files.result(job_id), result.to_dict())
     # (The last coalesced progress is written by ProgressTask.__call__ as this returns, before
@@ -542,7 +531,7 @@ def _fan_out(
 
 
 @_task(
-    base=PdfTask,
+    base=ProgressTask,
     bind=True,
     name="tasks.pdf_tasks.process_pages",
     throws=(PdfRejected,),
@@ -551,7 +540,7 @@ def _fan_out(
     reject_on_worker_lost=False,
 )
 def process_pages(
-    self: PdfTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
+    self: ProgressTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
 ) -> dict[str, Any]:
     """A canvas child: pages ``first_page..last_page`` of the job's upload.
 
@@ -564,15 +553,14 @@ def process_pages(
     files = JobFiles(settings.data_dir)
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+    pages = last_page - first_page + 1
 
-    def stuck(cause: Cause) -> None:
-        if cause is Cause.MEMORY:
-            failure = MemoryLimitReached(limits.max_memory_bytes)
-            _report_part_failure(capture, job_id, first_page, last_page, failure)
+    def report(failure: LimitExceeded) -> None:
+        _report_part_failure(capture, job_id, first_page, last_page, failure)
 
     try:
         try:
-            with _guard(self, stop, stuck):
+            with job_guard(self, stop, report, pages):
                 if stop():
                     raise PdfCancelled()
                 result = process_document(
@@ -587,7 +575,8 @@ def process_pages(
         except JobInterrupted as interrupt:
             if interrupt.cause is Cause.ENDED:
                 raise PdfCancelled() from None
-            raise _limit_failure(self, interrupt, limits, last_page - first_page + 1) from None
+            timelimit = self.request.timelimit or (None, None)
+            raise _limit_failure(interrupt.cause, limits, timelimit, pages) from None
     except PdfCancelled:
         _stop(self, stop, own_event=True)
     except Exception as exc:

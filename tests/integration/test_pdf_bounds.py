@@ -267,6 +267,28 @@ def test_a_job_past_its_soft_time_limit_fails_with_the_time_it_was_allowed(
     assert not any("Hard time limit" in line for line in worker.log_lines())
 
 
+def test_a_job_stuck_in_c_code_past_its_soft_time_limit_fails_and_is_terminated(
+    worker: Worker, store: EventStore
+) -> None:
+    # A task in one long C call: its soft limit (1 s) cannot interrupt it; the guard reports the
+    # job failed with the limit's reason and has the process killed a grace (0.3 s) later, long
+    # before the hard limit (30 s).
+    task_id = f"stuck-{uuid.uuid4().hex[:12]}"
+    stuck_in_c.apply_async((80_000_000,), task_id=task_id, soft_time_limit=1, time_limit=30)
+    pid = started_pid(store, task_id)
+    [end] = terminals(ended(store, task_id))
+    assert isinstance(end, ProcessingFailed), end
+    assert end.error_type == "TimeLimitReached"
+    assert end.error_message.startswith(
+        "Processing was stopped after 1 s, the time allowed for this document."
+    )
+    wait_for(lambda: cpu_seconds(pid) is None, f"process {pid} to be gone")
+    wait_for(lambda: AsyncResult(task_id).state == states.REVOKED, "the task to be REVOKED")
+    wait_for(lambda: len(pool_processes(worker.proc.pid)) == 2, "a new pool process")
+    assert not any("Hard time limit" in line for line in worker.log_lines())
+    assert worker.alive()
+
+
 def test_cancelling_a_busy_job_frees_its_core_within_a_second(
     worker: Worker, bounds_settings: Settings, store: EventStore
 ) -> None:
