@@ -276,6 +276,7 @@ def test_a_job_stuck_in_c_code_past_its_soft_time_limit_fails_and_is_terminated(
     task_id = f"stuck-{uuid.uuid4().hex[:12]}"
     stuck_in_c.apply_async((80_000_000,), task_id=task_id, soft_time_limit=1, time_limit=30)
     pid = started_pid(store, task_id)
+    started = time.monotonic()
     [end] = terminals(ended(store, task_id))
     assert isinstance(end, ProcessingFailed), end
     assert end.error_type == "TimeLimitReached"
@@ -283,6 +284,7 @@ def test_a_job_stuck_in_c_code_past_its_soft_time_limit_fails_and_is_terminated(
         "Processing was stopped after 1 s, the time allowed for this document."
     )
     wait_for(lambda: cpu_seconds(pid) is None, f"process {pid} to be gone")
+    print(f"soft limit: the stuck process was gone {time.monotonic() - started:.2f} s after start")
     wait_for(lambda: AsyncResult(task_id).state == states.REVOKED, "the task to be REVOKED")
     wait_for(lambda: len(pool_processes(worker.proc.pid)) == 2, "a new pool process")
     assert not any("Hard time limit" in line for line in worker.log_lines())
