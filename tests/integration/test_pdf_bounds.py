@@ -260,10 +260,11 @@ def test_a_job_past_its_soft_time_limit_fails_with_the_time_it_was_allowed(
     [end] = terminals(history)
     assert isinstance(end, ProcessingFailed), end
     assert end.error_type == "TimeLimitReached"
+    # (The 2 s is read from the task's request: the limit computed at publish reached it.
+    # Celery's soft limit signal or the guard's own deadline, whichever comes first, stops it.)
     assert end.error_message.startswith(
         "Processing was stopped after 2 s, the time allowed for 1 page."
     )
-    assert any("Soft time limit (2" in line for line in worker.log_lines())
     assert not any("Hard time limit" in line for line in worker.log_lines())
 
 
