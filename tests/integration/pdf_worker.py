@@ -11,8 +11,7 @@ import contextlib
 import gc
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from progress_bridge.capture import producer as _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
 __all__ = [
     "GatedSink",
@@ -76,16 +76,6 @@ def pdf_worker(
         gc.collect()  # results in reference cycles unsubscribe now, while the server runs
         app.conf.update(saved)
         _producer._captures.pop(id(app), None)
-
-
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def result_of(task_id: str) -> Any:
