@@ -33,6 +33,12 @@ from progress_bridge.events import (
     ZoneCompleted,
 )
 from progress_bridge.store import EventStore
+from progress_bridge.testing import (
+    assert_exactly_one_terminal,
+    assert_lifecycle,
+    assert_percent_only_rises,
+    assert_zones_completed_in_order,
+)
 from tasks.pdf import open_document
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
@@ -105,11 +111,13 @@ def test_small_document_reports_its_zones_then_completes_once(
     types = [e.type for e in history]
 
     # Queued (with the owner), started, zones declared before any is processed, then each zone
-    # processing → completed, and exactly one terminal event, last.
-    assert types[:2] == ["processing_queued", "processing_started"]
+    # processing → completed in reading order, and exactly one terminal event, last.
+    assert_lifecycle(history, ["processing_queued", "processing_started", "processing_completed"])
     assert history[0].owner == "alice"
     assert types.index("zones_declared") < types.index("zone_processing")
-    assert terminals(history) == [history[-1]]
+    assert_zones_completed_in_order(history)
+    assert_percent_only_rises(history)
+    assert_exactly_one_terminal(history, "processing_completed")
     assert isinstance(history[-1], ProcessingCompleted)
     assert history[-1].result_summary is not None
     assert history[-1].result_summary.startswith("report.pdf: 1 pages")
@@ -164,7 +172,7 @@ def test_large_document_fans_out_with_one_aggregated_progress_and_one_completion
     history = ended(store, job_id)
 
     # The job's stream: exactly one terminal event, the completion, and nothing after it.
-    assert terminals(history) == [history[-1]]
+    assert_exactly_one_terminal(history, "processing_completed")
     assert isinstance(history[-1], ProcessingCompleted)
     assert history[-1].result_summary == f"report.pdf: {pages} pages, {total} zones"
 
@@ -217,8 +225,8 @@ def test_a_split_jobs_percent_only_rises_and_reads_100_only_with_its_completion(
     history = ended(store, job_id)
 
     # One terminal event, the completion, last.
-    assert terminals(history) == [history[-1]]
-    assert isinstance(history[-1], ProcessingCompleted)
+    assert_exactly_one_terminal(history, "processing_completed")
+    assert_percent_only_rises(history)
     # The job's percent (what a client shows from its events) only rises, stays below 100
     # while it runs, and gets to 99 once every part is done: page-weighted, not completed /
     # declared-so-far (which read 100 at each page boundary and fell back at the next page).
