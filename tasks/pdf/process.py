@@ -17,6 +17,7 @@ from pdfplumber.page import Page
 
 from progress_bridge.events import PageInfo, ZoneInfo
 
+from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES
 from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
 from .errors import RECURSION_REASON, CorruptPdf, ProcessingCancelled, is_recursion
 from .extract import PAGE_TOOL, extract_zone, zone_tool
@@ -51,6 +52,7 @@ def process_document(
     password: str | None = None,
     should_stop: Callable[[], bool] | None = None,
     ocr: TesseractOcr | None = DEFAULT_OCR,
+    max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
 ) -> DocumentResult:
     """Process pages ``first_page..last_page`` (1-based, inclusive) of a PDF.
 
@@ -76,11 +78,16 @@ def process_document(
         ocr: reads pages that have images but no text layer (scans). When it is ``None`` or
             not installed, such a page is marked instead: ``text_source="none"`` and a note on
             the page, and its zones' summaries start with ``[no text layer …]``.
+        max_page_content_bytes: refuse the document when a page of the range holds more
+            decompressed drawing instructions than this (:mod:`tasks.pdf.content`); ``None``
+            does not measure.
 
     Raises:
         PdfRejected: a subclass saying why the document cannot be processed. Raised before
             anything is reported, except :class:`CorruptPdf` when *every* page of the range
             fails to parse: then the pages' failed zones have been reported first.
+            :class:`ContentTooLarge` is raised when the range reaches such a page, after
+            the pages before it were reported.
         ProcessingCancelled: ``should_stop`` returned true.
     """
     started = time.perf_counter()
@@ -98,7 +105,8 @@ def process_document(
         )
         progress = _Progress(sink)
         progress.report(0.0, f"Opened {doc.page_count}-page document")
-        for done, slot in enumerate(doc.iter_pages(first, last)):
+        pages = doc.iter_pages(first, last, max_content_bytes=max_page_content_bytes)
+        for done, slot in enumerate(pages):
             _check_stop(should_stop)
             base = 100.0 * done / total
             share = 100.0 / total
