@@ -14,6 +14,7 @@ wire it to :class:`~progress_bridge.capture.task.ProgressTask`.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -27,6 +28,7 @@ from progress_bridge.events import PageInfo, ZoneInfo
 
 from .app import app
 from .demo_document import DEMO_NAME, DEMO_PAGES, DEMO_PDF
+from .limits import limits_of
 from .pdf_tasks import JobFiles, process_pdf
 
 __all__ = [
@@ -151,6 +153,9 @@ def submit_pdf_demo(settings: Settings, *, owner: str, speed: float = 1.0) -> st
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(DEMO_PDF.read_bytes())
     pace_s = DEMO_SECONDS / DEMO_PAGES / speed
+    # The job's time limits (tasks.limits) count processing time per page: add the pauses.
+    soft, hard = limits_of(app).time_limits(DEMO_PAGES)
+    paused = math.ceil(DEMO_PAGES * pace_s)
     process_pdf.submit(
         job_id,
         DEMO_NAME,
@@ -158,5 +163,7 @@ def submit_pdf_demo(settings: Settings, *, owner: str, speed: float = 1.0) -> st
         document_id=DEMO_NAME,
         task_id=job_id,
         kwargs={"pace_s": pace_s},
+        soft_time_limit=soft + paused,
+        time_limit=hard + paused,
     )
     return job_id
