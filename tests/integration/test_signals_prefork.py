@@ -31,6 +31,7 @@ from progress_bridge.events import (
 )
 from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
+from tests.flower import FlowerProcess
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,16 +145,24 @@ def test_killed_worker_without_redelivery_ends_failed_lost(
 
 
 def test_revoke_with_terminate_ends_the_running_job_cancelled(
-    worker: subprocess.Popen[bytes], tasks_app: Celery, store: EventStore
+    worker: subprocess.Popen[bytes],
+    tasks_app: Celery,
+    store: EventStore,
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
-    result = tasks_app.tasks["tasks.demo.walk_document"].submit(kwargs=SLOW)
-    history_when(store, result.id, zone_done, "a completed zone")
-    result.revoke(terminate=True)
+    with FlowerProcess(redis_url, tmp_path / "flower.log") as flower:
+        result = tasks_app.tasks["tasks.demo.walk_document"].submit(kwargs=SLOW)
+        history_when(store, result.id, zone_done, "a completed zone")
+        flower.wait_task(result.id, lambda t: t["state"] == "PROGRESS", "PROGRESS")
+        result.revoke(terminate=True)
 
-    events = history_when(store, result.id, ended, "the job's end")
-    cancelled = events[-1]
-    assert isinstance(cancelled, ProcessingCancelled) and cancelled.reason == "terminated"
-    assert sum(e.type in TERMINAL_TYPES for e in events) == 1
+        events = history_when(store, result.id, ended, "the job's end")
+        cancelled = events[-1]
+        assert isinstance(cancelled, ProcessingCancelled) and cancelled.reason == "terminated"
+        assert sum(e.type in TERMINAL_TYPES for e in events) == 1
+        # Flower says REVOKED too (Celery's own task-revoked would lose to PROGRESS there).
+        flower.wait_task(result.id, lambda t: t["state"] == "REVOKED", "REVOKED")
 
 
 def test_a_job_killed_at_its_hard_time_limit_ends_failed_saying_so(
