@@ -39,7 +39,8 @@ Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
 Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
 generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
-``results/<job>/part-<first>-<last>.json`` and ``exports/<export>.<ext>``. Messages carry ids,
+``results/<job>/part-<first>-<last>.json``, ``previews/<job>/page-<n>.{jpg,json}`` (each page's
+image and zones, :mod:`tasks.pdf.preview`) and ``exports/<export>.<ext>``. Messages carry ids,
 never paths, so a message cannot make a worker read or write anywhere else.
 """
 
@@ -86,6 +87,7 @@ from .pdf import (
 )
 from .pdf import ProcessingCancelled as PdfCancelled
 from .pdf.export import SUFFIXES
+from .pdf.preview import PagePreviews
 
 __all__ = [
     "JobFiles",
@@ -126,6 +128,7 @@ class JobFiles:
         self.uploads = self.root / "uploads"
         self.results = self.root / "results"
         self.exports = self.root / "exports"
+        self.previews = self.root / "previews"
 
     @staticmethod
     def check_id(value: str, what: str = "id") -> str:
@@ -144,6 +147,9 @@ class JobFiles:
 
     def part(self, job_id: str, first_page: int, last_page: int) -> Path:
         return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
+
+    def previews_dir(self, job_id: str) -> Path:
+        return self.previews / self.check_id(job_id, "job id")
 
     def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
         suffix = SUFFIXES[ExportFormat(fmt)]
@@ -291,9 +297,10 @@ def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = N
     if page_count > settings.canvas_page_threshold:
         return _fan_out(self, upload_id, display_name, page_count, settings, stop)
     try:
-        result = process_document(
-            data, self.progress, max_pages=settings.max_pages, should_stop=stop
-        )
+        with PagePreviews(files.previews_dir(job_id)) as previews:
+            result = process_document(
+                data, self.progress, max_pages=settings.max_pages, should_stop=stop, pages=previews
+            )
     except PdfCancelled:
         _stop(self, stop, own_event=False)
     result.source_name = display_name
@@ -376,14 +383,16 @@ def process_pages(
     try:
         if stop():
             raise PdfCancelled()
-        result = process_document(
-            _read_upload(files, upload_id),
-            self.progress,
-            first_page=first_page,
-            last_page=last_page,
-            max_pages=settings.max_pages,
-            should_stop=stop,
-        )
+        with PagePreviews(files.previews_dir(job_id)) as previews:
+            result = process_document(
+                _read_upload(files, upload_id),
+                self.progress,
+                first_page=first_page,
+                last_page=last_page,
+                max_pages=settings.max_pages,
+                should_stop=stop,
+                pages=previews,
+            )
     except PdfCancelled:
         _stop(self, stop, own_event=True)
     except Exception as exc:

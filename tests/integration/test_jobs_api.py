@@ -364,13 +364,20 @@ def test_retention_removes_expired_files_but_keeps_running_jobs(tmp_path: Path) 
         "old_result": files.result("pdf-old"),
         "old_export": files.export("exp-old", "csv"),
         "partial": files.uploads / "pdf-cut.part",
+        "old_previews": files.previews_dir("pdf-old") / "page-00001.jpg",
+        "running_previews": files.previews_dir("pdf-running") / "page-00001.jpg",
     }
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"%PDF-1.4")
     for key in ("old_upload", "running_upload", "old_result", "old_export", "partial"):
         os.utime(paths[key], (old, old))
+    for key in ("old_previews", "running_previews"):  # a job's previews are one directory
+        os.utime(paths[key].parent, (old, old))
     removed = cleanup_expired(files, 3600, keep=lambda job_id: job_id == "pdf-running")
-    assert set(removed) == {paths[k] for k in ("old_upload", "old_result", "old_export", "partial")}
+    expired = {paths[k] for k in ("old_upload", "old_result", "old_export", "partial")}
+    assert set(removed) == expired | {files.previews_dir("pdf-old")}
+    assert not paths["old_previews"].exists()
+    assert paths["running_previews"].exists()
     assert paths["running_upload"].exists()
     assert paths["new_upload"].exists()
