@@ -4,6 +4,7 @@ page's zone results written when it finishes; a preview problem never fails the 
 from __future__ import annotations
 
 import io
+import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -158,7 +159,8 @@ def test_previews_that_cannot_be_written_do_not_fail_the_job(
     # The preview directory's place is taken by a file: every write fails.
     blocked = tmp_path / "previews"
     blocked.write_text("not a directory")
-    result, sink = run(pdf_samples.many_pages_pdf(2), blocked)
+    with caplog.at_level(logging.WARNING, logger="tasks.pdf.preview"):
+        result, sink = run(pdf_samples.many_pages_pdf(2), blocked)
     assert [p.status for p in result.pages] == ["ok", "ok"]
     assert {z.status for z in result.zones} == {"completed"}
     assert len(sink.of("zone_completed")) == len(result.zones)
