@@ -61,7 +61,7 @@ def run(data: bytes, last: int, previews: bool) -> tuple[float, float, TimedPrev
             process_document(data, NullSink(), last_page=last, ocr=None)
         else:
             with observer:
-                process_document(data, NullSink(), last_page=last, ocr=None, pages=observer)
+                process_document(data, NullSink(), last_page=last, ocr=None, observer=observer)
             observer.image_bytes = [p.stat().st_size for p in Path(tmp).glob("*.jpg")]
         return time.perf_counter() - started, time.process_time() - cpu, observer
 

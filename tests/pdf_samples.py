@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import io
+import zlib
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+import pikepdf
 import pypdf
 import pytest
 from fpdf import FPDF
@@ -28,8 +31,10 @@ __all__ = [
     "encrypted_pdf",
     "expected_zone_count",
     "image_only_pdf",
+    "inflated_pdf",
     "many_pages_pdf",
     "mixed_pdf",
+    "nested_forms_pdf",
     "not_a_pdf",
     "text_pdf",
     "truncated_pdf",
@@ -386,12 +391,12 @@ def _startxref(data: bytes) -> tuple[int, int, int]:
     return int(data[start:end]), start, end
 
 
-def shifted_xref_pdf(shift: int = 64) -> bytes:
-    """:func:`many_pages_pdf` (3 pages) with a comment of ``shift`` bytes inserted after the
+def shifted_xref_pdf(shift: int = 64, pages: int = 3) -> bytes:
+    """:func:`many_pages_pdf` (``pages`` pages) with a comment of ``shift`` bytes inserted after the
     header and ``startxref`` corrected: the cross-reference table is found, but every object
     offset in it is ``shift`` bytes short (as after a careless edit or a transfer that added
     bytes). PDFium and pypdf rebuild the offsets; pdfminer finds no page."""
-    data = many_pages_pdf(3)
+    data = many_pages_pdf(pages)
     header_end = data.index(b"\n") + 1
     data = data[:header_end] + b"%" + b"x" * (shift - 2) + b"\n" + data[header_end:]
     value, start, end = _startxref(data)
@@ -477,3 +482,84 @@ def three_column_pdf() -> bytes:
         pdf.text(x, 124 + 20, word)
         x += pdf.get_string_width(word) + spare / (len(words) - 1)
     return bytes(pdf.output())
+
+
+#: One drawing of dense text: 55 bytes that pdfminer turns into 24 characters (about 1 GiB of
+#: memory and 16 s of CPU per MiB of such instructions).
+DENSE_TEXT = b"BT /F1 9 Tf 72 700 Td (Zones are detected here) Tj ET\n"
+
+
+def _bomb_pdf() -> tuple[pikepdf.Pdf, pikepdf.Dictionary]:
+    pdf = pikepdf.new()
+    font = pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1, BaseFont=pikepdf.Name.Helvetica
+        )
+    )
+    return pdf, pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+
+
+def _flate(pdf: pikepdf.Pdf, content: bytes, **extra: Any) -> pikepdf.Stream:
+    stream = pikepdf.Stream(pdf, zlib.compress(content, 9))
+    stream.Filter = pikepdf.Name.FlateDecode
+    for key, value in extra.items():
+        stream[f"/{key}"] = value
+    return pdf.make_indirect(stream)
+
+
+def _add_page(pdf: pikepdf.Pdf, resources: pikepdf.Dictionary, contents: pikepdf.Stream) -> None:
+    page = pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792], Resources=resources, Contents=contents
+    )
+    pdf.pages.append(pikepdf.Page(page))
+
+
+def _saved(pdf: pikepdf.Pdf) -> bytes:
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False, deterministic_id=True)
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=8)
+def inflated_pdf(
+    content_bytes: int, pages: int = 1, inflated: Collection[int] | None = None
+) -> bytes:
+    """A decompression bomb: pages whose content stream inflates to ``content_bytes`` of dense
+    text drawing (flate level 9: 8 MiB of it is a 25 KB file). With ``inflated`` (page numbers;
+    pass a tuple), only those pages are; the others draw one line of text."""
+    pdf, resources = _bomb_pdf()
+    heavy = DENSE_TEXT * max(1, content_bytes // len(DENSE_TEXT))
+    for number in range(1, pages + 1):
+        if inflated is None or number in inflated:
+            content = heavy
+        else:
+            content = b"BT /F1 11 Tf 72 700 Td (Page %d of a light document) Tj ET\n" % number
+        _add_page(pdf, resources, _flate(pdf, content))
+    return _saved(pdf)
+
+
+def nested_forms_pdf(levels: int, fanout: int) -> bytes:
+    """One page drawing a form ``fanout`` times, each form drawing the next ``fanout`` times,
+    ``levels`` deep, the last drawing one line of text: ``fanout ** levels`` lines for a few
+    hundred bytes of content (the "billion laughs" of PDF)."""
+    pdf, resources = _bomb_pdf()
+    inner: pikepdf.Stream | None = None
+    for level in range(levels, 0, -1):
+        if inner is None:
+            content = DENSE_TEXT
+            own = resources
+        else:
+            content = b"/Fm%d Do\n" % (level + 1) * fanout
+            own = pikepdf.Dictionary(XObject=pikepdf.Dictionary({f"/Fm{level + 1}": inner}))
+        inner = _flate(
+            pdf,
+            content,
+            Type=pikepdf.Name.XObject,
+            Subtype=pikepdf.Name.Form,
+            BBox=[0, 0, 612, 792],
+            Resources=own,
+        )
+    assert inner is not None
+    page_resources = pikepdf.Dictionary(Font=resources.Font, XObject=pikepdf.Dictionary(Fm1=inner))
+    _add_page(pdf, page_resources, _flate(pdf, b"q /Fm1 Do Q\n" * fanout))
+    return _saved(pdf)

@@ -254,7 +254,7 @@ def _on_failure(
         _flush_reporter(request)
         env = envelope_of(request)
     lost = isinstance(exception, WorkerLostError)
-    message = str(exception) if exception is not None else ""
+    message = failure_message(exception)
     event = ProcessingFailed(
         **env,
         error_type=type(exception).__name__ if exception is not None else "Exception",
@@ -262,6 +262,22 @@ def _on_failure(
         lost=lost,
     )
     _emit(capture_for(sender.app), event)
+
+
+def failure_message(exception: BaseException | None) -> str:
+    """What a person reads about a failure: the exception's message, or for Celery's time limits
+    (whose message is a bare number of seconds) what happened."""
+    from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+    if exception is None:
+        return ""
+    if isinstance(exception, TimeLimitExceeded):
+        limit = exception.args[0] if exception.args else None
+        after = f" of {limit:g} s" if isinstance(limit, int | float) else ""
+        return f"ran past its hard time limit{after} and was stopped by the worker"
+    if isinstance(exception, SoftTimeLimitExceeded) and not str(exception):
+        return "ran past its soft time limit"
+    return str(exception)
 
 
 def _on_revoked(

@@ -4,15 +4,27 @@ The Celery tasks in ``tasks/`` wrap :func:`process_document` and the exporters; 
 imports Celery or Redis. Progress goes to a :class:`ProgressSink`.
 """
 
-from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
+from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES, page_content_size
+from .document import (
+    DEFAULT_MAX_PAGES,
+    REPAIRED,
+    PdfDocument,
+    PdfSource,
+    count_pages,
+    open_document,
+)
 from .errors import (
+    ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
     InvalidPageRange,
+    LimitExceeded,
+    MemoryLimitReached,
     NotAPdf,
     PdfRejected,
     ProcessingCancelled,
+    TimeLimitReached,
     TooManyPages,
     TruncatedPdf,
 )
@@ -31,8 +43,11 @@ from .sink import NullSink, ProgressSink, RecordingSink
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_PAGE_CONTENT_BYTES",
     "NO_TEXT_LAYER",
     "OCR_TOOL",
+    "REPAIRED",
+    "ContentTooLarge",
     "CorruptPdf",
     "DocumentResult",
     "EmptyPdf",
@@ -40,6 +55,8 @@ __all__ = [
     "ExportOutput",
     "FigureInfo",
     "InvalidPageRange",
+    "LimitExceeded",
+    "MemoryLimitReached",
     "NotAPdf",
     "NullSink",
     "PageResult",
@@ -50,15 +67,18 @@ __all__ = [
     "ProgressSink",
     "RecordingSink",
     "TesseractOcr",
+    "TimeLimitReached",
     "TooManyPages",
     "TruncatedPdf",
     "ZoneResult",
+    "count_pages",
     "export_csv",
     "export_document",
     "export_json",
     "export_markdown",
     "merge_results",
     "open_document",
+    "page_content_size",
     "plan_page_ranges",
     "process_document",
     "unwrap",

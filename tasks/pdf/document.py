@@ -36,8 +36,10 @@ from PIL import Image
 
 from progress_bridge.events import PageInfo
 
+from .content import page_content_size
 from .errors import (
     RECURSION_REASON,
+    ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
@@ -52,9 +54,11 @@ from .repair import layout_problem, repair
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "REPAIRED",
     "PageSlot",
     "PdfDocument",
     "PdfSource",
+    "count_pages",
     "open_document",
 ]
 
@@ -67,6 +71,8 @@ _TRAILER_WINDOW = 2048
 
 log = logging.getLogger(__name__)
 _PDFIUM_LOCK = threading.Lock()
+#: Words of the note a repaired document carries (for one-line summaries to look for).
+REPAIRED = "repaired automatically"
 #: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
 _US_LETTER = (612.0, 792.0)
 
@@ -138,8 +144,8 @@ class PdfDocument:
             )
         log.warning("%s: %s; processing a copy repaired by qpdf", self.name or "PDF", problem)
         self.notes.append(
-            f"The file is damaged ({problem}); it was repaired automatically (qpdf) and the "
-            "repaired copy was processed. Check the result against the original."
+            f"The file is damaged ({problem}); it was {REPAIRED} (qpdf) and the repaired copy "
+            "was processed. Check the result against the original."
         )
 
     def _open_layout(self, pages: int, *, page_boxes: bool = True) -> str | None:
@@ -201,11 +207,19 @@ class PdfDocument:
             )
         return first_page, last
 
-    def iter_pages(self, first_page: int, last_page: int) -> Iterator[PageSlot]:
+    def iter_pages(
+        self, first_page: int, last_page: int, *, max_content_bytes: int | None = None
+    ) -> Iterator[PageSlot]:
         """Yield each page of the range, opened by pdfplumber, or with the reason it failed.
 
         The caller should ``page.close()`` each page when done with it (drops pdfplumber's
         per-page caches, so memory stays flat over long documents).
+
+        Raises:
+            ContentTooLarge: (while iterating) a page holds more than ``max_content_bytes`` of
+                decompressed drawing instructions (:func:`~tasks.pdf.content.page_content_size`);
+                measured before pdfplumber parses the page, which would cost about 1 GiB of
+                memory per MiB of dense text.
         """
         if self._plumber is None:
             try:
@@ -241,6 +255,10 @@ class PdfDocument:
                 pages = iter(())  # the tree is unusable from here on
                 yield PageSlot(number, info, None, error)
                 continue
+            if max_content_bytes is not None and (
+                page_content_size(pdfpage, max_content_bytes) > max_content_bytes
+            ):
+                raise ContentTooLarge(number, max_content_bytes)
             try:
                 page = Page(plumber, pdfpage, page_number=number, initial_doctop=doctop)
             except Exception as exc:
@@ -303,6 +321,27 @@ def open_document(
     if len(page_sizes) > max_pages:
         raise TooManyPages(len(page_sizes), max_pages)
     return PdfDocument(data, page_sizes, name, password)
+
+
+def count_pages(source: PdfSource) -> int | None:
+    """The number of pages as PDFium reads it, without validating anything else; ``None``
+    when the file cannot be read or opened (it will be refused when it is processed).
+
+    About a millisecond for most files: for a publisher that needs a size before queueing.
+    """
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError:
+        return None
+    with _PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return None
+        try:
+            return len(doc)
+        finally:
+            doc.close()
 
 
 def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:

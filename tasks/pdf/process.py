@@ -17,6 +17,7 @@ from pdfplumber.page import Page
 
 from progress_bridge.events import PageInfo, ZoneInfo
 
+from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES
 from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
 from .errors import RECURSION_REASON, CorruptPdf, ProcessingCancelled, is_recursion
 from .extract import PAGE_TOOL, extract_zone, zone_tool
@@ -52,7 +53,8 @@ def process_document(
     password: str | None = None,
     should_stop: Callable[[], bool] | None = None,
     ocr: TesseractOcr | None = DEFAULT_OCR,
-    pages: PageObserver | None = None,
+    max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
+    observer: PageObserver | None = None,
 ) -> DocumentResult:
     """Process pages ``first_page..last_page`` (1-based, inclusive) of a PDF.
 
@@ -78,13 +80,18 @@ def process_document(
         ocr: reads pages that have images but no text layer (scans). When it is ``None`` or
             not installed, such a page is marked instead: ``text_source="none"`` and a note on
             the page, and its zones' summaries start with ``[no text layer …]``.
-        pages: told when each page is opened (before its zones are declared) and finished
+        max_page_content_bytes: refuse the document when a page of the range holds more
+            decompressed drawing instructions than this (:mod:`tasks.pdf.content`); ``None``
+            does not measure.
+        observer: told when each page is opened (before its zones are declared) and finished
             (after its last zone); see :mod:`tasks.pdf.preview`.
 
     Raises:
         PdfRejected: a subclass saying why the document cannot be processed. Raised before
             anything is reported, except :class:`CorruptPdf` when *every* page of the range
             fails to parse: then the pages' failed zones have been reported first.
+            :class:`ContentTooLarge` is raised when the range reaches such a page, after
+            the pages before it were reported.
         ProcessingCancelled: ``should_stop`` returned true.
     """
     started = time.perf_counter()
@@ -102,7 +109,8 @@ def process_document(
         )
         progress = _Progress(sink)
         progress.report(0.0, f"Opened {doc.page_count}-page document")
-        for done, slot in enumerate(doc.iter_pages(first, last)):
+        pages = doc.iter_pages(first, last, max_content_bytes=max_page_content_bytes)
+        for done, slot in enumerate(pages):
             _check_stop(should_stop)
             base = 100.0 * done / total
             share = 100.0 / total
@@ -129,15 +137,15 @@ def process_document(
             if error is not None:
                 page_result.status, page_result.error = "failed", error
                 _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
-                if pages is not None:
-                    pages.page_finished(page_result, result.zones[first_zone:])
+                if observer is not None:
+                    observer.page_finished(page_result, result.zones[first_zone:])
                 progress.report(base + share, f"Could not parse {label}")
                 if slot.page is not None:
                     slot.page.close()
                 continue
 
-            if pages is not None:
-                pages.page_opened(doc, page_result)
+            if observer is not None:
+                observer.page_opened(doc, page_result)
             sink.declare_zones([z.info for z in zones], [info])
             first_op = _operation(zones[0]) if zones else f"Found no zones on {label}"
             progress.report(base + DETECTION_SHARE * share, first_op)
@@ -186,8 +194,8 @@ def process_document(
                     )
                 next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"
                 progress.report(base + DETECTION_SHARE * share + n * zone_share, next_op)
-            if pages is not None:
-                pages.page_finished(page_result, result.zones[first_zone:])
+            if observer is not None:
+                observer.page_finished(page_result, result.zones[first_zone:])
             if not zones:
                 progress.report(base + share, f"Finished {label}")
             if slot.page is not None:

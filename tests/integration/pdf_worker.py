@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -23,8 +24,19 @@ from progress_bridge.capture import producer as _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
-__all__ = ["GatedSink", "gate_parts", "pdf_worker", "result_of", "terminals", "wait_for"]
+__all__ = [
+    "GatedSink",
+    "cpu_seconds",
+    "gate_parts",
+    "pdf_worker",
+    "pool_processes",
+    "resident_mib",
+    "result_of",
+    "terminals",
+    "wait_for",
+]
 
 _BACKEND_OPTIONS = "result_backend_transport_options"
 
@@ -66,16 +78,6 @@ def pdf_worker(
         _producer._captures.pop(id(app), None)
 
 
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def result_of(task_id: str) -> Any:
     """A task's result, polled (``AsyncResult.get`` would leave a pub/sub subscription)."""
     result = AsyncResult(task_id)
@@ -114,3 +116,40 @@ def gate_parts(monkeypatch: Any) -> tuple[threading.Event, threading.Semaphore]:
 
     monkeypatch.setattr(pdf_tasks, "process_document", gated)
     return gate, reached
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def pool_processes(main: int) -> list[int]:
+    """The pids of the children of process ``main`` (a prefork worker's pool), from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == main:
+                children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process (10 ms resolution); ``None`` once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def resident_mib(pid: int) -> float | None:
+    """Resident memory of a live process in MiB; ``None`` once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return None

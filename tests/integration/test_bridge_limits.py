@@ -20,8 +20,8 @@ from progress_bridge.events import ProcessingProgress, ProcessingQueued, ZoneCom
 from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
-from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import Client, open_client
+from tests.waiting import poll as _poll
 
 MAX_FRAME = 2048
 
@@ -318,17 +318,6 @@ async def _admin_view(bridge: BridgeServer, user: str) -> list[dict[str, Any]]:
             "/api/admin/connections", headers={"Authorization": f"Bearer {admin}"}
         )
     return [c for c in resp.json()["connections"] if c["user"] == user]
-
-
-async def _poll(check: Any, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while loop.time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.02)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_slow_consumer_coalesces_progress_then_closes_4008_past_the_bound(

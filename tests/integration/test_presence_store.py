@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +12,7 @@ from progress_bridge.config import Settings
 from progress_bridge.store.clients import aclose_client, async_client
 from progress_bridge.store.keys import KeySpace
 from progress_bridge.store.presence import PresenceChange, PresenceStore, watcher_member
+from tests.waiting import poll
 
 pytestmark = pytest.mark.redis_modes
 
@@ -83,10 +82,10 @@ async def test_a_bridge_that_stops_refreshing_disappears_with_its_set(
     await alive.apply({job: PresenceChange(add=[watcher_member("alive", 1, "bob")])})
     assert (await alive.apply({}, read=[job]))[job].watching == 2
 
-    deadline = time.monotonic() + 5
-    while (await alive.apply({}, read=[job]))[job].watching != 1:
-        assert time.monotonic() < deadline, "the dead bridge's watcher never expired"
-        await asyncio.sleep(0.02)
+    async def one_left() -> bool:
+        return (await alive.apply({}, read=[job]))[job].watching == 1
+
+    await poll(one_left, "the dead bridge's watcher to expire")
     assert (await alive.apply({}, read=[job], users=True))[job].users == ("bob",)
 
     # once nobody refreshes, the set itself expires: nothing is left behind
@@ -94,7 +93,8 @@ async def test_a_bridge_that_stops_refreshing_disappears_with_its_set(
     await short.apply({job: PresenceChange(add=[watcher_member("dead", 2, "alice")])})
     key = KeySpace(settings.key_prefix, settings.feed_shards).presence(job)
     assert 0 < await client.pttl(key) <= 300
-    deadline = time.monotonic() + 5
-    while await client.exists(key):
-        assert time.monotonic() < deadline, "the presence set outlived its watchers"
-        await asyncio.sleep(0.02)
+
+    async def gone() -> bool:
+        return not await client.exists(key)
+
+    await poll(gone, "the presence set to expire with its watchers")

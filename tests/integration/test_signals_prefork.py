@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,20 +31,11 @@ from progress_bridge.events import (
 )
 from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate: Any, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -163,4 +153,22 @@ def test_revoke_with_terminate_ends_the_running_job_cancelled(
     events = history_when(store, result.id, ended, "the job's end")
     cancelled = events[-1]
     assert isinstance(cancelled, ProcessingCancelled) and cancelled.reason == "terminated"
+    assert sum(e.type in TERMINAL_TYPES for e in events) == 1
+
+
+def test_a_job_killed_at_its_hard_time_limit_ends_failed_saying_so(
+    worker: subprocess.Popen[bytes], tasks_app: Celery, store: EventStore
+) -> None:
+    slow = {**SLOW, "speed": 1.0}  # ~6 s of work against a 1 s limit
+    task = tasks_app.tasks["tasks.demo.walk_document_once"]
+    result = task.submit(owner="limit", kwargs=slow, time_limit=1)
+
+    events = history_when(store, result.id, ended, "the job's end")
+    failed = events[-1]
+    assert isinstance(failed, ProcessingFailed)
+    assert failed.error_type == "TimeLimitExceeded"
+    # not Celery's bare "TimeLimitExceeded(1,)": what happened, with the limit
+    assert (
+        failed.error_message == "ran past its hard time limit of 1 s and was stopped by the worker"
+    )
     assert sum(e.type in TERMINAL_TYPES for e in events) == 1

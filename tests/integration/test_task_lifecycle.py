@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import InvalidEvent
 from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
 ZONES = [ZoneInfo(zone_id=f"z{i}", index=i, page=1, kind="text") for i in range(3)]
 
@@ -123,16 +124,6 @@ def app(redis_url: str) -> Iterator[Celery]:
     app = make_app(redis_url)
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False):
         yield app
-
-
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def finished_history(store: EventStore, job_id: str) -> list[ProgressEvent]:

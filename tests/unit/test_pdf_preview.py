@@ -48,7 +48,7 @@ def run(data: bytes, directory: Path) -> tuple[DocumentResult, ImageCheckingSink
     previews = PagePreviews(directory)
     sink = ImageCheckingSink(previews.files)
     with previews:
-        result = process_document(data, sink, pages=previews)
+        result = process_document(data, sink, observer=previews)
     return result, sink
 
 
@@ -134,7 +134,7 @@ def test_a_page_range_writes_only_its_own_pages(tmp_path: Path) -> None:
     with previews:
         process_document(
             pdf_samples.many_pages_pdf(PAGES), RecordingSink(), first_page=3, last_page=4,
-            pages=previews,
+            observer=previews,
         )  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "page-00003.jpg",
