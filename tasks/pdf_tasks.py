@@ -58,7 +58,8 @@ parses it; a prefork pool process above ``pdf_max_memory_mib`` stops its job. Ea
 
 Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
 generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
-``results/<job>/part-<first>-<last>.json`` and ``exports/<export>.<ext>``. Messages carry ids,
+``results/<job>/part-<first>-<last>.json``, ``previews/<job>/page-<n>.{jpg,json}`` (each page's
+image and zones, :mod:`tasks.pdf.preview`) and ``exports/<export>.<ext>``. Messages carry ids,
 never paths, so a message cannot make a worker read or write anywhere else.
 """
 
@@ -119,6 +120,7 @@ from .pdf import (
 )
 from .pdf import ProcessingCancelled as PdfCancelled
 from .pdf.export import SUFFIXES
+from .pdf.preview import PagePreviews
 
 __all__ = [
     "JobFiles",
@@ -166,6 +168,7 @@ class JobFiles:
         self.uploads = self.root / "uploads"
         self.results = self.root / "results"
         self.exports = self.root / "exports"
+        self.previews = self.root / "previews"
 
     @staticmethod
     def check_id(value: str, what: str = "id") -> str:
@@ -184,6 +187,9 @@ class JobFiles:
 
     def part(self, job_id: str, first_page: int, last_page: int) -> Path:
         return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
+
+    def previews_dir(self, job_id: str) -> Path:
+        return self.previews / self.check_id(job_id, "job id")
 
     def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
         suffix = SUFFIXES[ExportFormat(fmt)]
@@ -469,7 +475,10 @@ def process_pdf(
 
     page_count: int | None = None
     try:
-        with job_guard(self, stop, report, None):
+        with (
+            job_guard(self, stop, report, None),
+            PagePreviews(files.previews_dir(job_id)) as previews,
+        ):
             data = _read_upload(files, upload_id)
             notes: list[str] = []
             with open_document(data, max_pages=settings.max_pages) as doc:
@@ -489,6 +498,7 @@ def process_pdf(
                 max_pages=settings.max_pages,
                 should_stop=stop,
                 max_page_content_bytes=limits.pdf_max_page_content_bytes,
+                observer=previews,
             )
     except PdfCancelled:
         _stop(self, stop, own_event=False)
@@ -609,7 +619,10 @@ def process_pages(
 
     try:
         try:
-            with job_guard(self, stop, report, pages):
+            with (
+                job_guard(self, stop, report, pages),
+                PagePreviews(files.previews_dir(job_id)) as previews,
+            ):
                 if stop():
                     raise PdfCancelled()
                 result = process_document(
@@ -620,6 +633,7 @@ def process_pages(
                     max_pages=settings.max_pages,
                     should_stop=stop,
                     max_page_content_bytes=limits.pdf_max_page_content_bytes,
+                    observer=previews,
                 )
         except JobInterrupted as interrupt:
             if interrupt.cause is Cause.ENDED:

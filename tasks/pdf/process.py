@@ -22,6 +22,7 @@ from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
 from .errors import RECURSION_REASON, CorruptPdf, ProcessingCancelled, is_recursion
 from .extract import PAGE_TOOL, extract_zone, zone_tool
 from .ocr import OCR_DPI, TesseractOcr
+from .preview import PageObserver
 from .result import DocumentResult, PageResult, ZoneResult
 from .sink import ProgressSink
 from .zones import DetectedZone, detect_zones, page_zone_id, zone_index
@@ -53,6 +54,7 @@ def process_document(
     should_stop: Callable[[], bool] | None = None,
     ocr: TesseractOcr | None = DEFAULT_OCR,
     max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
+    observer: PageObserver | None = None,
 ) -> DocumentResult:
     """Process pages ``first_page..last_page`` (1-based, inclusive) of a PDF.
 
@@ -81,6 +83,8 @@ def process_document(
         max_page_content_bytes: refuse the document when a page of the range holds more
             decompressed drawing instructions than this (:mod:`tasks.pdf.content`); ``None``
             does not measure.
+        observer: told when each page is opened (before its zones are declared) and finished
+            (after its last zone); see :mod:`tasks.pdf.preview`.
 
     Raises:
         PdfRejected: a subclass saying why the document cannot be processed. Raised before
@@ -115,6 +119,7 @@ def process_document(
             info = slot.info
             page_result = PageResult(number=slot.number, width=info.width, height=info.height)
             result.pages.append(page_result)
+            first_zone = len(result.zones)
             zones: list[DetectedZone] = []
             error = slot.error
             if slot.page is not None:
@@ -132,11 +137,15 @@ def process_document(
             if error is not None:
                 page_result.status, page_result.error = "failed", error
                 _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
+                if observer is not None:
+                    observer.page_finished(page_result, result.zones[first_zone:])
                 progress.report(base + share, f"Could not parse {label}")
                 if slot.page is not None:
                     slot.page.close()
                 continue
 
+            if observer is not None:
+                observer.page_opened(doc, page_result)
             sink.declare_zones([z.info for z in zones], [info])
             first_op = _operation(zones[0]) if zones else f"Found no zones on {label}"
             progress.report(base + DETECTION_SHARE * share, first_op)
@@ -185,6 +194,8 @@ def process_document(
                     )
                 next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"
                 progress.report(base + DETECTION_SHARE * share + n * zone_share, next_op)
+            if observer is not None:
+                observer.page_finished(page_result, result.zones[first_zone:])
             if not zones:
                 progress.report(base + share, f"Finished {label}")
             if slot.page is not None:

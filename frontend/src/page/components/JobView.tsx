@@ -1,11 +1,12 @@
-import { useEffect, useId, useMemo, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
 import { batchedSubscribe, useJobProgress } from "../../react/index";
-import { cancelJob } from "../api";
+import { cancelJob, fetchPageImage, fetchZoneContent } from "../api";
 import { useEta } from "../eta";
 import { EventLogStore } from "../eventLog";
 import { summarizeJob, type Phase } from "../jobSummary";
+import { PageImages } from "../pageImages";
 import { useUpload } from "../uploads";
 import { EventLog } from "./EventLog";
 import { Exports } from "./Exports";
@@ -86,6 +87,21 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       text: `Watching from: ${statusLabel(known.status)}, ${Math.round(known.percent)}%`,
     });
   }, [client, jobId, log]);
+
+  // What was extracted: page images and zone content, fetched with the latest token (a token
+  // refreshed while the view is open is used from then on). The view is keyed by job id.
+  const latestToken = useRef(token);
+  useEffect(() => {
+    latestToken.current = token;
+  }, [token]);
+  const [images] = useState(
+    () => new PageImages((page, signal) => fetchPageImage(latestToken.current(), jobId, page, signal)),
+  );
+  useEffect(() => () => images.clear(), [images]);
+  const loadZone = useCallback(
+    (zoneId: string, signal: AbortSignal) => fetchZoneContent(latestToken.current(), jobId, zoneId, signal),
+    [jobId],
+  );
 
   const upload = useUpload(jobId);
   const summary = useMemo(() => (job ? summarizeJob(job, upload?.pages ?? null) : null), [job, upload]);
@@ -177,7 +193,14 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       )}
 
       <h3>Pages and zones</h3>
-      <ZoneMap zones={job.zones} pages={job.pages} progress={summary.pages} status={job.status} />
+      <ZoneMap
+        zones={job.zones}
+        pages={job.pages}
+        progress={summary.pages}
+        status={job.status}
+        images={images}
+        loadZone={loadZone}
+      />
 
       <h3>Exports</h3>
       <Exports job={job} token={token} />
