@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from progress_bridge.capture.producer import forget_capture
 from progress_bridge.capture.sink import ProgressSink
 from progress_bridge.capture.task import ProgressTask
 from progress_bridge.config import Settings
@@ -143,11 +144,15 @@ def submit_pdf_demo(settings: Settings, *, owner: str, speed: float = 1.0) -> st
     if speed <= 0:
         raise ValueError(f"speed must be above 0, got {speed!r}")
     url = settings.redis_url
+    broker = settings.celery_broker_url or url
     app.conf.update(
-        broker_url=settings.celery_broker_url or url,
+        broker_url=broker,
         result_backend=settings.celery_result_backend or url,
         progress_settings=settings,
     )
+    # A process that used the app before (its connection pool, its progress producer) would
+    # still publish to the old servers: publish on a connection to these, with a new producer.
+    forget_capture(app)
     job_id = f"pdf-{uuid.uuid4().hex}"
     target = JobFiles(settings.data_dir).upload(job_id)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,14 +161,16 @@ def submit_pdf_demo(settings: Settings, *, owner: str, speed: float = 1.0) -> st
     # The job's time limits (tasks.limits) count processing time per page: add the pauses.
     soft, hard = limits_of(app).time_limits(DEMO_PAGES)
     paused = math.ceil(DEMO_PAGES * pace_s)
-    process_pdf.submit(
-        job_id,
-        DEMO_NAME,
-        owner=owner,
-        document_id=DEMO_NAME,
-        task_id=job_id,
-        kwargs={"pace_s": pace_s},
-        soft_time_limit=soft + paused,
-        time_limit=hard + paused,
-    )
+    with app.connection_for_write(broker) as connection:
+        process_pdf.submit(
+            job_id,
+            DEMO_NAME,
+            owner=owner,
+            document_id=DEMO_NAME,
+            task_id=job_id,
+            kwargs={"pace_s": pace_s},
+            soft_time_limit=soft + paused,
+            time_limit=hard + paused,
+            connection=connection,
+        )
     return job_id

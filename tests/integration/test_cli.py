@@ -192,7 +192,7 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_p
     assert "[dev] stopping" in err
     # The stack file is gone with the stack (the demo's upload and result stay, as any job's).
     assert not (tmp_path / "dev-stack.json").exists()
-    assert {p.name for p in tmp_path.iterdir()} <= {"uploads", "results"}
+    assert {p.name for p in tmp_path.iterdir()} <= {"uploads", "results", "previews"}
     # Everything it started has stopped: the ports are free again.
     for port in (web_port, flower_port):
         with socket.socket() as sock:
