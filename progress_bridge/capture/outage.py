@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from ..events.policy import CoalesceKey, coalesce_key
 from ..events.schema import ProgressEvent
@@ -118,12 +119,13 @@ class OutageBuffer:
         event: ProgressEvent,
         increments: Increments | None = None,
         lease: Lease | None = None,
-    ) -> ProgressEvent | None:
+    ) -> ProgressEvent | Literal[False] | None:
         """Append ``event`` now, or queue it while Redis is away. Never raises for Redis errors.
 
         Blocks at most one Redis call's budget, and only while the buffer is up. Returns the
-        event as stored (id and epoch set, summed counters applied), or None when it was queued
-        or refused.
+        event as stored (id and epoch set, summed counters applied); False when the store refused
+        it because the job has ended (``DuplicateTerminal``); None when it was queued, or
+        refused for another reason.
         """
         written = None
         with self._lock:
@@ -136,6 +138,7 @@ class OutageBuffer:
             except DuplicateTerminal as exc:
                 self.stats.duplicate_terminals += 1
                 log.debug("%s", exc)
+                return False
             except StoreRejected as exc:
                 self.stats.rejected += 1
                 log.error("progress event %s of job %s refused: %s", event.type, event.job_id, exc)

@@ -19,7 +19,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Settings
 from ..events.schema import ProcessingStarted, ProgressEvent
@@ -85,10 +85,11 @@ class Capture:
 
     def send(
         self, event: ProgressEvent, increments: Increments | None = None, lease: Lease | None = None
-    ) -> ProgressEvent | None:
+    ) -> ProgressEvent | Literal[False] | None:
         """Append ``event`` now, or buffer it while Redis is away. Never raises for Redis.
 
-        Returns the event as stored (summed counters applied), or None when buffered/refused.
+        Returns the event as stored (summed counters applied), False when refused because the
+        job has ended, None when buffered (or refused for another reason).
         """
         return self.buffer.send(event, increments, lease)
 

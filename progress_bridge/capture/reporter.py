@@ -415,8 +415,10 @@ class ProgressReporter:
             ):
                 # The parent job's numbers, as the store summed them: what its page shows.
                 self._celery_parent_progress(stored)
-        self._send(self._progress_event(eta))
-        if self._task is not None and not self._closed:
+        own = self._send(self._progress_event(eta))
+        # (A progress the store refused because the job has ended — a run that has not noticed
+        # a cancel yet — must not reach Flower either, where it would undo the REVOKED.)
+        if self._task is not None and not self._closed and own is not False:
             self._celery_progress(eta)
 
     def _progress_event(self, eta: float | None) -> ProcessingProgress:

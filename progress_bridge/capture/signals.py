@@ -69,6 +69,8 @@ __all__ = ["connect_signals", "publishing", "summarize_result"]
 
 log = logging.getLogger("progress_bridge.capture")
 
+#: Seconds after a terminated run's ``task-revoked`` (for Flower) that it is sent again.
+REVOKED_RESEND_S = 1.0
 #: Longest result summary and error message written to an event (characters).
 SUMMARY_CHARS = 200
 ERROR_CHARS = 500
@@ -299,15 +301,24 @@ def _on_revoked(
     _emit(capture_for(sender.app), event)
     if terminated:
         # It was running, so Flower may show it in the custom PROGRESS state, which outranks
-        # Celery's own task-revoked there: say REVOKED outright (see .celery_state).
-        send_task_event(
-            sender.app,
-            "task-revoked",
-            context.id,
-            hostname=getattr(context, "hostname", None),
-            terminated=True,
-            state=states.REVOKED,
-        )
+        # Celery's own task-revoked there: say REVOKED outright (see .celery_state). The pool
+        # process is being terminated meanwhile, and a progress event it published just before
+        # the cancel above may still arrive after this one (its later ones are refused with the
+        # job ended, and not sent): say it once more when any such straggler is in.
+        def revoked() -> None:
+            send_task_event(
+                sender.app,
+                "task-revoked",
+                context.id,
+                hostname=getattr(context, "hostname", None),
+                terminated=True,
+                state=states.REVOKED,
+            )
+
+        revoked()
+        again = threading.Timer(REVOKED_RESEND_S, revoked)
+        again.daemon = True
+        again.start()
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
