@@ -331,6 +331,7 @@ def protocol_constants() -> dict[str, Any]:
         "MSGPACK_SUBPROTOCOL": MSGPACK_SUBPROTOCOL,
         "TOKEN_SUBPROTOCOL_PREFIX": TOKEN_SUBPROTOCOL_PREFIX,
         "MAX_ROOM_POSITIONS": MAX_ROOM_POSITIONS,
+        "JOB_ID_PATTERN": JOB_ID_PATTERN,
         "ErrorCode": {code.name: code.value for code in ErrorCode},
         "CloseCode": {code.name: int(code) for code in CloseCode},
     }
