@@ -273,8 +273,8 @@ describe.runIf(enabled)("against the real bridge", () => {
           const seen = events.filter((e) => e.job_id === job.jobId).map((e) => e.id);
           expect(seen).toEqual((await store.history(job.jobId)).slice(3));
         }
-        expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
-        expect([...a1, ...live, ...missed, ...after].every((id) => events.some((e) => e.id === id))).toBe(true);
+        // (Ids are per job: two jobs' events may share one, so they are checked per job above.)
+        expect(events).toHaveLength(a1.length + live.length + missed.length + after.length);
         expect(snapshots).toHaveLength(2);
         expect(client.serverHello).toBeNull();
       } finally {

@@ -4,9 +4,9 @@
  * one set of handlers (docs/protocol.md, "The client: WebSocket, or SSE").
  *
  * With `mode: "auto"` the client starts on the WebSocket. After `sseFallbackAfter` consecutive
- * WebSocket attempts failed at the handshake (the socket closed before it opened, or opened and
- * brought no `hello` within `connectTimeout`: what a proxy that refuses the upgrade, or strips it,
- * looks like), it falls back to SSE. Each time an SSE connection opens, and every
+ * WebSocket attempts failed at the handshake (the socket closed before it opened, or abnormally
+ * before `hello`, or no `hello` came within `connectTimeout`: what a proxy that refuses the
+ * upgrade, swallows it or strips the frames looks like), it falls back to SSE. Each time an SSE connection opens, and every
  * `wsProbeInterval` while it stays on SSE, it tries a WebSocket once more in the background (a
  * probe); the probe's `hello` moves the client back: the SSE streams are closed and the store
  * resubscribes everything on the WebSocket from its positions, so nothing is lost or repeated
