@@ -298,6 +298,27 @@ describe('transport: "auto"', () => {
     expect(t.client.serverHello?.user).toBe("alice");
   });
 
+  it("counts only handshake failures in a row: a WebSocket that opens in between starts over", async () => {
+    const t = sseClient({ wsProbeInterval: 60_000 });
+    const blockedAtSwitch: number[] = [];
+    t.client.on("transport", () => blockedAtSwitch.push(server.upgradesBlocked));
+    t.client.connect();
+    await waitFor(() => t.client.state === "open", "open");
+    // Two refused handshakes, then one gets through.
+    server.blockUpgrade = true;
+    server.killAll();
+    await waitFor(() => server.upgradesBlocked === 2, "two refused");
+    server.blockUpgrade = false;
+    await waitFor(() => t.client.state === "open", "open again");
+    // Two more: still a WebSocket client. The third in a row falls back.
+    server.blockUpgrade = true;
+    server.killAll();
+    await waitFor(() => server.upgradesBlocked === 4, "two more refused");
+    expect(t.client.transport).toBe("websocket");
+    await waitFor(() => t.client.transport === "sse", "on SSE after the third");
+    expect(blockedAtSwitch).toEqual([5]);
+  });
+
   it("goes WebSocket → SSE → WebSocket with events at every step, each once and in order", async () => {
     server.createJob("job-g");
     server.repeatOnReplay = 1;

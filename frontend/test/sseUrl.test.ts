@@ -40,6 +40,7 @@ describe("transport options", () => {
     expect(() => new ProgressClient({ ...base, WebSocket: NodeWebSocket, sseFallbackAfter: 0 })).toThrow(RangeError);
     expect(() => new ProgressClient({ ...base, WebSocket: NodeWebSocket, sseFallbackAfter: 1.5 })).toThrow(RangeError);
     expect(() => new ProgressClient({ ...base, WebSocket: NodeWebSocket, wsProbeInterval: -1 })).toThrow(RangeError);
+    expect(() => new ProgressClient({ ...base, WebSocket: NodeWebSocket, wsProbeInterval: 0 })).toThrow(RangeError);
     expect(() => new ProgressClient({ ...base, WebSocket: NodeWebSocket, transport: "smoke" as "sse" })).toThrow(RangeError);
     // SSE only needs an EventSource, and no WebSocket.
     expect(() => new ProgressClient({ ...base, transport: "sse", EventSource: null })).toThrow(ProgressClientError);

@@ -188,6 +188,7 @@ export class Connection {
 
   private webSocketFrame(frame: ServerFrame): void {
     if (this._transport === "websocket") {
+      if (frame.op === "hello") this.failures = 0; // Only failures in a row count.
       this.handlers.onFrame(frame);
       return;
     }

@@ -36,7 +36,7 @@ export const DEFAULT_OPTIONS = {
    * back within about 2 s of a proxy that refuses the upgrade. A whole number ≥ 1.
    */
   sseFallbackAfter: 3,
-  /** While on SSE, try a WebSocket again this often, in ms (and each time an SSE connection opens). */
+  /** While on SSE, try a WebSocket again this often, in ms (and each time an SSE connection opens); > 0. */
   wsProbeInterval: 30_000,
 } as const;
 
@@ -95,7 +95,7 @@ export interface ResolvedOptions {
  * Apply the defaults and check the options.
  *
  * @throws RangeError when a numeric option is negative or not finite (`sseFallbackAfter` not a
- *   whole number ≥ 1), or the format or transport unknown.
+ *   whole number ≥ 1, `wsProbeInterval` 0), or the format or transport unknown.
  * @throws ProgressClientError when there is no WebSocket implementation (no EventSource one for
  *   `transport: "sse"`).
  */
@@ -111,6 +111,9 @@ export function resolveOptions(options: ProgressClientOptions): ResolvedOptions 
   }
   if (!Number.isInteger(tunables.sseFallbackAfter) || tunables.sseFallbackAfter < 1) {
     throw new RangeError(`option sseFallbackAfter must be a whole number >= 1, got ${tunables.sseFallbackAfter}`);
+  }
+  if (tunables.wsProbeInterval <= 0) {
+    throw new RangeError(`option wsProbeInterval must be > 0, got ${tunables.wsProbeInterval}`);
   }
   const format = options.format ?? "json";
   if (!FORMATS.includes(format)) throw new RangeError(`option format must be "json" or "msgpack", got ${JSON.stringify(format)}`);
