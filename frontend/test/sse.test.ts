@@ -251,6 +251,33 @@ describe('transport: "sse"', () => {
     expect(foreign.client.lastError).toBeInstanceOf(ConnectionForbiddenError);
   });
 
+  it("closes its streams at once when offline, and resumes at once when online", async () => {
+    server.createJob("job-n");
+    const network = new EventTarget();
+    let online = true;
+    const t = sseClient({
+      transport: "sse",
+      network: { target: network, isOnline: () => online },
+      minReconnectDelay: 5_000,
+      maxReconnectDelay: 5_000,
+    });
+    t.client.subscribe("job-n");
+    await waitFor(() => t.client.state === "open" && t.snapshots.length === 1, "open");
+    const before = server.publish("job-n", progress(1));
+    await waitFor(() => t.events.length === 1, "an event");
+    online = false;
+    network.dispatchEvent(new Event("offline"));
+    expect(t.client.state).toBe("reconnecting");
+    await waitFor(() => server.openSseStreams === 0, "stream closed");
+    const missed = server.publish("job-n", progress(2));
+    online = true;
+    const onlineAt = Date.now();
+    network.dispatchEvent(new Event("online"));
+    await waitFor(() => t.client.state === "open" && t.events.length === 2, "open again, caught up");
+    expect(Date.now() - onlineAt).toBeLessThan(1_000); // not after the 5 s backoff
+    expect(ids(t.events)).toEqual(ids([before, missed]));
+  });
+
   it("retries with backoff while the bridge answers 503", async () => {
     server.createJob("job-u");
     server.refuseSse = 503;
