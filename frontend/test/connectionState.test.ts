@@ -1,6 +1,6 @@
 /** The transition table of the connection state: plain values, no sockets. */
 import { describe, expect, it } from "vitest";
-import { canTransition, checkTransition } from "../src/client/connectionState";
+import { canTransition, checkTransition, followState } from "../src/client/connectionState";
 import {
   IllegalTransitionError,
   ProgressClientError,
@@ -63,5 +63,29 @@ describe("state transitions", () => {
     expect([error.from, error.to]).toEqual(["closed", "open"]);
     expect(() => checkTransition("open", "connecting")).toThrow(IllegalTransitionError);
     expect(() => checkTransition("reconnecting", "idle")).toThrow("illegal state transition: reconnecting -> idle");
+  });
+});
+
+describe("the client's state, following the transport in use", () => {
+  it("is the transport's, except that a transport starting afresh after the client connected is reconnecting", () => {
+    expect(followState("idle", "connecting")).toBe("connecting");
+    expect(followState("closed", "connecting")).toBe("connecting");
+    expect(followState("connecting", "connecting")).toBe("connecting"); // the WebSocket's first attempt failed over to SSE
+    expect(followState("reconnecting", "connecting")).toBe("reconnecting"); // SSE starts after WebSocket retries
+    expect(followState("open", "connecting")).toBe("reconnecting");
+    expect(followState("reconnecting", "open")).toBe("open");
+    expect(followState("open", "closed")).toBe("closed");
+    expect(followState("open", "idle")).toBe("open"); // a transport never started says nothing
+  });
+
+  it("never makes a move the table forbids", () => {
+    for (const current of STATES) {
+      for (const inner of STATES) {
+        // An idle or closed client has no transport open or retrying: it follows a start first.
+        if ((current === "idle" || current === "closed") && (inner === "open" || inner === "reconnecting")) continue;
+        const next = followState(current, inner);
+        expect(canTransition(current, next), `${current} + ${inner} -> ${next}`).toBe(true);
+      }
+    }
   });
 });

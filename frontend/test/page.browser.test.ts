@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { build } from "vite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CloseCode } from "../src/client/index";
 import { TIMEOUT } from "./helpers";
 import { PageHarness } from "./pageHarness";
@@ -55,7 +55,7 @@ async function upload(page: Page, name: string): Promise<string> {
 describe.runIf(existsSync(CHROMIUM) || !!process.env.CI)("job page in Chromium", () => {
   beforeAll(async () => {
     await build({ configFile: join(FRONTEND, "vite.page.config.ts"), logLevel: "error" });
-    harness = await PageHarness.start(DIST, { "tok-alice": "alice", "tok-bob": "bob", "tok-carol": "carol", "tok-dave": "dave" });
+    harness = await PageHarness.start(DIST, { "tok-alice": "alice", "tok-bob": "bob", "tok-carol": "carol", "tok-dave": "dave", "tok-erin": "erin" });
     bridge = harness.bridge;
     base = harness.url;
     browser = await chromium.launch({
@@ -154,6 +154,76 @@ describe.runIf(existsSync(CHROMIUM) || !!process.env.CI)("job page in Chromium",
     await page.screenshot({ path: join(ARTIFACTS, "page-end-narrow.png"), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
+  }, 60_000);
+
+  it("falls back to Server-Sent Events while WebSocket upgrades are refused, and goes back when they pass", async () => {
+    // 1. Every WebSocket handshake is refused (HTTP 403), as behind a proxy that blocks them.
+    //    Playwright's clock runs at real speed until the test jumps it ahead to the next probe.
+    bridge.blockUpgrade = true;
+    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    onTestFinished(async () => {
+      bridge.blockUpgrade = false; // whatever happened, the next tests get WebSockets
+      await context.close();
+    });
+    await context.clock.install();
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(base);
+    await page.getByLabel("User name").fill("erin");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const banner = page.getByTestId("connection-banner");
+    await page.locator('[data-testid="connection-banner"][data-state="open"][data-transport="sse"]').waitFor();
+    await expect(banner.innerText()).resolves.toContain("Server-Sent Events");
+    expect(bridge.upgradesBlocked).toBeGreaterThanOrEqual(3);
+
+    // 2. The job runs over SSE: queued, zones, progress.
+    const jobId = await upload(page, "blocked.pdf");
+    await page.getByTestId("job-status").filter({ hasText: "Queued" }).waitFor();
+    const zones = [0, 1, 2, 3].map((i) => ({
+      zone_id: `z${i}`,
+      index: i,
+      page: 1,
+      kind: "text",
+      bbox: [50, 60 + i * 170, 560, 200 + i * 170] as [number, number, number, number],
+    }));
+    bridge.publish(jobId, { type: "processing_started", attempt: 1 });
+    bridge.publish(jobId, { type: "zones_declared", zones, pages: [{ number: 1, width: 612, height: 792 }], zones_total: 4 });
+    for (const i of [0, 1]) {
+      bridge.publish(jobId, { type: "zone_processing", zone_id: `z${i}`, zone_index: i, processing_tool: "pdfplumber" });
+      bridge.publish(jobId, { type: "zone_completed", zone_id: `z${i}`, zone_index: i, processing_tool: "pdfplumber", confidence: 0.9 });
+    }
+    const halfway = bridge.publish(jobId, { type: "processing_progress", percent: 50, zones_completed: 2, zones_total: 4 });
+    await page.getByTestId("progress-text").filter({ hasText: "50%" }).waitFor();
+    await expect(page.locator('rect[data-status="completed"]').count()).resolves.toBe(2);
+    expect(bridge.sseRequests.some((u) => u.searchParams.getAll("job_id").includes(jobId))).toBe(true);
+    const overWebSocket = () => bridge.framesOf("subscribe").filter((f) => "job_id" in f && f.job_id === jobId);
+    expect(overWebSocket()).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, "page-over-sse.png"), fullPage: true });
+
+    // 3. WebSockets pass again: at the next probe the page moves back, resuming the job from
+    //    the last event SSE delivered, and the banner goes away.
+    bridge.blockUpgrade = false;
+    await context.clock.fastForward(31_000);
+    await page.locator('[data-testid="connection-banner"][data-state="open"][data-transport="websocket"]').waitFor({ state: "attached" });
+    await banner.waitFor({ state: "hidden" });
+    expect(overWebSocket().at(-1)).toMatchObject({ job_id: jobId, last_id: halfway.id });
+
+    // 4. The job ends over the WebSocket; each event is in the log once.
+    for (const i of [2, 3]) {
+      bridge.publish(jobId, { type: "zone_processing", zone_id: `z${i}`, zone_index: i, processing_tool: "pdfplumber" });
+      bridge.publish(jobId, { type: "zone_completed", zone_id: `z${i}`, zone_index: i, processing_tool: "pdfplumber", confidence: 0.9 });
+    }
+    bridge.publish(jobId, { type: "processing_progress", percent: 100, zones_completed: 4, zones_total: 4 });
+    bridge.publish(jobId, { type: "processing_completed", result_summary: "4 zones extracted" });
+    await page.getByTestId("job-status").filter({ hasText: "Completed" }).waitFor();
+    await expect(page.locator('rect[data-status="completed"]').count()).resolves.toBe(4);
+    const keys = await page.locator('[data-testid="event-log"] li').evaluateAll((els) => els.map((el) => el.getAttribute("data-key")));
+    expect(new Set(keys).size).toBe(keys.length);
+    const lines = await texts(page, '[data-testid="event-log"] li');
+    for (const zone of ["z0", "z1", "z2", "z3"]) expect(lines.filter((l) => l.includes(`Zone ${zone} done`))).toHaveLength(1);
+    expect(errors).toEqual([]);
   }, 60_000);
 
   it("accepts a PDF dropped on the drop zone", async () => {

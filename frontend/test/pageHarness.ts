@@ -1,7 +1,7 @@
 /**
  * What the Chromium page test runs the built page against: one loopback HTTP server that serves
  * `dist/page`, a stand-in for the web app's REST API (src/page/api.ts; answers shaped like
- * web/jobs_api.py's), and the in-process protocol server on `/ws`.
+ * web/jobs_api.py's), and the in-process protocol server on `/ws` and `/sse`.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -57,6 +57,10 @@ export class PageHarness {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (req.url?.startsWith("/sse")) {
+      this.bridge.handleSse(req, res);
+      return;
+    }
     if (req.url?.startsWith("/api/")) {
       this.api(req, res).catch((e: unknown) => json(res, 500, { detail: String(e) }));
       return;

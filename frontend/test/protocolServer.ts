@@ -10,11 +10,20 @@
  * the Python models (`progress_bridge/bridge/core/frames.py`) therefore breaks this file's build
  * as it breaks the client's, and the two cannot drift apart, nor from the bridge.
  *
+ * It also serves `GET /sse` (docs/protocol.md, "Server-Sent Events") from the same streams: `job_id`s
+ * or a `room`, `?token=`, positions from `Last-Event-ID` or `?last_event_id=` (`m:` + base64url
+ * JSON, or `<epoch>:<id>` for one job), each frame one SSE message; refusals before any message as
+ * HTTP statuses with `{"detail", "code"}` (401 token, 403 another user's job or the token of user
+ * "nobody" as a cross-site origin, 404 unknown job — both for a one-job stream only, else error
+ * frames —, 400 bad query). Its messages carry no `id` (the client resumes from its own positions).
+ *
  * Test controls: `publish`, `advance` (the clock), `trim`, `recreate`, `closeAll(code)`, `killAll()` (no close frame),
  * `refuse` (close new connections at once), `silent` (send nothing), `repeatOnReplay` (re-send
- * entries before `last_id`, as a retry on the wire may), `batch` (replays as one batch frame).
+ * entries before `last_id`, as a retry on the wire may), `batch` (replays as one batch frame),
+ * `blockUpgrade` (answer WebSocket handshakes with HTTP 403, as a proxy that refuses them),
+ * `refuseSse` (answer SSE requests with this status).
  */
-import type { Server as HttpServer } from "node:http";
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { decode, encode } from "@msgpack/msgpack";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -32,6 +41,7 @@ import type {
   ProgressEvent,
   RoomReplay,
   ServerFrame,
+  SseFrame,
   StreamPosition,
   SubscribeJobFrame,
   SubscribeRoomFrame,
@@ -46,7 +56,10 @@ type Format = typeof JSON_SUBPROTOCOL | typeof MSGPACK_SUBPROTOCOL;
 
 interface Conn {
   id: number;
-  ws: WebSocket;
+  /** The WebSocket, or `null` for an SSE stream. */
+  ws: WebSocket | null;
+  /** The SSE response, or `null` for a WebSocket. */
+  sse: ServerResponse | null;
   format: Format;
   user: string;
   jobs: Set<string>;
@@ -89,6 +102,15 @@ export class ProtocolServer {
   batch = false;
   /** Close the next `count` connections (`Infinity`: all, until reset) right after the handshake. */
   refuse: { code: CloseCode; count: number } | null = null;
+  /** While true, WebSocket handshakes are answered HTTP 403 (the socket never opens). */
+  blockUpgrade = false;
+  /** WebSocket handshakes answered 403 so far. */
+  upgradesBlocked = 0;
+  /** When set, SSE requests are answered with this HTTP status (and `refuseSseCode` as the code). */
+  refuseSse: number | null = null;
+  refuseSseCode = "unavailable";
+  /** Every SSE request's URL, in order (path and query). */
+  readonly sseRequests: URL[] = [];
 
   private readonly streams = new JobStreams();
   private readonly conns = new Set<Conn>();
@@ -96,30 +118,57 @@ export class ProtocolServer {
 
   private constructor(
     private readonly wss: WebSocketServer,
+    private readonly http: HttpServer,
     private readonly options: ProtocolServerOptions,
   ) {}
 
-  /** Start on a free loopback port (or on `options.httpServer`). */
+  /**
+   * Start on a free loopback port (or on `options.httpServer`, whose owner routes `/sse` requests
+   * to `handleSse`).
+   */
   static async start(options: ProtocolServerOptions = {}): Promise<ProtocolServer> {
     // The first format in the offer, as the bridge picks it.
     const handleProtocols = (offered: Set<string>) =>
       [...offered].find((p) => p === JSON_SUBPROTOCOL || p === MSGPACK_SUBPROTOCOL) ?? false;
-    const wss = options.httpServer
-      ? new WebSocketServer({ server: options.httpServer, path: "/ws", handleProtocols })
-      : new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols });
-    if (!options.httpServer) await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
-    const server = new ProtocolServer(wss, options);
-    wss.on("connection", (ws, req) => server.accept(ws, req.headers["sec-websocket-protocol"] ?? ""));
+    const http = options.httpServer ?? createServer();
+    if (!options.httpServer) await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", () => resolve()));
+    let server: ProtocolServer | null = null;
+    const verifyClient = (_info: unknown, done: (ok: boolean, status?: number) => void) => {
+      if (!server?.blockUpgrade) return done(true);
+      server.upgradesBlocked++;
+      done(false, 403);
+    };
+    const wss = new WebSocketServer({
+      server: http,
+      ...(options.httpServer ? { path: "/ws" } : {}),
+      handleProtocols,
+      verifyClient,
+    });
+    server = new ProtocolServer(wss, http, options);
+    const self = server;
+    if (!options.httpServer) http.on("request", (req, res) => self.handleSse(req, res));
+    wss.on("connection", (ws, req) => self.accept(ws, req.headers["sec-websocket-protocol"] ?? ""));
     if (options.pingIntervalMs) {
-      server.pingTimer = setInterval(() => server.broadcast({ op: "ping" }), options.pingIntervalMs);
+      self.pingTimer = setInterval(() => self.broadcast({ op: "ping" }), options.pingIntervalMs);
     }
-    return server;
+    return self;
   }
 
   /** ws:// URL of the endpoint. */
   get url(): string {
-    const { port } = (this.options.httpServer?.address() ?? this.wss.address()) as AddressInfo;
+    const { port } = this.http.address() as AddressInfo;
     return `ws://127.0.0.1:${port}/ws`;
+  }
+
+  /** http:// URL of the SSE endpoint. */
+  get sseUrl(): string {
+    const { port } = this.http.address() as AddressInfo;
+    return `http://127.0.0.1:${port}/sse`;
+  }
+
+  /** Open SSE streams. */
+  get openSseStreams(): number {
+    return [...this.conns].filter((c) => c.sse).length;
   }
 
   /** Open connections. */
@@ -174,21 +223,85 @@ export class ProtocolServer {
     return this.streams.snapshot(jobId);
   }
 
-  /** Close every connection with a close frame carrying `code`. */
+  /** Close every connection with a close frame carrying `code` (an SSE stream's `close` frame). */
   closeAll(code: CloseCode, reason = ""): void {
-    for (const conn of this.conns) conn.ws.close(code, reason);
+    for (const conn of this.conns) {
+      if (conn.ws) conn.ws.close(code, reason);
+      else this.endSse(conn, code, reason);
+    }
   }
 
-  /** Drop every connection without a close frame (the client sees 1006). */
+  /** Drop every connection without a close frame (the client sees 1006; an SSE stream breaks). */
   killAll(): void {
-    for (const conn of this.conns) conn.ws.terminate();
+    for (const conn of this.conns) {
+      if (conn.ws) conn.ws.terminate();
+      else conn.sse?.socket?.destroy();
+    }
   }
 
   /** Stop the server. */
   async stop(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
-    for (const conn of this.conns) conn.ws.terminate();
+    this.killAll();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    if (!this.options.httpServer) {
+      this.http.closeAllConnections();
+      await new Promise<void>((resolve) => this.http.close(() => resolve()));
+    }
+  }
+
+  // ── Server-Sent Events ───────────────────────────────────────────────────────────────────
+
+  /** Serve one `GET /sse` request (anything else is 404). */
+  handleSse(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname !== "/sse") return void refuseHttp(res, 404, "not_found", "no such route");
+    this.sseRequests.push(url);
+    if (this.refuseSse) return void refuseHttp(res, this.refuseSse, this.refuseSseCode, "refused by the test");
+    const user = this.options.tokens ? this.options.tokens[url.searchParams.get("token") ?? ""] : "alice";
+    if (!user) return void refuseHttp(res, 401, "unauthenticated", "bad token");
+    if (user === "nobody") return void refuseHttp(res, 403, "forbidden_origin", "cross-site requests are not allowed");
+    const jobIds = url.searchParams.getAll("job_id");
+    const room = url.searchParams.get("room");
+    if ((jobIds.length > 0) === (room !== null)) {
+      return void refuseHttp(res, 400, ErrorCode.BAD_FRAME, "give job_id (one or more) or room, not both");
+    }
+    let positions: Record<string, StreamPosition>;
+    try {
+      const last = req.headers["last-event-id"] ?? url.searchParams.get("last_event_id");
+      positions = typeof last === "string" && last ? decodeLastEventId(last, jobIds) : {};
+    } catch (e) {
+      return void refuseHttp(res, 400, ErrorCode.INVALID_POSITION, String(e));
+    }
+    if (jobIds.length === 1) {
+      const job = this.streams.find(jobIds[0]!);
+      if (!job) return void refuseHttp(res, 404, ErrorCode.NOT_FOUND, `no job ${jobIds[0]}`);
+      if (job.owner !== user) return void refuseHttp(res, 403, ErrorCode.FORBIDDEN, "not your job");
+    }
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store" });
+    res.flushHeaders();
+    const id = ++this.connectionsAccepted;
+    const conn: Conn = { id, ws: null, sse: res, format: JSON_SUBPROTOCOL, user, jobs: new Set(), rooms: new Set() };
+    this.conns.add(conn);
+    res.on("close", () => this.conns.delete(conn));
+    if (room !== null) {
+      this.subscribeRoom(conn, { op: "subscribe", room, ...(Object.keys(positions).length ? { positions } : {}) });
+      return;
+    }
+    for (const jobId of jobIds) {
+      const pos = positions[jobId];
+      this.subscribeJob(conn, { op: "subscribe", job_id: jobId, ref: jobId, ...(pos ?? {}) });
+    }
+  }
+
+  private endSse(conn: Conn, code: number, reason: string): void {
+    this.writeSse(conn, { op: "close", code, reason });
+    conn.sse?.end();
+    this.conns.delete(conn);
+  }
+
+  private writeSse(conn: Conn, frame: SseFrame): void {
+    conn.sse?.write(`data: ${JSON.stringify(frame)}\n\n`);
   }
 
   // ── protocol ─────────────────────────────────────────────────────────────────────────────
@@ -207,7 +320,7 @@ export class ProtocolServer {
       return;
     }
     const format = ws.protocol === MSGPACK_SUBPROTOCOL ? MSGPACK_SUBPROTOCOL : JSON_SUBPROTOCOL;
-    const conn: Conn = { id, ws, format, user, jobs: new Set(), rooms: new Set() };
+    const conn: Conn = { id, ws, sse: null, format, user, jobs: new Set(), rooms: new Set() };
     this.conns.add(conn);
     ws.on("close", () => this.conns.delete(conn));
     ws.on("message", (data, isBinary) => this.receive(conn, data as Buffer, isBinary));
@@ -312,10 +425,36 @@ export class ProtocolServer {
 
   private send(conn: Conn, frame: ServerFrame): void {
     if (this.silent) return;
-    conn.ws.send(conn.format === MSGPACK_SUBPROTOCOL ? encode(frame) : JSON.stringify(frame));
+    if (conn.ws) conn.ws.send(conn.format === MSGPACK_SUBPROTOCOL ? encode(frame) : JSON.stringify(frame));
+    else if (frame.op !== "hello" && frame.op !== "ping" && frame.op !== "unsubscribed") this.writeSse(conn, frame);
   }
 
   private broadcast(frame: ServerFrame): void {
     for (const conn of this.conns) this.send(conn, frame);
   }
+}
+
+/** A refusal before any SSE message: an HTTP status and `{"detail", "code"}`, as the bridge answers. */
+function refuseHttp(res: ServerResponse, status: number, code: string, detail: string): void {
+  res.writeHead(status, { "Content-Type": "application/json" });
+  res.end(JSON.stringify({ detail, code }));
+}
+
+/** Positions from a `Last-Event-ID`: `m:` + base64url JSON `{job: "<epoch>:<id>"}`, or one job's `<epoch>:<id>`. */
+function decodeLastEventId(value: string, jobIds: string[]): Record<string, StreamPosition> {
+  const entries: [string, string][] = value.startsWith("m:")
+    ? Object.entries(JSON.parse(Buffer.from(value.slice(2), "base64url").toString("utf8")) as Record<string, string>)
+    : jobIds.length === 1
+      ? [[jobIds[0]!, value]]
+      : (() => {
+          throw new Error("a single position needs exactly one job_id");
+        })();
+  const positions: Record<string, StreamPosition> = {};
+  for (const [jobId, text] of entries) {
+    const cut = text.lastIndexOf(":");
+    const last_id = text.slice(cut + 1);
+    if (cut <= 0 || !/^\d+-\d+$/.test(last_id)) throw new Error(`bad position ${JSON.stringify(text)}`);
+    positions[jobId] = { epoch: text.slice(0, cut), last_id };
+  }
+  return positions;
 }

@@ -11,6 +11,8 @@
  * store, so what the client sees went through the real append script, feed and bridge. Every
  * scenario runs in both wire formats (JSON text frames, msgpack binary frames).
  */
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   AuthenticationError,
@@ -19,11 +21,13 @@ import {
   ProgressClient,
   ServerError,
   type ProgressClientOptions,
+  type RetryInfo,
   type SnapshotInfo,
+  type TransportChange,
   type WireFormat,
 } from "../src/client/index";
 import type { ProgressEvent } from "../src/generated/events";
-import { NodeWebSocket, waitFor } from "./helpers";
+import { NodeEventSource, NodeWebSocket, waitFor } from "./helpers";
 import { PythonStore, type EventInput } from "./realBridge/pythonStore";
 import { TcpProxy } from "./realBridge/tcpProxy";
 
@@ -55,6 +59,7 @@ function clientFor(format: WireFormat, options: Partial<ProgressClientOptions> =
     token: token!,
     format,
     WebSocket: NodeWebSocket,
+    EventSource: NodeEventSource,
     network: null,
     minReconnectDelay: 50,
     maxReconnectDelay: 200,
@@ -65,6 +70,19 @@ function clientFor(format: WireFormat, options: Partial<ProgressClientOptions> =
 }
 
 /** Events of one job, built from `type` and fields. */
+/** A token for alice that expires in `ttl` seconds, signed with the bridge's secret. */
+function shortToken(ttl: number): string {
+  const cli = resolve(import.meta.dirname, "../../.venv/bin/progress-bridge");
+  return execFileSync(cli, ["token", "--user", "alice", "--ttl", String(ttl)], { encoding: "utf8" }).trim();
+}
+
+/** The same URL on another port (the proxy's). */
+function viaPort(address: string, port: number): string {
+  const proxied = new URL(address);
+  proxied.port = String(port);
+  return proxied.toString();
+}
+
 function eventsOf(jobId: string, owner = "alice") {
   return (type: string, fields: Record<string, unknown> = {}): EventInput => ({ type, job_id: jobId, owner, ...fields });
 }
@@ -199,6 +217,180 @@ describe.runIf(enabled)("against the real bridge", () => {
       await waitFor(() => client.getRoomJobs("user:alice").some((j) => j.jobId === jobId), "job listed");
       await store.append(ev("processing_progress", { percent: 33 }));
       await waitFor(() => client.getJob(jobId)?.percent === 33, "room live event");
+    });
+  });
+
+  describe("over Server-Sent Events", () => {
+    /** A job that has started and declared `n` zones; returns its event builder and history ids. */
+    async function startedJob(n: number) {
+      const jobId = newJobId();
+      const ev = eventsOf(jobId);
+      const zones = Array.from({ length: n }, (_, i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
+      const history = await store.append(
+        ev("processing_queued", { task_name: "pdf.process" }),
+        ev("processing_started", { attempt: 1 }),
+        ev("zones_declared", { zones, pages: [], zones_total: n }),
+      );
+      return { jobId, ev, history };
+    }
+
+    it("subscribes, follows, and resumes several jobs after the stream breaks, nothing lost or repeated", async () => {
+      const proxy = await TcpProxy.start(Number(new URL(url!).port));
+      try {
+        const a = await startedJob(6);
+        const b = await startedJob(6);
+        const client = clientFor("json", { url: viaPort(url!, proxy.port), transport: "sse" });
+        const events: ProgressEvent[] = [];
+        const snapshots: SnapshotInfo[] = [];
+        client.on("event", (e) => events.push(e));
+        client.on("snapshot", (s) => snapshots.push(s));
+        // 1. One job, then a second: the bridge's stream is reopened for both, the first resumed.
+        client.subscribe(a.jobId);
+        await waitFor(() => snapshots.length === 1 && client.state === "open", "first job");
+        expect(client.transport).toBe("sse");
+        expect(client.getJob(a.jobId)).toMatchObject({ status: "started", zonesTotal: 6, lastId: a.history.at(-1) });
+        const a1 = await store.append(...zone(a.ev, 0));
+        await waitFor(() => events.length === 2, "live events of the first job");
+        client.subscribe(b.jobId);
+        await waitFor(() => snapshots.length === 2, "second job");
+        const live = [...(await store.append(...zone(a.ev, 1))), ...(await store.append(...zone(b.ev, 0)))];
+        await waitFor(() => events.length === 6, "live events of both");
+        // 2. The network drops, and stays down while both jobs go on.
+        proxy.blocked = true;
+        proxy.dropAll();
+        await waitFor(() => client.state === "reconnecting", "reconnecting");
+        const missed = [...(await store.append(...zone(a.ev, 2))), ...(await store.append(...zone(b.ev, 1)))];
+        // 3. Back: both jobs resume from the client's positions; live events follow.
+        proxy.blocked = false;
+        await waitFor(() => client.state === "open", "open again");
+        const after = [
+          ...(await store.append(...zone(a.ev, 3), a.ev("processing_completed"))),
+          ...(await store.append(...zone(b.ev, 2))),
+        ];
+        await waitFor(() => client.getJob(a.jobId)?.status === "completed" && events.length === 15, "completed");
+        // 4. Per job: every event after its snapshot exactly once, in stream order.
+        for (const job of [a, b]) {
+          const seen = events.filter((e) => e.job_id === job.jobId).map((e) => e.id);
+          expect(seen).toEqual((await store.history(job.jobId)).slice(3));
+        }
+        // (Ids are per job: two jobs' events may share one, so they are checked per job above.)
+        expect(events).toHaveLength(a1.length + live.length + missed.length + after.length);
+        expect(snapshots).toHaveLength(2);
+        expect(client.serverHello).toBeNull();
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it("reports forbidden and not_found alone (HTTP statuses) and together (frames); a bad token closes", async () => {
+      const bobs = newJobId();
+      await store.append(eventsOf(bobs, "bob")("processing_queued", { task_name: "pdf.process" }));
+      const missing = newJobId();
+      const mine = await startedJob(1);
+      // Alone in a stream: the bridge answers 403/404, which the client reads with fetch.
+      const alone = clientFor("json", { transport: "sse" });
+      alone.subscribe(bobs);
+      await waitFor(() => alone.getJobError(bobs), "forbidden");
+      alone.subscribe(missing);
+      await waitFor(() => alone.getJobError(missing), "not_found");
+      expect([alone.getJobError(bobs), alone.getJobError(missing)].map((e) => (e as ServerError).code)).toEqual([
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+      ]);
+      expect(alone.state).toBe("open");
+      // With a job of ours in the same stream: error frames, and ours goes on.
+      const together = clientFor("json", { transport: "sse" });
+      together.subscribe(mine.jobId);
+      together.subscribe(bobs);
+      together.subscribe(missing);
+      await waitFor(() => together.getJobError(bobs) && together.getJobError(missing), "both refused");
+      expect([together.getJobError(bobs), together.getJobError(missing)].map((e) => (e as ServerError).code)).toEqual([
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+      ]);
+      expect(together.getJob(bobs)?.status ?? "nothing").not.toBe("queued"); // nothing of bob's job leaked
+      await store.append(mine.ev("processing_progress", { percent: 50 }));
+      await waitFor(() => together.getJob(mine.jobId)?.percent === 50, "ours goes on");
+      // A token the bridge cannot verify (401): a fixed token is final.
+      const refused = clientFor("json", { transport: "sse", token: "not-a-jwt" });
+      refused.subscribe(mine.jobId);
+      await waitFor(() => refused.state === "closed", "closed");
+      expect(refused.lastError).toBeInstanceOf(AuthenticationError);
+      expect(refused.lastError?.closeCode).toBe(CloseCode.UNAUTHENTICATED);
+    });
+
+    it("lists the user's jobs in the user room and follows them", async () => {
+      const { jobId, ev } = await startedJob(1);
+      const client = clientFor("json", { transport: "sse" });
+      client.subscribeRoom("user:alice");
+      await waitFor(() => client.getRoomJobs("user:alice").some((j) => j.jobId === jobId), "job listed");
+      await store.append(ev("processing_progress", { percent: 42 }));
+      await waitFor(() => client.getJob(jobId)?.percent === 42, "room live event");
+    });
+
+    it.runIf(!!process.env.PROGRESS_TOKEN_SECRET)(
+      "gets a fresh token when the bridge ends the stream with close 4001 (token expired), and resumes",
+      async () => {
+        const { jobId, ev } = await startedJob(4);
+        const tokens = [shortToken(3), token!];
+        const asked: string[] = [];
+        const client = clientFor("json", {
+          transport: "sse",
+          token: () => {
+            const next = tokens.shift() ?? token!;
+            asked.push(next);
+            return next;
+          },
+        });
+        const events: ProgressEvent[] = [];
+        const retries: RetryInfo[] = [];
+        client.on("event", (e) => events.push(e));
+        client.on("retry", (r) => retries.push(r));
+        client.subscribe(jobId);
+        await waitFor(() => client.state === "open" && client.getJob(jobId), "subscribed");
+        const before = await store.append(...zone(ev, 0));
+        // The short token expires: the bridge's last message is {"op": "close", "code": 4001}.
+        await waitFor(() => asked.length === 2, "a second token", 15_000);
+        expect(retries).toEqual([]); // a 4001 asks for a token at once, no backoff
+        const after = await store.append(...zone(ev, 1));
+        await waitFor(() => events.length === 4, "events after the new token");
+        expect(events.map((e) => e.id)).toEqual([...before, ...after]);
+        expect(client.state).toBe("open");
+      },
+    );
+
+    it("falls back to SSE behind a proxy that refuses WebSocket upgrades, and back when it lets them through", async () => {
+      const proxy = await TcpProxy.start(Number(new URL(url!).port));
+      try {
+        proxy.refuseUpgrades = true;
+        const job = await startedJob(8);
+        const client = clientFor("msgpack", { url: viaPort(url!, proxy.port), wsProbeInterval: 200 });
+        const events: ProgressEvent[] = [];
+        const switches: TransportChange[] = [];
+        client.on("event", (e) => events.push(e));
+        client.on("transport", (c) => switches.push(c));
+        client.subscribe(job.jobId);
+        // 1. Three refused handshakes, then SSE through the same proxy.
+        await waitFor(() => client.state === "open" && client.getJob(job.jobId), "open on SSE");
+        expect(client.transport).toBe("sse");
+        expect(proxy.upgradesRefused).toBeGreaterThanOrEqual(3);
+        expect(switches).toEqual([{ prev: "websocket", next: "sse", reason: "3 WebSocket handshakes failed" }]);
+        const onSse = await store.append(...zone(job.ev, 0), ...zone(job.ev, 1));
+        await waitFor(() => events.length === 4, "events over SSE");
+        // 2. The proxy lets WebSockets through: a probe moves the client back.
+        proxy.refuseUpgrades = false;
+        await waitFor(() => client.transport === "websocket", "back on a WebSocket");
+        expect(client.serverHello?.user).toBe("alice");
+        const onWs = await store.append(...zone(job.ev, 2), job.ev("processing_completed"));
+        await waitFor(() => client.getJob(job.jobId)?.status === "completed", "completed");
+        // 3. Every event after the snapshot once, in order, across the switch; one snapshot.
+        expect(events.map((e) => e.id)).toEqual([...onSse, ...onWs]);
+        expect(events.map((e) => e.id)).toEqual((await store.history(job.jobId)).slice(3));
+        expect(client.stats.duplicatesDropped).toBe(0);
+        expect(client.state).toBe("open");
+      } finally {
+        await proxy.close();
+      }
     });
   });
 });

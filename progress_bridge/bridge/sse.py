@@ -40,6 +40,7 @@ from ..exceptions import AuthError, FrameError, StoreRejected, StreamUnavailable
 from .auth import origin_allowed
 from .connection import Connection
 from .core import ErrorCode, Session, SubscribeJob, SubscribeRoom, WireFormat
+from .core.frames import SseCloseFrame
 from .core.wire import MAX_ROOM_POSITIONS, parse_client_frame
 from .service import Bridge
 
@@ -109,7 +110,7 @@ class _SseStream:
         await self.queue.put(frame)
 
     async def close(self, code: int, reason: str) -> None:
-        await self.queue.put({"op": "close", "code": code, "reason": reason})
+        await self.queue.put(SseCloseFrame(op="close", code=code, reason=reason))
         await self.queue.put(_END)
 
     def message(self, frame: str) -> ServerSentEvent:
@@ -142,8 +143,8 @@ class _SseStream:
             item = await self.queue.get()
             if item is _END:
                 return
-            if isinstance(item, dict):
-                yield ServerSentEvent(data=json.dumps(item))
+            if isinstance(item, SseCloseFrame):
+                yield ServerSentEvent(data=item.model_dump_json())
             else:
                 yield self.message(item if isinstance(item, str) else item.decode())
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from progress_bridge.bridge.core.frames import sse_frame_adapter
 from progress_bridge.events import ProcessingQueued, ProcessingStarted, ZoneCompleted
 from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
@@ -26,7 +27,8 @@ def bridge(redis_url: str) -> Iterator[BridgeServer]:
 
 @dataclass
 class SseReader:
-    """Messages of one SSE response: each frame (``data``) and the last ``id`` seen."""
+    """Messages of one SSE response: each frame (``data``, checked against the ``SseFrame``
+    model the TypeScript types are generated from) and the last ``id`` seen."""
 
     lines: AsyncIterator[str]
     frames: list[dict[str, Any]] = field(default_factory=list)
@@ -41,6 +43,7 @@ class SseReader:
                 self.last_id = line[3:].strip()
             elif line == "" and data:
                 frame: dict[str, Any] = json.loads("\n".join(data))
+                sse_frame_adapter.validate_python(frame)
                 self.frames.append(frame)
                 return frame
         raise EOFError("the stream ended")
@@ -73,6 +76,11 @@ def _events(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif frame["op"] == "batch":
             out.extend(frame["events"])
     return out
+
+
+def _pairs(frames: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """``(job_id, id)`` of every event in ``frames``."""
+    return {(e["job_id"], e["id"]) for e in _events(frames)}
 
 
 def _zone(store: EventStore, job_id: str, n: int) -> str:
@@ -158,12 +166,27 @@ async def test_a_user_room_streams_every_job_and_resumes_them_all_from_one_id(
         reply = await reader.until(lambda f: f["op"] == "subscribed")
         assert sorted(s["job_id"] for s in reply["jobs"]) == sorted(jobs)
         assert reader.last_id is not None and reader.last_id.startswith("m:")
-        seen = [_zone(store, jobs[0], 0), _zone(store, jobs[1], 0)]
-        await reader.until(lambda f: seen[-1] in [e["id"] for e in _events([f])])
+        # Ids are per job: two jobs' events may share one (same millisecond), so match both.
+        seen = {(job, _zone(store, job, 0)) for job in jobs}
+        await reader.until(lambda _: _pairs(reader.frames) >= seen)
         resume_from = reader.last_id
-    missed = {job: _zone(store, job, 1) for job in jobs}
+    missed = {(job, _zone(store, job, 1)) for job in jobs}
     async with sse(bridge, token, f"room=user:{owner}", resume_from) as (_, reader):
         reply = await reader.until(lambda f: f["op"] == "subscribed")
         assert {r["job_id"]: r["recovered"] for r in reply["replays"]} == dict.fromkeys(jobs, True)
-        while {e["id"] for e in _events(reader.frames)} != set(missed.values()):
+        while _pairs(reader.frames) != missed:
+            await reader.next_frame()
+
+
+async def test_a_stream_whose_token_expires_ends_with_a_close_message_4001(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    store.append(ProcessingQueued(job_id=job_id, task_name="t", owner="alice"))
+    token = mint(bridge.settings, "alice", ttl_s=2)
+    async with sse(bridge, token, f"job_id={job_id}") as (response, reader):
+        assert response.status_code == 200
+        await reader.until(lambda f: f["op"] == "subscribed")
+        close = await reader.until(lambda f: f["op"] == "close")
+        assert close == {"op": "close", "code": 4001, "reason": "token expired"}
+        with pytest.raises(EOFError):
             await reader.next_frame()

@@ -152,7 +152,11 @@ def test_the_schema_and_constants_name_every_frame_and_code() -> None:
 
 def test_the_asyncapi_document_is_generated_from_the_frames_and_committed() -> None:
     document = asyncapi_document()
-    assert document["asyncapi"] == "3.0.0"
+    assert document["asyncapi"] == "3.1.0"
+    # The SSE stream is described beside the WebSocket: its frames and its own close message.
+    sse = document["channels"]["sse"]
+    assert sse["address"] == "/sse"
+    assert set(sse["messages"]) == {"subscribed", "event", "batch", "error", "sseClose"}
     messages = document["components"]["messages"]
     server = {message["name"] for message in messages.values()} & {
         "hello",

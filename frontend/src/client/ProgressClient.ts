@@ -1,13 +1,16 @@
 /**
- * The progress-bridge WebSocket client: one connection, many job and room subscriptions,
- * automatic reconnect and gap-free, duplicate-free resume (docs/protocol.md).
+ * The progress-bridge client: one connection, many job and room subscriptions, automatic
+ * reconnect and gap-free, duplicate-free resume (docs/protocol.md) — over a WebSocket, or over
+ * Server-Sent Events while WebSockets cannot get through.
  *
  * A thin façade: `JobStore` keeps the jobs and subscriptions and decides what to send,
- * `Transport` keeps a socket open; this class wires them together, throttles acks and emits the
- * events. Framework-free: React hooks live in `src/react/` and only read from it.
+ * `Connection` keeps a WebSocket or SSE streams open; this class wires them together, throttles
+ * acks and emits the events. Framework-free: React hooks live in `src/react/` and only read
+ * from it.
  */
 import type { ProgressClientEvents } from "./clientEvents.js";
-import type { ClientState } from "./connectionState.js";
+import { Connection } from "./connection.js";
+import type { ClientState, TransportKind } from "./connectionState.js";
 import { Emitter, type Listener } from "./emitter.js";
 import type { ProgressClientError } from "./errors.js";
 import type { HelloFrame, ServerFrame } from "./frames.js";
@@ -15,13 +18,13 @@ import { JobStore, type ClientStats, type SubscribeOptions } from "./jobStore.js
 import type { JobState } from "./jobState.js";
 import { resolveOptions, type ProgressClientOptions } from "./options.js";
 import { Timer } from "./timer.js";
-import { Transport } from "./transport.js";
 
 /**
  * A connection to the bridge that keeps every subscription alive across reconnects.
  *
  * Call `connect()` (or just `subscribe()`, which connects when idle); `close()` stops for good
- * until the next `connect()`. Each job's state is kept (see `getJob`) and updated from events
+ * until the next `connect()`. `transport` says whether it runs on a WebSocket or on SSE; both
+ * deliver the same events, job states and connection states. Each job's state is kept (see `getJob`) and updated from events
  * applied exactly once in stream order; after a drop the client resumes every subscription from
  * its last `(epoch, id)` and the server replays what was missed. Not guaranteed: events of a job
  * that is not subscribed (directly or through a room) are not kept.
@@ -32,23 +35,35 @@ export class ProgressClient {
 
   private readonly emitter = new Emitter<ProgressClientEvents>();
   private readonly store: JobStore;
-  private readonly transport: Transport;
+  private readonly connection: Connection;
   private readonly ackTimer = new Timer();
   private readonly ackInterval: number;
 
-  /** @throws RangeError for a bad numeric option; ProgressClientError without a WebSocket. */
+  /**
+   * @throws RangeError for a bad numeric option, format or transport; ProgressClientError
+   *   without a WebSocket (or, for `transport: "sse"`, an EventSource) implementation.
+   */
   constructor(options: ProgressClientOptions) {
     const resolved = resolveOptions(options);
     this.ackInterval = resolved.ackInterval;
     this.store = new JobStore((type, payload) => this.emitter.emit(type, payload));
     this.stats = this.store.stats;
-    this.transport = new Transport(resolved.transport, {
+    this.connection = new Connection(resolved.connection, {
       onFrame: (frame) => this.receive(frame),
+      onReady: () => {
+        this.store.connectionOpened();
+        this.flush();
+      },
+      onResubscribe: (jobIds) => {
+        this.store.resubscribe(jobIds);
+        this.flush();
+      },
       onDisconnect: () => this.store.connectionLost(),
       onState: (change) => {
         if (change.next === "closed") this.ackTimer.stop(); // Pending acks wait for a connection.
         this.emitter.emit("state", change);
       },
+      onTransport: (change) => this.emitter.emit("transport", change),
       onRetry: (info) => this.emitter.emit("retry", info),
       onError: (error) => this.emitter.emit("error", error),
     });
@@ -56,17 +71,25 @@ export class ProgressClient {
 
   /** Current connection state. */
   get state(): ClientState {
-    return this.transport.state;
+    return this.connection.state;
+  }
+
+  /** What the connection runs on (or tries): `"websocket"`, or `"sse"` while WebSockets fail. */
+  get transport(): TransportKind {
+    return this.connection.transport;
   }
 
   /** The error that closed the client (4001, 4003, bad protocol), if any. */
   get lastError(): ProgressClientError | null {
-    return this.transport.lastError;
+    return this.connection.lastError;
   }
 
-  /** The server's `hello` of the current connection (user name, heartbeat, limits). */
+  /**
+   * The server's `hello` of the current WebSocket connection (user name, heartbeat, limits);
+   * `null` on SSE, which has none.
+   */
   get serverHello(): Readonly<HelloFrame> | null {
-    return this.transport.hello;
+    return this.connection.hello;
   }
 
   /** Listen to one kind of event; returns the function that stops listening. */
@@ -99,14 +122,14 @@ export class ProgressClient {
 
   /** Open the connection (no-op unless idle or closed). */
   connect(): void {
-    this.transport.connect();
+    this.connection.connect();
   }
 
   /** Close for good (until the next `connect()`); subscriptions are kept for that. */
   close(): void {
     this.store.flushAcks();
     this.flush();
-    this.transport.close();
+    this.connection.close();
   }
 
   /**
@@ -151,7 +174,7 @@ export class ProgressClient {
 
   /** Write what the store has queued. */
   private flush(): void {
-    for (const frame of this.store.framesToSend()) this.transport.send(frame);
+    for (const frame of this.store.framesToSend()) this.connection.send(frame);
   }
 }
 

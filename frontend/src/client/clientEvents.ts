@@ -1,6 +1,6 @@
 /** The events `ProgressClient` emits, and the payload each listener receives. */
 import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
-import type { ClientState } from "./connectionState.js";
+import type { ClientState, TransportKind } from "./connectionState.js";
 import type { ProgressClientError } from "./errors.js";
 import type { JobState } from "./jobState.js";
 
@@ -10,6 +10,18 @@ export interface StateChange {
   prev: ClientState;
   /** State after it. */
   next: ClientState;
+  /** The transport the client uses (or tries) after it. */
+  transport: TransportKind;
+}
+
+/** Payload of the `transport` event: the client moved to the other transport. */
+export interface TransportChange {
+  /** The transport it used (or tried) before. */
+  prev: TransportKind;
+  /** The transport it uses (or tries) now. */
+  next: TransportKind;
+  /** Why, for people: e.g. "3 WebSocket handshakes failed", "a WebSocket opened again". */
+  reason: string;
 }
 
 /** Payload of the `snapshot` event: the job's state was replaced by a server snapshot. */
@@ -56,6 +68,8 @@ export interface RetryInfo {
 export interface ProgressClientEvents {
   /** Connection state changed. */
   state: StateChange;
+  /** The connection moved from WebSocket to SSE or back (`client.transport`). */
+  transport: TransportChange;
   /** One new event (after de-duplication), in stream order per job. */
   event: ProgressEvent;
   /** A job's state was replaced by a server snapshot (first subscribe or `recovered: false`). */

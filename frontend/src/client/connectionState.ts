@@ -9,6 +9,12 @@ import { IllegalTransitionError } from "./errors.js";
 export type ClientState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 /**
+ * What the connection runs on: a WebSocket, or Server-Sent Events (`GET /sse`, one way) while
+ * WebSocket handshakes fail (docs/protocol.md, "The client: WebSocket, or SSE").
+ */
+export type TransportKind = "websocket" | "sse";
+
+/**
  * From each state, the states it may move to. A move to the current state is no transition at
  * all: it is always allowed and emits nothing (a 4001 retry while connecting stays connecting).
  */
@@ -37,4 +43,16 @@ export function canTransition(prev: ClientState, next: ClientState): boolean {
  */
 export function checkTransition(prev: ClientState, next: ClientState): void {
   if (!canTransition(prev, next)) throw new IllegalTransitionError(prev, next);
+}
+
+/**
+ * The client's state when the transport in use (WebSocket or SSE, each with the same states of
+ * its own) moves to `inner`: the transport's state, except that a transport starting afresh
+ * (`connecting`) after the client was connected, or already trying again, is `reconnecting` for
+ * the client (it is switching transports, not connecting for the first time).
+ */
+export function followState(current: ClientState, inner: ClientState): ClientState {
+  if (inner === "idle") return current;
+  if (inner === "connecting" && (current === "open" || current === "reconnecting")) return "reconnecting";
+  return inner;
 }

@@ -16,6 +16,8 @@ export type {
   PongFrame,
   RoomReplay,
   ServerFrame,
+  SseCloseFrame,
+  SseFrame,
   StreamPosition,
   SubscribeJobFrame,
   SubscribeRoomFrame,
@@ -26,7 +28,9 @@ export type {
 } from "../generated/events.js";
 export {
   ErrorCode,
+  JOB_ID_PATTERN,
   JSON_SUBPROTOCOL,
+  MAX_ROOM_POSITIONS,
   MSGPACK_SUBPROTOCOL,
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,

@@ -9,9 +9,11 @@ export type {
   RoomChange,
   SnapshotInfo,
   StateChange,
+  TransportChange,
 } from "./clientEvents.js";
 export { CloseCode, closeAction, SERVER_CLOSE_ACTIONS, type CloseAction } from "./closeCodes.js";
-export { STATE_TRANSITIONS, type ClientState } from "./connectionState.js";
+export type { TransportMode } from "./connection.js";
+export { STATE_TRANSITIONS, type ClientState, type TransportKind } from "./connectionState.js";
 export {
   AuthenticationError,
   ConnectionForbiddenError,
@@ -36,6 +38,8 @@ export {
   type PongFrame,
   type RoomReplay,
   type ServerFrame,
+  type SseCloseFrame,
+  type SseFrame,
   type StreamPosition,
   type SubscribeJobFrame,
   type SubscribeRoomFrame,
@@ -60,6 +64,8 @@ export type { ClientStats, SubscribeOptions } from "./jobStore.js";
 export type { NetworkMonitor } from "./network.js";
 export { DEFAULT_OPTIONS, type ProgressClientOptions } from "./options.js";
 export { ProgressClient } from "./ProgressClient.js";
+export type { EventSourceConstructor, EventSourceLike, FetchAnswer, FetchLike } from "./sseTransport.js";
+export { SSE_JOBS_PER_STREAM, sseUrlFor } from "./sseUrl.js";
 export { compareStreamIds, parseStreamId, type StreamIdParts } from "./streamId.js";
 export type { TokenSource, WebSocketConstructor, WebSocketLike } from "./transport.js";
-export { parseServerFrame, type WireFormat } from "./wire.js";
+export { parseServerFrame, parseSseFrame, type WireFormat } from "./wire.js";

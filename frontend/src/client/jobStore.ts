@@ -25,8 +25,8 @@ import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobSta
 import { isAfter } from "./streamId.js";
 import { Subscriptions } from "./subscriptions.js";
 
-/** The events the store reports (`state` and `retry` are the transport's). */
-export type StoreEvent = Exclude<keyof ProgressClientEvents, "state" | "retry">;
+/** The events the store reports (`state`, `transport` and `retry` are the connection's). */
+export type StoreEvent = Exclude<keyof ProgressClientEvents, "state" | "transport" | "retry">;
 
 /** How the store reports a change; called synchronously, once the change is in the store. */
 export type StoreEmit = <K extends StoreEvent>(type: K, payload: ProgressClientEvents[K]) => void;
@@ -169,6 +169,28 @@ export class JobStore {
 
   // ── connection ───────────────────────────────────────────────────────────────────────────
 
+  /**
+   * A connection is ready for subscribes: the WebSocket's `hello`, or an SSE connection starting.
+   * Every subscription is resumed from its position.
+   */
+  connectionOpened(): void {
+    this.connected = true;
+    this.stats.connections++;
+    // Resume every subscription from its position; the server replays what was missed. A refused
+    // one is not retried: the answer would be the same.
+    for (const jobId of this.subs.acceptedJobs()) this.sendJobSubscribe(jobId);
+    for (const room of this.subs.acceptedRooms()) this.sendRoomSubscribe(room);
+  }
+
+  /**
+   * Subscribe these jobs again, each from its current position (an SSE stream reopened with
+   * other jobs resumes the ones it had): jobs not (or no longer) held, or refused, are skipped.
+   */
+  resubscribe(jobIds: Iterable<string>): void {
+    const accepted = new Set(this.subs.acceptedJobs());
+    for (const jobId of jobIds) if (accepted.has(jobId)) this.sendJobSubscribe(jobId);
+  }
+
   /** The connection is gone: nothing can be sent, and replies to refs sent on it never come. */
   connectionLost(): void {
     this.connected = false;
@@ -205,12 +227,7 @@ export class JobStore {
   }
 
   private onHello(_hello: HelloFrame): void {
-    this.connected = true;
-    this.stats.connections++;
-    // Resume every subscription from its position; the server replays what was missed. A refused
-    // one is not retried: the answer would be the same.
-    for (const jobId of this.subs.acceptedJobs()) this.sendJobSubscribe(jobId);
-    for (const room of this.subs.acceptedRooms()) this.sendRoomSubscribe(room);
+    this.connectionOpened();
   }
 
   private onSubscribed(frame: SubscribedFrame): void {

@@ -9,8 +9,11 @@
  * offline/online events, and reacts to close codes as `closeAction` says: stop, ask the token
  * provider once more, or reconnect after a full-jitter backoff delay (`RetrySchedule`).
  *
- * It owns the connection state; every change goes through `setState`, checked against
+ * It owns its connection state; every change goes through `setState`, checked against
  * `STATE_TRANSITIONS`. It knows nothing about jobs: every frame but `ping` goes to `onFrame`.
+ * It reports each attempt that fails at the handshake (`onHandshakeFailure`), so that its owner
+ * (`Connection`) can tell a network that refuses WebSockets and fall back to SSE. Its owner may
+ * call `close()` from inside any handler: nothing of the abandoned attempt runs on after it.
  */
 import { RetrySchedule, type RetryScheduleOptions } from "./backoff.js";
 import type { RetryInfo, StateChange } from "./clientEvents.js";
@@ -84,6 +87,9 @@ export interface TransportOptions extends RetryScheduleOptions {
   heartbeatTimeout: number | undefined;
 }
 
+/** A transport's own state change (the client's adds the transport in use). */
+export type InnerStateChange = Omit<StateChange, "transport">;
+
 /** What the transport reports, synchronously, to its owner. */
 export interface TransportHandlers {
   /** A server frame other than `ping`; `hello` once it passed the checks, before `open`. */
@@ -91,11 +97,17 @@ export interface TransportHandlers {
   /** The current socket is gone: nothing more can be sent on it, no reply will come. */
   onDisconnect(): void;
   /** The connection state changed. */
-  onState(change: StateChange): void;
+  onState(change: InnerStateChange): void;
   /** A reconnect attempt was scheduled. */
   onRetry(info: RetryInfo): void;
   /** Something went wrong; when it closed the transport, `lastError` is already set. */
   onError(error: ProgressClientError): void;
+  /**
+   * An attempt failed at the handshake: its socket closed before it opened, or closed abnormally
+   * (1006) or brought no `hello` within `connectTimeout` after it opened. Called before the
+   * transport decides what to do next (the owner may `close()` it instead).
+   */
+  onHandshakeFailure(): void;
 }
 
 /** One connection to the bridge, reopened until `close()` or a close code that says stop. */
@@ -216,20 +228,26 @@ export class Transport {
     this.socket = socket;
     this._hello = null;
     this.retries.interrupted();
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+    };
     socket.onmessage = (ev) => {
       if (this.socket === socket) this.receive(ev.data);
     };
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      const failedHandshake = !this._hello && (!opened || ev.code === CloseCode.ABNORMAL);
       this.handlers.onDisconnect();
+      if (failedHandshake) this.handlers.onHandshakeFailure();
       this.handleClose(ev.code, ev.reason);
     };
     socket.onerror = () => {
       // Always followed by onclose, which decides what to do.
     };
     this.connectTimer.start(this.options.connectTimeout, () =>
-      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "no hello from the server"),
+      this.abandonSocket(CloseCode.HEARTBEAT_TIMEOUT, "no hello from the server", true),
     );
   }
 
@@ -277,9 +295,10 @@ export class Transport {
   }
 
   /** Stop using the current socket at once (its own close handshake may hang) and move on. */
-  private abandonSocket(code: number, reason: string): void {
+  private abandonSocket(code: number, reason: string, failedHandshake = false): void {
     if (!this.socket) return;
     this.dropSocket(code, reason);
+    if (failedHandshake) this.handlers.onHandshakeFailure();
     this.handleClose(code, reason);
   }
 
@@ -316,8 +335,9 @@ export class Transport {
         if (typeof this.options.token === "function" && !this.authRetried) {
           // Ask the token provider once more, right away; a second 4001 in a row is final.
           this.authRetried = true;
+          const generation = this.generation;
           this.setState(this._state === "connecting" ? "connecting" : "reconnecting");
-          void this.openSocket();
+          if (generation === this.generation) void this.openSocket(); // unless closed meanwhile
         } else {
           this.fail(new AuthenticationError(`token refused by the server: ${reason || code}`, { closeCode: code }));
         }
@@ -329,12 +349,16 @@ export class Transport {
 
   private scheduleReconnect(closeCode: number): void {
     const { attempt, delayMs } = this.retries.next(Date.now());
+    // A state or retry listener may close the transport: then nothing is scheduled.
+    const generation = this.generation;
     this.setState("reconnecting");
+    if (generation !== this.generation) return;
     if (this.options.network && !this.options.network.isOnline()) {
       this.handlers.onRetry({ attempt, delayMs: null, closeCode });
       return; // `online` reconnects.
     }
     this.handlers.onRetry({ attempt, delayMs, closeCode });
+    if (generation !== this.generation) return;
     this.retryTimer.start(delayMs, () => void this.openSocket());
   }
 

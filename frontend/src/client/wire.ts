@@ -8,7 +8,7 @@
  * known `op`) and the fields the client acts on, each with its kind. Event payloads are trusted
  * to follow the schema the server validated them against.
  */
-import { JSON_SUBPROTOCOL, type ClientFrame, type ServerFrame } from "./frames.js";
+import { JSON_SUBPROTOCOL, type ClientFrame, type ServerFrame, type SseFrame } from "./frames.js";
 
 /** A wire format the bridge offers: `"json"` (text frames) or `"msgpack"` (binary frames). */
 export type WireFormat = "json" | "msgpack";
@@ -80,6 +80,34 @@ export function parseServerFrame(text: string): ServerFrame | string {
     return "frame is not JSON";
   }
   return checkServerFrame(data);
+}
+
+/** The ops an SSE message may carry: the server's frames but `hello` and `ping`, and `close`. */
+const SSE_OPS: ReadonlySet<string> = new Set(["subscribed", "event", "batch", "error", "close"]);
+
+/**
+ * Parse one SSE message's `data` (`GET /sse`, docs/protocol.md "Server-Sent Events").
+ *
+ * @returns the frame, or a string saying what is wrong with it.
+ */
+export function parseSseFrame(text: string): SseFrame | string {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return "SSE message is not JSON";
+  }
+  if (kindOf(data) !== "object") return "SSE message is not a JSON object";
+  const record = data as Record<string, unknown>;
+  if (typeof record.op !== "string" || !SSE_OPS.has(record.op)) {
+    return `unknown op ${JSON.stringify(record.op)} on an SSE stream`;
+  }
+  if (record.op === "close") {
+    if (kindOf(record.code) !== "number") return "close frame without number field code";
+    if (kindOf(record.reason) !== "string") return "close frame without string field reason";
+    return data as SseFrame;
+  }
+  return checkServerFrame(data) as SseFrame | string;
 }
 
 /** The text frame for one client frame. */

@@ -10,6 +10,7 @@ export const JSON_SUBPROTOCOL = "progress.v1.json";
 export const MSGPACK_SUBPROTOCOL = "progress.v1.msgpack";
 export const TOKEN_SUBPROTOCOL_PREFIX = "token.";
 export const MAX_ROOM_POSITIONS = 100;
+export const JOB_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$";
 export const ErrorCode = {
   BAD_JSON: "bad_json",
   BAD_FRAME: "bad_frame",

@@ -85,6 +85,11 @@ export type ClientFrame =
   | AckFrame
   | PongFrame;
 /**
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SseFrame".
+ */
+export type SseFrame = SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | SseCloseFrame;
+/**
  * WebSocket close codes the bridge sends.
  *
  * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
@@ -100,6 +105,7 @@ export interface ProgressBridgeTypes {
   snapshot: JobSnapshot;
   server_frame: ServerFrame;
   client_frame: ClientFrame;
+  sse_frame: SseFrame;
   close_code: ServerCloseCode;
 }
 /**
@@ -942,4 +948,19 @@ export interface AckFrame {
  */
 export interface PongFrame {
   op: "pong";
+}
+/**
+ * ``GET /sse`` only: the last message of a stream the bridge ends (slow consumer, token
+ * expired, restart), with the WebSocket close code that says what the client should do.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SseCloseFrame".
+ */
+export interface SseCloseFrame {
+  op: "close";
+  /**
+   * A close code of the WebSocket table (ServerCloseCode).
+   */
+  code: number;
+  reason: string;
 }

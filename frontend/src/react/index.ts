@@ -3,3 +3,4 @@ export { batchedSubscribe, type Subscribe } from "./batched.js";
 export { useConnectionState } from "./useConnectionState.js";
 export { useJobList, type JobList } from "./useJobList.js";
 export { useJobProgress, type JobProgress, type UseJobProgressOptions } from "./useJobProgress.js";
+export { useTransport } from "./useTransport.js";

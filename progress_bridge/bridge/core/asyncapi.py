@@ -12,7 +12,7 @@ from typing import Any
 
 from .codes import CloseCode, ErrorCode
 from .frames import protocol_schema
-from .wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, PROTOCOL_VERSION
+from .wire import JSON_SUBPROTOCOL, MAX_ROOM_POSITIONS, MSGPACK_SUBPROTOCOL, PROTOCOL_VERSION
 
 __all__ = ["asyncapi_document"]
 
@@ -26,6 +26,12 @@ _SERVER_MESSAGES = {
     "ErrorFrame": ("error", "A refused frame; the connection stays open."),
     "PingFrame": ("ping", "Heartbeat; answer with pong."),
 }
+#: Frame model → (message name, summary), only on ``GET /sse``.
+_SSE_ONLY_MESSAGES = {
+    "SseCloseFrame": ("sseClose", "The last message of a stream the bridge ends (close code)."),
+}
+#: Server messages an SSE stream carries besides its own (no hello, no ping: see the channel).
+_SSE_SHARED = ("subscribed", "event", "batch", "error")
 #: Frame model → (message name, summary), client to server.
 _CLIENT_MESSAGES = {
     "SubscribeJobFrame": ("subscribeJob", "Watch one job, or resume it after a position."),
@@ -42,12 +48,40 @@ Live, replayable progress of Celery jobs. Connect to `/ws` offering the subproto
 rendered, and the bridge replays what was missed, then sends live events — each once, in order —
 or says `recovered: false` with the job's snapshot. The full contract is `docs/protocol.md`.
 
+The same frames run one way over Server-Sent Events at `GET /sse` (channel `sse`), for
+networks that refuse the WebSocket upgrade.
+
 Close codes: {close}.
 """.format(
     json=JSON_SUBPROTOCOL,
     msgpack=MSGPACK_SUBPROTOCOL,
     close=", ".join(f"{int(code)} {code.name.lower()}" for code in CloseCode),
 )
+
+
+#: The query of ``GET /sse`` (an HTTP operation binding's ``query``).
+_SSE_QUERY = {
+    "type": "object",
+    "properties": {
+        "job_id": {
+            "type": "array",
+            "items": {"type": "string"},
+            "maxItems": MAX_ROOM_POSITIONS,
+            "description": "A job to watch; repeat it for several (not with room).",
+        },
+        "room": {
+            "type": "string",
+            "pattern": "^(user|document):.{1,200}$",
+            "description": "A room to watch (not with job_id).",
+        },
+        "token": {"type": "string", "description": "The JWT (or Authorization: Bearer)."},
+        "last_event_id": {
+            "type": "string",
+            "description": "Resume from this SSE id on a first connection (a reconnecting "
+            "EventSource sends the Last-Event-ID header instead, which wins).",
+        },
+    },
+}
 
 
 def _components_refs(node: Any) -> Any:
@@ -83,16 +117,34 @@ def _messages(table: dict[str, tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+_SSE_DESCRIPTION = """\
+Server-Sent Events for networks that refuse the WebSocket upgrade: `GET /sse?job_id=<id>` \
+(repeatable, at most {max_jobs}) or `?room=user:<name>` / `document:<id>`, with the token as \
+`?token=<JWT>` (an EventSource cannot set headers) or `Authorization: Bearer`. Each SSE message's \
+`data` is one frame, as on the WebSocket, but there is no hello and no ping (keep-alive comments \
+every heartbeat), and the client sends nothing. Every message that moves a position carries an \
+SSE `id` (`<epoch>:<id>` for one job, `m:<base64url JSON {{job: "<epoch>:<id>"}}>` otherwise); \
+a reconnect sends it back as `Last-Event-ID` (or `?last_event_id=`) and resumes every job \
+gap-free and duplicate-free, or with `recovered: false` and a snapshot. Refusals before any \
+message are HTTP statuses with `{{"detail", "code"}}`: 400 (bad query or id), 401 (token), 403 \
+(origin; another user's job for a one-job stream), 404 (unknown job for a one-job stream), 429 \
+(connection limits), 503 (store unavailable). A stream the bridge ends ends with `close`."""
+
+
 def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the WebSocket protocol."""
+    """The AsyncAPI 3.1 document of the protocol: the WebSocket and the SSE stream."""
     schemas = _components_refs(protocol_schema()["$defs"])
     server = _messages(_SERVER_MESSAGES)
     client = _messages(_CLIENT_MESSAGES)
+    sse_only = _messages(_SSE_ONLY_MESSAGES)
     channel_messages = {
         name: {"$ref": f"#/components/messages/{name}"} for name in {**server, **client}
     }
+    sse_messages = {
+        name: {"$ref": f"#/components/messages/{name}"} for name in [*_SSE_SHARED, *sse_only]
+    }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "progress-bridge",
             "version": f"{PROTOCOL_VERSION}.0.0",
@@ -104,11 +156,17 @@ def asyncapi_document() -> dict[str, Any]:
                 "host": "127.0.0.1:8000",
                 "protocol": "ws",
                 "description": "A bridge started by `progress-bridge dev` or `serve`.",
-            }
+            },
+            "localHttp": {
+                "host": "127.0.0.1:8000",
+                "protocol": "http",
+                "description": "The same bridge's HTTP side (Server-Sent Events at `/sse`).",
+            },
         },
         "channels": {
             "ws": {
                 "address": "/ws",
+                "servers": [{"$ref": "#/servers/local"}],
                 "title": "WebSocket",
                 "description": "Every frame of protocol v1, both ways.",
                 "messages": channel_messages,
@@ -127,7 +185,14 @@ def asyncapi_document() -> dict[str, Any]:
                         "bindingVersion": "0.1.0",
                     }
                 },
-            }
+            },
+            "sse": {
+                "address": "/sse",
+                "servers": [{"$ref": "#/servers/localHttp"}],
+                "title": "Server-Sent Events",
+                "description": _SSE_DESCRIPTION.format(max_jobs=MAX_ROOM_POSITIONS),
+                "messages": sse_messages,
+            },
         },
         "operations": {
             "receiveFrames": {
@@ -142,6 +207,15 @@ def asyncapi_document() -> dict[str, Any]:
                 "summary": "Frames a client sends.",
                 "messages": [{"$ref": f"#/channels/ws/messages/{name}"} for name in client],
             },
+            "receiveSseFrames": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/sse"},
+                "summary": "Frames the bridge sends on a Server-Sent Events stream.",
+                "messages": [{"$ref": f"#/channels/sse/messages/{name}"} for name in sse_messages],
+                "bindings": {
+                    "http": {"method": "GET", "query": _SSE_QUERY, "bindingVersion": "0.3.0"}
+                },
+            },
         },
         "components": {
             "schemas": {
@@ -151,6 +225,6 @@ def asyncapi_document() -> dict[str, Any]:
                     "enum": [code.value for code in ErrorCode],
                 },
             },
-            "messages": {**server, **client},
+            "messages": {**server, **client, **sse_only},
         },
     }

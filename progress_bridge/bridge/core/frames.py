@@ -38,6 +38,8 @@ __all__ = [
     "PongFrame",
     "RoomReplay",
     "ServerFrame",
+    "SseCloseFrame",
+    "SseFrame",
     "StreamPosition",
     "SubscribeJobFrame",
     "SubscribeRoomFrame",
@@ -49,6 +51,7 @@ __all__ = [
     "protocol_constants",
     "protocol_schema",
     "server_frame_adapter",
+    "sse_frame_adapter",
 ]
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
@@ -226,8 +229,31 @@ ServerFrame = Annotated[
     Field(discriminator="op"),
 ]
 
+
+# -- GET /sse (server → client only) -------------------------------------------------------------
+
+
+class SseCloseFrame(_Frame):
+    """``GET /sse`` only: the last message of a stream the bridge ends (slow consumer, token
+    expired, restart), with the WebSocket close code that says what the client should do."""
+
+    op: Literal["close"]
+    code: Annotated[
+        int, Field(description="A close code of the WebSocket table (ServerCloseCode).")
+    ]
+    reason: str
+
+
+#: What one SSE message's ``data`` holds: the WebSocket's frames but ``hello`` and ``ping`` (the
+#: route is the protocol, keep-alives are comments), plus the stream's ``close``.
+SseFrame = Annotated[
+    SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | SseCloseFrame,
+    Field(discriminator="op"),
+]
+
 server_frame_adapter: TypeAdapter[Any] = TypeAdapter(ServerFrame)
 client_frame_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
+sse_frame_adapter: TypeAdapter[Any] = TypeAdapter(SseFrame)
 
 
 def protocol_schema() -> dict[str, Any]:
@@ -241,7 +267,11 @@ def protocol_schema() -> dict[str, Any]:
     events.pop("title", None)
     defs["ProgressEvent"] = {"title": "ProgressEvent", **events}
     event_refs = _refs_of(events)
-    adapters = (("ServerFrame", server_frame_adapter), ("ClientFrame", client_frame_adapter))
+    adapters = (
+        ("ServerFrame", server_frame_adapter),
+        ("ClientFrame", client_frame_adapter),
+        ("SseFrame", sse_frame_adapter),
+    )
     for name, adapter in adapters:
         schema = adapter.json_schema(ref_template="#/$defs/{model}", mode="serialization")
         for def_name, definition in schema.pop("$defs", {}).items():
@@ -258,12 +288,20 @@ def protocol_schema() -> dict[str, Any]:
         "description": "Index of the generated types (not a wire frame).",
         "type": "object",
         "additionalProperties": False,
-        "required": ["event", "snapshot", "server_frame", "client_frame", "close_code"],
+        "required": [
+            "event",
+            "snapshot",
+            "server_frame",
+            "client_frame",
+            "sse_frame",
+            "close_code",
+        ],
         "properties": {
             "event": {"$ref": "#/$defs/ProgressEvent"},
             "snapshot": {"$ref": "#/$defs/JobSnapshot"},
             "server_frame": {"$ref": "#/$defs/ServerFrame"},
             "client_frame": {"$ref": "#/$defs/ClientFrame"},
+            "sse_frame": {"$ref": "#/$defs/SseFrame"},
             "close_code": {"$ref": "#/$defs/ServerCloseCode"},
         },
         "$defs": defs,
@@ -293,6 +331,7 @@ def protocol_constants() -> dict[str, Any]:
         "MSGPACK_SUBPROTOCOL": MSGPACK_SUBPROTOCOL,
         "TOKEN_SUBPROTOCOL_PREFIX": TOKEN_SUBPROTOCOL_PREFIX,
         "MAX_ROOM_POSITIONS": MAX_ROOM_POSITIONS,
+        "JOB_ID_PATTERN": JOB_ID_PATTERN,
         "ErrorCode": {code.name: code.value for code in ErrorCode},
         "CloseCode": {code.name: int(code) for code in CloseCode},
     }
