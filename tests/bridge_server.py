@@ -38,6 +38,7 @@ __all__ = [
     "BridgeServer",
     "bridge_settings",
     "mint",
+    "register_feed_mode",
     "register_redis_mode",
     "settings_env",
     "wait_healthy",
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Redis URLs that are not standalone servers → their mode (tests/conftest.py registers them).
 _REDIS_MODES: dict[str, str] = {}
+_FEED_MODES: dict[str, str] = {}
 
 
 def register_redis_mode(url: str, mode: str) -> None:
@@ -58,10 +60,16 @@ def register_redis_mode(url: str, mode: str) -> None:
     _REDIS_MODES[url] = mode
 
 
+def register_feed_mode(url: str, mode: str) -> None:
+    """Make :func:`bridge_settings` use the feed design ``mode`` for ``url``."""
+    _FEED_MODES[url] = mode
+
+
 def bridge_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "redis_url": redis_url,
         "redis_mode": _REDIS_MODES.get(redis_url, "standalone"),
+        "feed_mode": _FEED_MODES.get(redis_url, "stream"),
         "token_secret": TEST_SECRET,
         "allowed_origins": ["http://allowed.example"],
         "bridge_read_block_ms": 200,

@@ -8,11 +8,13 @@ to outboxes, with no await per delivery, then writes each connection that got fr
 (:meth:`~progress_bridge.bridge.connection.Connection.flush`), so a socket that keeps up costs no
 task switch and a slow one only ever delays itself.
 
-Ceiling of this design (DESIGN.md option (a), sharded feed streams tailed by every bridge):
-every bridge reads and parses every event of every job, whether or not it has subscribers for
-it; adding bridges adds sockets, not event throughput. Past that point, per-job routing (option
-(b)) reads only the jobs a bridge's clients watch — ``Hub.watch_job``/``unwatch_job`` are the
-hooks. Figures are in ``docs/benchmarks.md``.
+Two ways to hear of events (``feed_mode``). With ``stream`` (DESIGN.md option (a)) every bridge
+reads and parses every event of every job, whether or not it has subscribers for it; adding
+bridges adds sockets, not event throughput. With ``notify`` (option (b)) the hub listens to the
+pub/sub channels of the jobs and rooms its connections watch (:class:`~.notify.Listening`), so
+Redis sends a bridge only those; a subscribe waits for its channels' confirmation before it reads
+history, and a channel confirmed again (a reconnection, a slot move) has its gap read back from
+the job streams. Figures are in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ from ..exceptions import StreamUnavailable
 from ..store.aio import AsyncEventStore
 from ..store.feed import FeedReader
 from ..store.feed_cluster import ClusterFeedReader
+from ..store.notify import JobNotifications
 from .connection import Connection
 from .core import CloseCode, FeedEntry
+from .listening import Listening
 from .metrics import BridgeMetrics
 
 __all__ = ["Hub"]
+
 
 log = logging.getLogger("progress_bridge.bridge")
 
@@ -61,12 +66,16 @@ class Hub:
     def __init__(
         self,
         settings: Settings,
-        reader: FeedReader | ClusterFeedReader,
+        reader: FeedReader | ClusterFeedReader | JobNotifications,
         store: AsyncEventStore,
         metrics: BridgeMetrics,
     ) -> None:
         self.settings = settings
         self.reader = reader
+        #: With per-job notifications: which channels to hear, and the gaps to read back.
+        self.listening = (
+            Listening(self, reader, store) if isinstance(reader, JobNotifications) else None
+        )
         self.store = store
         self.metrics = metrics
         self.conns: dict[int, Connection] = {}
@@ -118,7 +127,11 @@ class Hub:
         conn.report_coalesced()
 
     def watch_job(self, conn: Connection, job_id: str) -> None:
-        subs = self.by_job.setdefault(job_id, set())
+        subs = self.by_job.get(job_id)
+        if subs is None:
+            subs = self.by_job[job_id] = set()
+            if self.listening is not None:
+                self.listening.job(job_id, True)
         if conn not in subs:
             subs.add(conn)
             self.metrics.subscriptions.labels("job").inc()
@@ -130,6 +143,20 @@ class Hub:
             self.metrics.subscriptions.labels("job").dec()
             if not subs:
                 del self.by_job[job_id]
+                if self.listening is not None:
+                    self.listening.job(job_id, False)
+                    # Unheard from now on: no routed entry would tell its cached copy is old.
+                    self.snapshots.pop(job_id, None)
+
+    async def heard(self, *, job_id: str | None = None, room: str | None = None) -> None:
+        """Return once events of the job or room reach this process (at once with the stream
+        feed; with notifications, when Redis has confirmed their channels).
+
+        Raises:
+            StreamUnavailable: not confirmed in time.
+        """
+        if self.listening is not None:
+            await self.listening.heard(job_id=job_id, room=room)
 
     def _room_table(self, room: str) -> tuple[dict[str, set[Connection]], str]:
         kind, _, name = room.partition(":")
@@ -137,7 +164,11 @@ class Hub:
 
     def watch_room(self, conn: Connection, room: str) -> None:
         table, name = self._room_table(room)
-        subs = table.setdefault(name, set())
+        subs = table.get(name)
+        if subs is None:
+            subs = table[name] = set()
+            if self.listening is not None:
+                self.listening.room(room, True)
         if conn not in subs:
             subs.add(conn)
             self.metrics.subscriptions.labels("room").inc()
@@ -150,6 +181,8 @@ class Hub:
             self.metrics.subscriptions.labels("room").dec()
             if not subs:
                 del table[name]
+                if self.listening is not None:
+                    self.listening.room(room, False)
 
     # -- snapshots for first subscribes --------------------------------------------------------
 
@@ -198,6 +231,12 @@ class Hub:
         call, rather than a syscall per event) through :meth:`Connection.flush`. No awaits,
         and no task switch for a socket that keeps up.
         """
+        if self.listening is not None and self.listening.holding(entries):
+            return  # routed after the gap being read back (see Listening)
+        self.deliver(entries, now)
+
+    def deliver(self, entries: list[FeedEntry], now: float | None = None) -> None:
+        """:meth:`route` without asking whether entries are held (for the gap's reader)."""
         if now is None:
             now = time.monotonic()
         by_job = self.by_job
@@ -248,6 +287,16 @@ class Hub:
             if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
                 seen.add(conn)
         return seen
+
+    def recipients_of(self, job_id: str) -> set[Connection]:
+        """Every connection an entry of the job would reach (by id or through a room)."""
+        owner, doc = self.meta.get(job_id) or (None, None)
+        conns = set(self.by_job.get(job_id) or ())
+        conns.update(self.by_user.get(owner) or () if owner else ())
+        for conn in self.by_doc.get(doc) or () if doc else ():
+            if conn.session.principal.may_watch(job_id, owner):
+                conns.add(conn)
+        return conns
 
     def flush(self, conns: Iterable[Connection]) -> None:
         """:meth:`Connection.flush` each connection; count what was written once, in sums."""
@@ -301,15 +350,17 @@ class Hub:
         if len(self.meta) > META_CACHE_SIZE:
             self.meta.popitem(last=False)
 
-    async def _learn_meta(self, entries: list[FeedEntry]) -> None:
-        """Fetch owner and document of jobs the entries do not name (one round trip)."""
-        unknown = sorted(
-            {
-                e.job_id
-                for e in entries
-                if e.owner is None and e.document_id is None and e.job_id not in self.meta
-            }
-        )
+    async def learn_meta(self, entries: list[FeedEntry]) -> None:
+        """Fetch owner and document of jobs the entries do not name (one round trip), when
+        rooms need them."""
+        if self.by_user or self.by_doc:
+            await self.learn_jobs(
+                e.job_id for e in entries if e.owner is None and e.document_id is None
+            )
+
+    async def learn_jobs(self, job_ids: Iterable[str]) -> None:
+        """Fetch owner and document of the jobs the hub does not know yet (one round trip)."""
+        unknown = sorted({job for job in job_ids if job not in self.meta})
         if unknown:
             for job, (owner, doc) in (await self.store.job_meta_many(unknown)).items():
                 self._remember(job, owner, doc)
@@ -338,8 +389,7 @@ class Hub:
                 if reader.rows:
                     self.metrics.feed_entries.inc(reader.rows)
                 if batch:
-                    if self.by_user or self.by_doc:
-                        await self._learn_meta(batch)
+                    await self.learn_meta(batch)
                     self.route(batch)
             except asyncio.CancelledError:
                 raise
@@ -405,6 +455,8 @@ class Hub:
             await asyncio.wait(
                 [c.done for c in self.conns.values()], timeout=self.settings.bridge_close_grace_s
             )
+        if self.listening is not None:
+            self.listening.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -177,10 +177,15 @@ class Bridge:
             registered = op.room not in session.rooms
             hub.watch_room(conn, op.room)
         try:
+            # With per-job notifications, history is read only once they are heard.
             if isinstance(op, SubscribeJob):
+                await hub.heard(job_id=op.job_id)
                 code, message = await self._answer_job(conn, op)
             else:
+                await hub.heard(room=op.room)
                 code, message = await self._answer_room(conn, op)
+        except (StreamUnavailable, StoreRejected) as exc:
+            code, message = ErrorCode.UNAVAILABLE, str(exc)
         except Exception as exc:
             log.exception("subscribe failed", extra={"conn": conn.id})
             code, message = (

@@ -78,6 +78,17 @@ class AsyncEventStore:
         return answer
 
     @translated_async
+    async def entries_after(self, job_id: str, last_id: str | None) -> Replay:
+        """The job's entries after ``last_id`` (None: all), whatever its epoch, for a reader
+        that lost notifications: ``recovered`` is False when some may have been trimmed."""
+        if last_id is not None:
+            validate_position(job_id, "any", last_id)
+        raw = await self._replay(
+            keys=[self.keys.stream(job_id), self.keys.snapshot(job_id)], args=[last_id or "-"]
+        )
+        return decide_replay(job_id, None, last_id, raw)[0]
+
+    @translated_async
     async def jobs_of(self, owner: str, limit: int = 100) -> list[str]:
         """See :meth:`EventStore.jobs_of`."""
         pipe = self.client.pipeline(transaction=False)

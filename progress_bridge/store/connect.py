@@ -19,6 +19,7 @@ from .clients import async_client
 from .feed import FeedReader
 from .feed_cluster import ClusterFeedReader
 from .keys import KeySpace
+from .notify import JobNotifications
 
 __all__ = ["bridge_store", "feed_reader"]
 
@@ -38,11 +39,20 @@ def bridge_store(url: str, settings: Settings) -> AsyncEventStore:
     return AsyncEventStore(client, settings)
 
 
-def feed_reader(url: str, settings: Settings) -> FeedReader | ClusterFeedReader:
+def feed_reader(url: str, settings: Settings) -> FeedReader | ClusterFeedReader | JobNotifications:
     """The feed reader on connections of its own, whose sockets wait longer than a read blocks
-    (redis-py's default 5 s timeout would break a longer ``XREAD BLOCK``)."""
+    (redis-py's default 5 s timeout would break a longer ``XREAD BLOCK``); with ``feed_mode``
+    "notify", the process's sharded pub/sub subscriptions instead."""
     keys = KeySpace(settings.key_prefix, settings.feed_shards)
     count, block_ms = settings.bridge_read_count, settings.bridge_read_block_ms
+    if settings.feed_mode == "notify":
+        client = async_client(url, settings, socket_timeout=block_ms / 1000 + 10)
+        # A cluster's reader splits one wait over its nodes: wait in short slices there, so a
+        # message on one node does not wait for the others' share.
+        poll_s = 0.005 if settings.redis_mode == "cluster" else None
+        return JobNotifications(
+            client.pubsub(), keys, block_ms=block_ms, poll_s=poll_s, client=client
+        )
     if settings.redis_mode == "cluster":
         cluster = AsyncRedisCluster.from_url(
             url, decode_responses=True, socket_timeout=block_ms / 1000 + 10

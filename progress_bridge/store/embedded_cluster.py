@@ -324,11 +324,18 @@ class EmbeddedSentinel(_Deployment):
             "the replica did not sync",
         )
         replica.close()
+        # A failover needs each sentinel to know the replica (from the master's INFO) and the
+        # other sentinels (from their hello messages): a master killed before that stays dead.
+        name, others = self.master_name, self.sentinel_count - 1
         for node in self.sentinels:
             client = redis.Redis(port=node.port, socket_timeout=0.5, decode_responses=True)
             _wait(
-                lambda c=client: c.execute_command("SENTINEL", "MASTERS"),
-                f"sentinel {node.port} did not answer",
+                lambda c=client: (
+                    c.execute_command("SENTINEL", "REPLICAS", name)
+                    and len(c.execute_command("SENTINEL", "SENTINELS", name)) >= others
+                ),
+                f"sentinel {node.port} did not find the replica and the other sentinels",
+                timeout=30.0,
             )
             client.close()
         return self

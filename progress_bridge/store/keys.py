@@ -59,6 +59,15 @@ class KeySpace:
         """Sorted set of the job's watchers across bridges, scored by expiry (server ms)."""
         return f"{self._tag(job_id)}:presence:{job_id}"
 
+    def channel_subject(self, channel: str) -> tuple[str, str] | None:
+        """What a notification channel is about: ``("job", id)``, ``("user", name)`` or
+        ``("doc", name)``; None for a name that is not one of this key space's channels."""
+        head, sep, rest = channel.partition("}:notify:")
+        if not sep or not head.startswith(f"{self.prefix}:{{"):
+            return None
+        kind, sep, name = rest.partition(":")
+        return (kind, name) if sep and kind in ("job", "user", "doc") else None
+
     def owner_index(self, owner: str, shard: int) -> str:
         """Sorted set of the owner's jobs in one shard, scored by creation time (ms)."""
         return f"{self.prefix}:{{{shard}}}:owner:{owner}"

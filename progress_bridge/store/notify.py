@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from ..events.records import StoredEntry
 from ..exceptions import StreamUnavailable
+from .clients import aclose_client
 from .errors import REDIS_ERRORS, translate
 from .keys import KeySpace
 
@@ -51,9 +53,11 @@ def decode_notification(data: str) -> StoredEntry:
 class JobNotifications:
     """Sharded pub/sub subscriptions of one bridge process, and the entries they bring.
 
-    ``pubsub`` is a redis-py (cluster) PubSub; it resubscribes by itself after a reconnection.
-    ``confirmed(channel, again)`` is called for every subscription confirmed (``again``: the
-    channel had been confirmed before — a reconnection or a slot move: entries may be missing).
+    ``pubsub`` is a redis-py (cluster) PubSub; it resubscribes by itself after a reconnection
+    or a slot move. ``confirmed(channel, again)`` is called for every subscription confirmed
+    (``again``: the channel had been confirmed before — a reconnection or a slot move: entries
+    may be missing). The hub counts its watchers: :meth:`want` when a channel gets its first,
+    :meth:`unwant` when it loses its last, :meth:`heard` before reading history.
     """
 
     def __init__(
@@ -63,56 +67,103 @@ class JobNotifications:
         confirmed: Callable[[str, bool], None] | None = None,
         *,
         block_ms: int = 1000,
+        poll_s: float | None = None,
+        client: Any = None,
     ) -> None:
+        """``poll_s``: wait at most this long per read call and loop until ``block_ms`` (a
+        cluster's reader splits one wait over its nodes, so a message on one node would wait
+        for the others' share of a long one). ``client``: the pubsub's client, closed with
+        it."""
         self.pubsub = pubsub
+        self.client = client
         self.keys = keys
         self.block_ms = block_ms
+        self.poll_s = poll_s
         self.confirmed = confirmed
-        #: Channel → how many watchers asked for it (subscribed while > 0).
-        self._wanted: dict[str, int] = {}
+        self._wanted: set[str] = set()
         self._seen: set[str] = set()
-        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._unsubscribing: set[str] = set()  # sent, not confirmed yet
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+        self._commands: asyncio.Queue[tuple[bool, str]] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
         self.rows = 0
         self.backlogged = False
         self.positions: dict[str, str] = {}  # the stream reader's attribute; none here
         self._changed = asyncio.Event()
 
+    @property
+    def channels(self) -> int:
+        return len(self._wanted)
+
     async def prime(self) -> None:
         """Nothing to prime: a subscription starts hearing at its confirmation."""
 
-    async def watch(self, channel: str) -> None:
-        """Subscribe (once per channel) and wait until Redis confirms it.
+    def want(self, channel: str) -> None:
+        """Subscribe to ``channel`` (in the background, in call order with :meth:`unwant`)."""
+        if channel in self._wanted:
+            return
+        self._wanted.add(channel)
+        self._waiting.setdefault(channel, asyncio.get_running_loop().create_future())
+        self._send(True, channel)
+
+    def unwant(self, channel: str) -> None:
+        """Unsubscribe from ``channel`` (in the background)."""
+        if channel not in self._wanted:
+            return
+        self._wanted.discard(channel)
+        self._seen.discard(channel)
+        waiter = self._waiting.pop(channel, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(StreamUnavailable(f"stopped listening to {channel}"))
+            waiter.exception()  # retrieved: no "never retrieved" warning when nobody awaits
+        self._send(False, channel)
+
+    async def heard(self, channels: list[str], timeout_s: float) -> None:
+        """Wait until Redis has confirmed each channel's subscription (it hears from now on).
 
         Raises:
-            StreamUnavailable: Redis is unreachable.
+            StreamUnavailable: not confirmed within ``timeout_s`` (Redis unreachable).
         """
-        self._wanted[channel] = self._wanted.get(channel, 0) + 1
-        if self._wanted[channel] > 1 and channel in self._seen:
+        waiters = [w for c in channels if (w := self._waiting.get(c)) is not None]
+        if not waiters:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(channel, []).append(waiter)
-        if self._wanted[channel] == 1:
-            try:
-                await self.pubsub.ssubscribe(channel)
-            except REDIS_ERRORS as exc:
-                self._wanted[channel] -= 1
-                raise translate(exc) from exc
-            self._changed.set()  # a reader waiting for something to read reads now
         try:
-            await asyncio.wait_for(waiter, timeout=self.block_ms / 1000 + 10)
+            await asyncio.wait_for(asyncio.gather(*map(asyncio.shield, waiters)), timeout_s)
         except TimeoutError:
-            raise StreamUnavailable(f"no confirmation of the subscription to {channel}") from None
+            raise StreamUnavailable("Redis did not confirm the subscription in time") from None
 
-    async def unwatch(self, channel: str) -> None:
-        """Drop one watcher; unsubscribe when it was the last."""
-        left = self._wanted.get(channel, 0) - 1
-        if left > 0:
-            self._wanted[channel] = left
-            return
-        self._wanted.pop(channel, None)
-        self._seen.discard(channel)
-        with contextlib.suppress(*REDIS_ERRORS):
-            await self.pubsub.sunsubscribe(channel)
+    def _send(self, subscribe: bool, channel: str) -> None:
+        self._commands.put_nowait((subscribe, channel))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_commands(), name="pb-notify-commands")
+
+    async def _send_commands(self) -> None:
+        """Send (un)subscribes in order, in batches; retried while Redis is unreachable."""
+        delay = 0.05
+        while not self._commands.empty():
+            batch = [self._commands.get_nowait() for _ in range(self._commands.qsize())]
+            for subscribe, group in itertools.groupby(batch, key=lambda c: c[0]):
+                # Only what is still (un)wanted: a channel wanted again since is not dropped.
+                names = [c for _, c in group if (c in self._wanted) == subscribe]
+                if not names:
+                    continue
+                while True:
+                    try:
+                        if subscribe:
+                            await self.pubsub.ssubscribe(*names)
+                            self._changed.set()  # a reader with nothing to read reads now
+                        else:
+                            self._unsubscribing.update(names)
+                            await self.pubsub.sunsubscribe(*names)
+                        break
+                    except REDIS_ERRORS as exc:
+                        log.warning("(un)subscribe failed (%r); retrying in %.2fs", exc, delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        names = [c for c in names if (c in self._wanted) == subscribe]
+                        if not names:
+                            break
+                delay = 0.05
 
     async def read(self) -> list[StoredEntry]:
         """The entries notified since the last read (waiting up to ``block_ms`` for one).
@@ -120,24 +171,29 @@ class JobNotifications:
         Raises:
             StreamUnavailable: Redis is unreachable; call again.
         """
-        if not self._wanted:
+        if not self.pubsub.subscribed:  # nothing to read until a subscribe is sent
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.block_ms / 1000)
             self.rows = 0
             return []
         out: list[StoredEntry] = []
-        timeout: float | None = self.block_ms / 1000
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.block_ms / 1000
         try:
             while True:
-                message = await self.pubsub.get_sharded_message(timeout=timeout)
-                if message is None:
-                    break
-                self._handle(message, out)
-                timeout = 0.0  # take what is already there, then return
-                if len(out) >= 1000:
+                wait = max(0.0, deadline - loop.time()) if not out else 0.0
+                if self.poll_s is not None:
+                    wait = min(wait, self.poll_s)
+                message = await self.pubsub.get_sharded_message(timeout=wait)
+                if message is not None:
+                    self._handle(message, out)
+                    if len(out) >= 1000:
+                        break
+                elif out or loop.time() >= deadline:
                     break
         except REDIS_ERRORS as exc:
+            self._unsubscribing.clear()  # the connection broke: their confirmations are lost
             raise translate(exc) from exc
         self.rows = len(out)
         return out
@@ -151,14 +207,32 @@ class JobNotifications:
             except (ValueError, TypeError) as exc:
                 log.warning("skipping malformed notification on %s: %r", channel, exc)
         elif kind == "ssubscribe" and isinstance(channel, str):
+            if channel not in self._wanted:
+                return  # a confirmation that arrives after its unsubscribe was asked
             again = channel in self._seen
             self._seen.add(channel)
-            for waiter in self._waiting.pop(channel, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
+            waiter = self._waiting.get(channel)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
             if self.confirmed is not None:
                 self.confirmed(channel, again)
+        elif kind == "sunsubscribe" and isinstance(channel, str):
+            if channel in self._unsubscribing:  # ours (the channel may be wanted again since)
+                self._unsubscribing.discard(channel)
+                return
+            if channel not in self._wanted:
+                return
+            # Not asked for: the server dropped it (its slot moved to another node). Subscribe
+            # again; the cluster client follows the MOVED reply, and the new confirmation is
+            # "again" (the gap is read back).
+            log.info("subscription to %s dropped by the server; subscribing again", channel)
+            self._send(True, channel)
 
     async def aclose(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
         with contextlib.suppress(Exception):
             await self.pubsub.aclose()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await aclose_client(self.client)

@@ -292,6 +292,7 @@ def _storm_events(job_id: str) -> list[ProgressEvent]:
 
 
 @pytest.mark.redis_modes
+@pytest.mark.feed_modes
 async def test_reconnect_storm_every_client_gets_every_event_once_in_order(
     bridge: BridgeProcess, store: EventStore, redis_url: str, job_id: str
 ) -> None:

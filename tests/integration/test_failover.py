@@ -131,10 +131,14 @@ async def _run_failover(
     assert len(_state(last_snapshot, after)) == ZONES
 
 
-async def test_a_cluster_master_killed_mid_job_loses_nothing_a_client_sees() -> None:
+FEEDS = pytest.mark.parametrize("feed_mode", ["stream", "notify"])
+
+
+@FEEDS
+async def test_a_cluster_master_killed_mid_job_loses_nothing_a_client_sees(feed_mode: str) -> None:
     with EmbeddedCluster(masters=3, replicas=1, node_timeout_ms=1000) as cluster:
         register_redis_mode(cluster.url, "cluster")
-        settings = Settings(redis_url=cluster.url, redis_mode="cluster")
+        settings = Settings(redis_url=cluster.url, redis_mode="cluster", feed_mode=feed_mode)  # type: ignore[arg-type]
         store = EventStore.from_url(cluster.url, settings)
         victim: list[Node] = []
 
@@ -144,30 +148,39 @@ async def test_a_cluster_master_killed_mid_job_loses_nothing_a_client_sees() -> 
             victim.append(node)
             node.kill()
 
-        await _run_failover(settings, kill, store)
+        await _run_failover(settings, kill, store, feed_mode=feed_mode)
         assert victim and victim[0].proc.poll() is not None
         store.close()
 
 
-async def test_a_sentinel_master_killed_mid_job_loses_nothing_a_client_sees() -> None:
+@FEEDS
+async def test_a_sentinel_master_killed_mid_job_loses_nothing_a_client_sees(feed_mode: str) -> None:
     with EmbeddedSentinel(down_after_ms=1000) as deployment:
         register_redis_mode(deployment.url, "sentinel")
         settings = Settings(
-            redis_url=deployment.url, redis_mode="sentinel", redis_sentinel_master="progress"
+            redis_url=deployment.url,
+            redis_mode="sentinel",
+            redis_sentinel_master="progress",
+            feed_mode=feed_mode,  # type: ignore[arg-type]
         )
         store = EventStore.from_url(deployment.url, settings)
 
         def kill() -> None:
             deployment.master.kill()
 
-        await _run_failover(settings, kill, store, redis_sentinel_master="progress")
+        await _run_failover(
+            settings, kill, store, redis_sentinel_master="progress", feed_mode=feed_mode
+        )
         store.close()
 
 
-async def test_a_slot_moved_to_another_node_mid_job_loses_and_repeats_nothing() -> None:
+@FEEDS
+async def test_a_slot_moved_to_another_node_mid_job_loses_and_repeats_nothing(
+    feed_mode: str,
+) -> None:
     with EmbeddedCluster(masters=3) as cluster:
         register_redis_mode(cluster.url, "cluster")
-        settings = Settings(redis_url=cluster.url, redis_mode="cluster")
+        settings = Settings(redis_url=cluster.url, redis_mode="cluster", feed_mode=feed_mode)  # type: ignore[arg-type]
         store = EventStore.from_url(cluster.url, settings)
 
         def reshard() -> None:
@@ -178,5 +191,5 @@ async def test_a_slot_moved_to_another_node_mid_job_loses_and_repeats_nothing() 
             cluster.move_slot(key, there)
             assert cluster.master_of(key).port == there.port
 
-        await _run_failover(settings, reshard, store, lossless=True)
+        await _run_failover(settings, reshard, store, lossless=True, feed_mode=feed_mode)
         store.close()

@@ -405,12 +405,20 @@ class Session:
         if self._held is not None:
             self._held.append(entry)
             return False
-        st = self._jobs.get(entry.job_id)
+        st = self._jobs.get(entry.job_id) or self._room_job(entry.job_id)
         if st is not None:
             if st.last_sent is not None and entry.key <= st.last_sent:
                 return False  # already sent (replayed or in a snapshot)
             st.last_sent = entry.key
         return self._push(entry, now)
+
+    def _room_job(self, job_id: str) -> _JobState | None:
+        """A job first heard of through a room: its position from now on (so an entry routed
+        twice — a gap read back after a lost notification — is sent once)."""
+        if not self.rooms:
+            return None
+        st = self._jobs[job_id] = _JobState()
+        return st
 
     def deliver_now(self, entry: FeedEntry) -> bool:
         """Mark one live entry sent without queueing it, for a caller that writes it at once.
@@ -421,7 +429,7 @@ class Session:
         """
         if self.outbox.depth or self._held is not None or self.close_code is not None:
             return False
-        st = self._jobs.get(entry.job_id)
+        st = self._jobs.get(entry.job_id) or self._room_job(entry.job_id)
         if st is not None:
             last = st.last_sent
             if last is not None and entry.key <= last:
