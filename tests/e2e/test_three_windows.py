@@ -34,6 +34,7 @@ from progress_bridge.cli.dev import demo_link
 from progress_bridge.events.snapshot import JobSnapshot
 from tasks.demo import submit_pdf_demo
 from tests.bridge_server import settings_env
+from tests.celery_apps import configured
 from tests.conftest import TIMEOUT
 from tests.e2e.conftest import JOB_WAIT_MS, ROOT, WAIT_MS, Stack, unique_user
 from tests.e2e.terminal import TailInTerminal, terminal_html
@@ -87,10 +88,8 @@ def numbers_of(snap: JobSnapshot) -> Numbers:
 @pytest.fixture
 def demo_app() -> Iterator[None]:
     """``submit_pdf_demo`` points ``tasks.app`` at the stack's broker: put it back after."""
-    names = ("broker_url", "result_backend", "progress_settings")
-    saved = {name: pdf_tasks.app.conf.get(name) for name in names}
-    yield
-    pdf_tasks.app.conf.update(saved)
+    with configured(pdf_tasks.app):
+        yield
 
 
 def read_views(page: Any, flower: FlowerProcess, tail: TailInTerminal, stack: Stack, job_id: str):  # type: ignore[no-untyped-def]

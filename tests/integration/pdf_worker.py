@@ -20,9 +20,9 @@ from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
 import tasks.pdf_tasks as pdf_tasks
-from progress_bridge.capture import producer as _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
+from tests.celery_apps import configured
 from tests.conftest import TIMEOUT
 from tests.waiting import wait_for
 
@@ -38,44 +38,39 @@ __all__ = [
     "wait_for",
 ]
 
-_BACKEND_OPTIONS = "result_backend_transport_options"
-
 
 @contextlib.contextmanager
 def pdf_worker(
     redis_url: str, settings: Settings, concurrency: int = 2, *, start: bool = True
 ) -> Iterator[Celery]:
     """``start=False`` only configures the app (to publish to a worker run elsewhere)."""
-    app: Celery = pdf_tasks.app
-    names = ("broker_url", "result_backend", "progress_settings", _BACKEND_OPTIONS)
-    saved = {k: app.conf.get(k) for k in names}
-    app.conf.update(
+    # Celery's own chord machinery subscribes worker threads to result channels; results left at
+    # exit unsubscribe when collected, after the session's server has stopped: fail fast then
+    # instead of retrying for a minute.
+    backend_options = {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}
+    with configured(
+        pdf_tasks.app,
         broker_url=redis_url,
         result_backend=redis_url,
         progress_settings=settings,
-        # Celery's own chord machinery subscribes worker threads to result channels; results
-        # left at exit unsubscribe when collected, after the session's server has stopped: fail
-        # fast then instead of retrying for a minute.
-        **{_BACKEND_OPTIONS: {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}},
-    )
-    _producer._captures.pop(id(app), None)  # a capture made under other settings
-    try:
-        if not start:
-            yield app
-        else:
-            with start_worker(
-                app, pool="threads", concurrency=concurrency, perform_ping_check=False
-            ):
+        result_backend_transport_options=backend_options,
+    ) as app:
+        try:
+            if not start:
                 yield app
-    finally:
-        # Publishing subscribed this thread to each task's result channel (for a fast .get());
-        # these tests poll results instead: drop the subscriptions while the server still runs.
-        consumer = app.backend.result_consumer
-        consumer.stop()
-        consumer.subscribed_to.clear()
-        gc.collect()  # results in reference cycles unsubscribe now, while the server runs
-        app.conf.update(saved)
-        _producer._captures.pop(id(app), None)
+            else:
+                with start_worker(
+                    app, pool="threads", concurrency=concurrency, perform_ping_check=False
+                ):
+                    yield app
+        finally:
+            # Publishing subscribed this thread to each task's result channel (for a fast
+            # .get()); these tests poll results instead: drop the subscriptions while the server
+            # still runs.
+            consumer = app.backend.result_consumer
+            consumer.stop()
+            consumer.subscribed_to.clear()
+            gc.collect()  # results in reference cycles unsubscribe now, while the server runs
 
 
 def result_of(task_id: str) -> Any:

@@ -23,6 +23,7 @@ from tasks.demo import DEMO_SECONDS, submit_pdf_demo
 from tasks.demo_document import DEMO_NAME, DEMO_PAGES, DEMO_PDF
 from tasks.limits import limits_of
 from tasks.pdf_tasks import JobFiles
+from tests.celery_apps import configured
 
 #: A database no worker of the suite consumes from.
 DEMO_DB = 12
@@ -31,16 +32,14 @@ DEMO_DB = 12
 @pytest.fixture
 def demo_settings(redis_url: str, tmp_path: Path) -> Iterator[Settings]:
     url = urlunsplit(urlsplit(redis_url)._replace(path=f"/{DEMO_DB}"))
-    names = ("broker_url", "result_backend", "progress_settings")
-    saved = {name: pdf_tasks.app.conf.get(name) for name in names}
     client = redis.Redis.from_url(url)
     client.flushdb()
     try:
-        yield Settings(redis_url=url, data_dir=tmp_path)
+        with configured(pdf_tasks.app):  # submit_pdf_demo repoints it
+            yield Settings(redis_url=url, data_dir=tmp_path)
     finally:
         client.flushdb()
         client.close()
-        pdf_tasks.app.conf.update(saved)
 
 
 def queued_message(settings: Settings) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from progress_bridge.events import (
     ProgressEvent,
 )
 from progress_bridge.store import EventStore
+from tests.celery_apps import configured
 from tests.conftest import TIMEOUT
 from tests.flower import FlowerProcess
 from tests.waiting import wait_for
@@ -45,14 +46,13 @@ def tasks_app(redis_url: str) -> Iterator[Celery]:
     import tasks.demo  # noqa: F401  (registers the demo tasks in this process)
     from tasks import app
 
-    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "progress_settings")}
-    app.conf.update(
+    with configured(
+        app,
         broker_url=redis_url,
         result_backend=redis_url,
         progress_settings=Settings(redis_url=redis_url),
-    )
-    yield app
-    app.conf.update(saved)
+    ):
+        yield app
 
 
 @pytest.fixture(scope="module")
