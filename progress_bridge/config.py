@@ -183,6 +183,17 @@ class Settings(BaseSettings):
     bridge_redis_pool_timeout_s: float = Field(
         default=10.0, gt=0, description="Wait for a pooled connection before 'unavailable'."
     )
+    bridge_presence_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often watchers hear who else watches their jobs (presence frames, at "
+        "most one per job per interval, only on change); 0 turns presence off.",
+    )
+    bridge_presence_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A watcher no bridge refreshes (its bridge died) leaves presence after this.",
+    )
     bridge_resume_wait_s: float = Field(
         default=5.0,
         ge=0,

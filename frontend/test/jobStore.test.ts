@@ -26,6 +26,7 @@ function storeWithLog() {
     errors: () => of("error"),
     jobChanges: () => of("job"),
     rooms: () => of("room"),
+    presence: () => of("presence"),
   };
 }
 
@@ -70,11 +71,11 @@ describe("subscriptions", () => {
     expect(store.framesToSend()).toEqual([]);
     // 2. hello subscribes what is held.
     store.receive(HELLO);
-    expect(store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j1", ref: "r1" }]);
+    expect(store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j1", presence: true, ref: "r1" }]);
     expect(store.stats.connections).toBe(1);
     // 3. Connected, a new subscription goes out at once; frames are handed out once.
     store.subscribe("j2");
-    expect(store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j2", ref: "r2" }]);
+    expect(store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j2", presence: true, ref: "r2" }]);
     expect(store.framesToSend()).toEqual([]);
   });
 
@@ -106,7 +107,7 @@ describe("subscriptions", () => {
     // 3. The next hello resubscribes from (epoch, last applied id).
     t.store.receive(HELLO);
     expect(t.store.framesToSend()).toEqual([
-      { op: "subscribe", job_id: "j", epoch: "e1", last_id: "5-1", ref: "r2" },
+      { op: "subscribe", job_id: "j", presence: true, epoch: "e1", last_id: "5-1", ref: "r2" },
     ]);
     expect(t.store.stats.connections).toBe(2);
   });
@@ -116,7 +117,7 @@ describe("subscriptions", () => {
     const position: StreamPosition = { epoch: "e1", last_id: "3-0" };
     t.store.subscribe("j", { position });
     t.store.receive(HELLO);
-    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", ...position, ref: "r1" }]);
+    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", presence: true, ...position, ref: "r1" }]);
     // The bridge sends no snapshot here; even if one came, the replay after our position follows
     // and the state must not jump to it.
     const later = snapshot("j", "e1", "3-5", { percent: 35 });
@@ -132,7 +133,7 @@ describe("subscriptions", () => {
     t.store.subscribe("j", { snapshot: snapshot("j", "e1", "5-0", { percent: 50 }) });
     expect(t.snapshots()).toMatchObject([{ jobId: "j", recovered: true, reason: "ok", room: null }]);
     t.store.receive(HELLO);
-    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", epoch: "e1", last_id: "5-0", ref: "r1" }]);
+    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", presence: true, epoch: "e1", last_id: "5-0", ref: "r1" }]);
     t.store.receive({ op: "event", event: progress("j", "5-1", 60) });
     // A second holder brings the same (now older) snapshot: the newer state stays.
     t.store.subscribe("j", { snapshot: snapshot("j", "e1", "5-0", { percent: 50 }) });
@@ -221,7 +222,7 @@ describe("replay and de-duplication", () => {
     t.store.receive({ op: "event", event: progress("j", "1-1", 2, "e2") });
     // 3. Neither is applied; one subscribe without a position goes out.
     expect(t.events()).toEqual([]);
-    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", ref: "r2" }]);
+    expect(t.store.framesToSend()).toEqual([{ op: "subscribe", job_id: "j", presence: true, ref: "r2" }]);
     // 4. The new epoch's snapshot replaces the state; its later events apply.
     t.store.receive(subscribed({ ref: "r2", job_id: "j", recovered: true, reason: "ok", epoch: "e2", snapshot: snapshot("j", "e2", "1-1", { percent: 2 }) }));
     expect(t.snapshots()).toHaveLength(1);
@@ -315,6 +316,33 @@ describe("acks", () => {
     t.store.framesToSend();
     t.store.flushAcks();
     expect(t.store.framesToSend()).toEqual([{ op: "ack", job_id: "a", id: "1-3" }]);
+  });
+});
+
+describe("presence", () => {
+  it("comes with the subscribe's answer, changes with presence frames, and goes with the job", () => {
+    // 1. The answer says who watches.
+    const t = storeWithLog();
+    t.store.receive(HELLO);
+    t.store.subscribe("j");
+    t.store.framesToSend();
+    const snap = snapshot("j", "e1", "1-0");
+    t.store.receive(subscribed({ ref: "r1", job_id: "j", snapshot: snap, presence: { watching: 1 } }));
+    expect(t.store.getPresence("j")).toEqual({ watching: 1 });
+    // 2. A presence frame changes it (users for admins), and is reported.
+    t.store.receive({ op: "presence", job_id: "j", watching: 3, users: ["alice", "bob"] });
+    expect(t.store.getPresence("j")).toEqual({ watching: 3, users: ["alice", "bob"] });
+    expect(t.presence()).toEqual([
+      { jobId: "j", presence: { watching: 1 } },
+      { jobId: "j", presence: { watching: 3, users: ["alice", "bob"] } },
+    ]);
+    // 3. One for a job not subscribed (unsubscribed while it was on its way) is dropped.
+    t.store.receive({ op: "presence", job_id: "other", watching: 2 });
+    expect(t.store.getPresence("other")).toBeUndefined();
+    // 4. Unsubscribed, the job's presence is forgotten.
+    t.store.unsubscribe("j");
+    expect(t.store.getPresence("j")).toBeUndefined();
+    expect(t.presence()).toHaveLength(2);
   });
 });
 

@@ -218,6 +218,21 @@ describe.runIf(enabled)("against the real bridge", () => {
       await store.append(ev("processing_progress", { percent: 33 }));
       await waitFor(() => client.getJob(jobId)?.percent === 33, "room live event");
     });
+
+    it("says who watches a job: itself first, then a second client until that one leaves", async () => {
+      const jobId = newJobId();
+      await store.append(eventsOf(jobId)("processing_queued", { task_name: "pdf.process" }));
+      const first = clientFor(format);
+      first.subscribe(jobId);
+      await waitFor(() => first.getPresence(jobId)?.watching === 1, "one watching");
+      expect(first.getPresence(jobId)).toEqual({ watching: 1 }); // no names: alice is no admin
+      const second = clientFor(format);
+      second.subscribe(jobId);
+      await waitFor(() => second.getPresence(jobId)?.watching === 2, "two in the second's answer");
+      await waitFor(() => first.getPresence(jobId)?.watching === 2, "two told to the first");
+      second.close();
+      await waitFor(() => first.getPresence(jobId)?.watching === 1, "one again");
+    });
   });
 
   describe("over Server-Sent Events", () => {

@@ -16,6 +16,7 @@ describe("SSE URLs", () => {
     const positions = { "job-1": { epoch: "ep-1", last_id: "17-0" }, "job-2": { epoch: "ep-2", last_id: "18-3" } };
     const url = new URL(streamUrl("http://h/sse", { jobIds: ["job-1", "job-2", "job-3"] }, positions, "t.k.n"));
     expect(url.searchParams.getAll("job_id")).toEqual(["job-1", "job-2", "job-3"]);
+    expect(url.searchParams.get("presence")).toBe("true");
     expect(url.searchParams.get("token")).toBe("t.k.n");
     const id = url.searchParams.get("last_event_id")!;
     expect(id).toBe(encodePositions(positions));

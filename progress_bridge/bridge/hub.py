@@ -38,6 +38,7 @@ from .connection import Connection
 from .core import CloseCode, FeedEntry
 from .listening import Listening
 from .metrics import BridgeMetrics
+from .presence import PresenceTracker
 
 __all__ = ["Hub"]
 
@@ -76,6 +77,8 @@ class Hub:
         self.listening = (
             Listening(self, reader, store) if isinstance(reader, JobNotifications) else None
         )
+        #: Who watches which job across bridges (None: presence is off).
+        self.presence: PresenceTracker | None = None
         self.store = store
         self.metrics = metrics
         self.conns: dict[int, Connection] = {}
@@ -121,6 +124,8 @@ class Hub:
             del self.per_user[user]
         for job in list(conn.session.jobs):
             self.unwatch_job(conn, job)
+        if self.presence is not None:
+            self.presence.forget(conn)
         for room in list(conn.session.rooms):
             self.unwatch_room(conn, room)
         self.metrics.connections.set(len(self.conns))
@@ -445,6 +450,8 @@ class Hub:
             asyncio.create_task(self.run_reader(), name="pb-feed-reader"),
             asyncio.create_task(self.run_sweeper(), name="pb-sweeper"),
         ]
+        if self.presence is not None:
+            self._tasks.append(asyncio.create_task(self.presence.run(self), name="pb-presence"))
 
     async def stop(self) -> None:
         """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""

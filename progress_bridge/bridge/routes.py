@@ -10,9 +10,11 @@ Routes (the WebSocket protocol is ``docs/protocol.md``):
 
 - ``GET /ws`` — WebSocket (:mod:`.endpoint`): token as the ``token.<JWT>`` subprotocol or
   ``?token=``.
-- ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id`` (Bearer).
+- ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id``, and who
+  watches it (``presence``; users' names for admins) (Bearer).
 - ``GET /healthz`` — the process is up. ``GET /readyz`` — Redis answers and the reader is current.
-- ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections (admin).
+- ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections and who
+  watches the jobs they watch (admin).
 - ``GET /asyncapi.json`` — the protocol as an AsyncAPI 3 document.
 """
 
@@ -32,12 +34,19 @@ from ..events.snapshot import JobSnapshot
 from ..exceptions import StoreRejected, StreamUnavailable
 from .auth import STATE_KEY, CurrentUser
 from .core.asyncapi import asyncapi_document
+from .core.frames import JobPresence
 from .endpoint import WebSocketEndpoint
 from .service import Bridge
 from .sse import sse_endpoint
 from .tokens import TokenAuthority
 
-__all__ = ["BridgeRouter", "create_app", "create_router"]
+__all__ = ["BridgeRouter", "JobView", "create_app", "create_router"]
+
+
+class JobView(JobSnapshot):
+    """``GET /api/jobs/{id}``: the job's snapshot and who watches it (when presence is on)."""
+
+    presence: JobPresence | None = None
 
 
 class BridgeRouter(APIRouter):
@@ -80,26 +89,31 @@ def create_router(settings: Settings, *, authority: TokenAuthority | None = None
 
     router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(bridge), name="progress_ws"))
 
-    @http.get("/api/jobs/{job_id}", response_model=JobSnapshot)
-    async def job_snapshot(job_id: str, user: CurrentUser) -> JobSnapshot:
+    @http.get("/api/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True)
+    async def job_snapshot(job_id: str, user: CurrentUser) -> JobView:
         await bridge.start()
         assert bridge.store is not None
         try:
             snap = await bridge.store.snapshot(job_id)
+            if snap is None:
+                raise HTTPException(status_code=404, detail=f"no job {job_id}")
+            if not user.may_watch(job_id, snap.owner):
+                raise HTTPException(status_code=403, detail=f"job {job_id} is not yours")
+            presence = await bridge.presence_of(job_id, admin=user.admin)
         except (StreamUnavailable, StoreRejected) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
-        if snap is None:
-            raise HTTPException(status_code=404, detail=f"no job {job_id}")
-        if not user.may_watch(job_id, snap.owner):
-            raise HTTPException(status_code=403, detail=f"job {job_id} is not yours")
-        return snap
+        return JobView(**snap.model_dump(), presence=presence)
 
     @http.get("/api/admin/connections")
     async def admin_connections(user: CurrentUser) -> dict[str, Any]:
         if not user.admin:
             raise HTTPException(status_code=403, detail="admin only")
         conns = bridge.connections()
-        return {"count": len(conns), "connections": conns}
+        try:
+            presence = await bridge.local_presence()
+        except (StreamUnavailable, StoreRejected) as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return {"count": len(conns), "connections": conns, "presence": presence}
 
     @http.get("/healthz")
     async def healthz() -> dict[str, str | int]:

@@ -23,10 +23,13 @@ from ..exceptions import FrameError, InvalidEvent, StoreRejected, StreamUnavaila
 from ..store.aio import AsyncEventStore
 from ..store.connect import bridge_store, feed_reader
 from ..store.embedded import EmbeddedValkey
+from ..store.presence import PresenceStore
 from .connection import Connection
 from .core import Ack, ErrorCode, Limits, Session, SubscribeJob, SubscribeRoom, Unsubscribe
+from .core.frames import JobPresence
 from .hub import Hub
 from .metrics import BridgeMetrics
+from .presence import PresenceTracker
 from .tokens import TokenAuthority
 
 __all__ = ["Bridge"]
@@ -64,6 +67,10 @@ class Bridge:
                 log.warning("PROGRESS_REDIS_URL is not set: started an embedded valkey at %s", url)
             self.store = bridge_store(url, self.settings)
             self.hub = Hub(self.settings, feed_reader(url, self.settings), self.store, self.metrics)
+            if self.settings.bridge_presence_interval_s > 0:
+                ttl_ms = int(self.settings.bridge_presence_ttl_s * 1000)
+                watchers = PresenceStore(self.store.client, self.store.keys, ttl_ms=ttl_ms)
+                self.hub.presence = PresenceTracker(watchers, self.settings)
             await self.hub.start()
             await self._warm_pool()
 
@@ -131,6 +138,8 @@ class Bridge:
         if isinstance(op, Unsubscribe):
             if op.job_id is not None:
                 hub.unwatch_job(conn, op.job_id)
+                if hub.presence is not None:
+                    hub.presence.leave(conn, op.job_id)
             elif op.room is not None:
                 hub.unwatch_room(conn, op.room)
             session.unsubscribe(op, now())
@@ -237,7 +246,10 @@ class Bridge:
         replay, snapshot = answer
         if replay is not None and replay.recovered:
             self.metrics.replayed.inc(len(replay.entries))
-        session.finish_job(op, time.monotonic(), replay=replay, snapshot=snapshot)
+        presence = await self._join_presence(conn, op)
+        session.finish_job(
+            op, time.monotonic(), replay=replay, snapshot=snapshot, presence=presence
+        )
         log.info(
             "subscribed",
             extra={
@@ -248,6 +260,23 @@ class Bridge:
             },
         )
         return None, ""
+
+    async def _join_presence(self, conn: Connection, op: SubscribeJob) -> dict[str, Any] | None:
+        """Count the connection among the job's watchers; what its answer says about them (None
+        when it did not ask, presence is off or Redis did not take it: the subscribe goes on
+        without)."""
+        assert self.hub is not None
+        tracker = self.hub.presence
+        if tracker is None:
+            return None
+        try:
+            told = await tracker.join(conn, op.job_id, tell=op.presence)
+        except (StreamUnavailable, StoreRejected) as exc:
+            log.warning("presence: %s", exc, extra={"conn": conn.id})
+            return None
+        if self.hub.conns.get(conn.id) is not conn:  # closed meanwhile: it watches nothing
+            tracker.forget(conn)
+        return tracker.as_frame(told) if op.presence else None
 
     async def _answer_room(self, conn: Connection, op: SubscribeRoom) -> tuple[str | None, str]:
         """Read and queue the answer to a room subscribe; or the error code and message."""
@@ -346,6 +375,30 @@ class Bridge:
             if replay.reason != "unknown_job":
                 replays.append(replay)
         return snapshots, replays
+
+    async def presence_of(self, job_id: str, *, admin: bool) -> JobPresence | None:
+        """Who watches the job across every bridge (None when presence is off).
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        if self.hub is None or self.hub.presence is None:
+            return None
+        tracker = self.hub.presence
+        presence = (await tracker.store.apply({}, read=[job_id], users=admin))[job_id]
+        return JobPresence(**tracker.as_frame(tracker.told(presence, admin)))
+
+    async def local_presence(self) -> dict[str, dict[str, Any]]:
+        """Per job watched here: how many watch it across bridges, and who (the admin view).
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        if self.hub is None or self.hub.presence is None:
+            return {}
+        tracker = self.hub.presence
+        read = await tracker.store.apply({}, read=list(tracker.watchers), users=True)
+        return {job: {"watching": p.watching, "users": list(p.users)} for job, p in read.items()}
 
     def connections(self) -> list[dict[str, Any]]:
         if self.hub is None:

@@ -237,7 +237,11 @@ async def sse_endpoint(bridge: Bridge, request: Request) -> Response:
 def _subscribes(
     jobs: list[str], room: str | None, headers: Any, request: Request
 ) -> list[SubscribeJob | SubscribeRoom]:
-    """The subscribes a stream's query asks for, with positions from ``Last-Event-ID``."""
+    """The subscribes a stream's query asks for, with positions from ``Last-Event-ID``;
+    ``presence=true`` asks for who watches each job (as the WebSocket subscribe's ``presence``)."""
+    presence = request.query_params.get("presence", "false")
+    if presence not in ("true", "false"):
+        raise ValueError("presence must be true or false")
     last = headers.get("last-event-id") or request.query_params.get("last_event_id")
     positions = decode_last_event_id(last, jobs) if last else {}
     if room is not None:
@@ -251,7 +255,7 @@ def _subscribes(
         raise ValueError(f"at most {MAX_ROOM_POSITIONS} job_id per stream")
     ops: list[SubscribeJob | SubscribeRoom] = []
     for job in jobs:
-        frame = {"op": "subscribe", "job_id": job, "ref": job}
+        frame = {"op": "subscribe", "job_id": job, "ref": job, "presence": presence == "true"}
         if job in positions:
             frame.update(epoch=positions[job][0], last_id=positions[job][1])
         op = parse_client_frame(json.dumps(frame))

@@ -122,6 +122,8 @@ def test_parse_subscribe_unsubscribe_ack() -> None:
     assert parse_client_frame('{"op":"ack","job_id":"j1","id":"5-1"}') == Ack("j1", "5-1")
     packed = msgpack.packb({"op": "subscribe", "job_id": "j1"})
     assert parse_client_frame(packed, WireFormat.MSGPACK) == SubscribeJob("j1")
+    asks = parse_client_frame('{"op":"subscribe","job_id":"j1","presence":true}')
+    assert asks == SubscribeJob("j1", presence=True)
 
 
 def _at(last_id: str) -> str:
@@ -137,6 +139,7 @@ def _at(last_id: str) -> str:
         ('{"op":"subscribe","job_id":""}', "bad_frame"),
         ('{"op":"subscribe","room":"user:"}', "bad_frame"),
         ('{"op":"subscribe","job_id":"j","ref":{"x":1}}', "bad_frame"),
+        ('{"op":"subscribe","job_id":"j","presence":"yes"}', "bad_frame"),
         ('{"op":"warp"}', "unknown_op"),
         ('{"nop":1}', "bad_frame"),
         ('{"op":"subscribe","job_id":"j","last_id":"1-0"}', "invalid_position"),

@@ -8,6 +8,7 @@
  * acks and emits the events. Framework-free: React hooks live in `src/react/` and only read
  * from it.
  */
+import type { JobPresence } from "../generated/events.js";
 import type { ProgressClientEvents } from "./clientEvents.js";
 import { Connection } from "./connection.js";
 import type { ClientState, TransportKind } from "./connectionState.js";
@@ -103,6 +104,15 @@ export class ProgressClient {
   /** The job's current state, or `undefined` before its snapshot or first event arrived. */
   getJob(jobId: string): JobState | undefined {
     return this.store.getJob(jobId);
+  }
+
+  /**
+   * Who watches the job across every bridge: `watching` connections subscribed to it by id
+   * (this one included), and `users` for admins. `undefined` before the bridge said, or when
+   * presence is off on the bridge.
+   */
+  getPresence(jobId: string): JobPresence | undefined {
+    return this.store.getPresence(jobId);
   }
 
   /** Why the job's subscription was refused (`forbidden`, `not_found`, …), if it was. */

@@ -1,5 +1,5 @@
 /** The events `ProgressClient` emits, and the payload each listener receives. */
-import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import type { JobPresence, JobSnapshot, ProgressEvent } from "../generated/events.js";
 import type { ClientState, TransportKind } from "./connectionState.js";
 import type { ProgressClientError } from "./errors.js";
 import type { JobState } from "./jobState.js";
@@ -46,6 +46,14 @@ export interface JobChange {
   state: JobState;
 }
 
+/** Payload of the `presence` event: who watches a job the client subscribed to changed. */
+export interface PresenceChange {
+  /** The job. */
+  jobId: string;
+  /** How many connections watch it, on every bridge (`users` for admins only). */
+  presence: JobPresence;
+}
+
 /** Payload of the `room` event: the set of a room's jobs changed. */
 export interface RoomChange {
   /** The room, e.g. `user:alice`. */
@@ -78,6 +86,8 @@ export interface ProgressClientEvents {
   job: JobChange;
   /** A room's job list changed. */
   room: RoomChange;
+  /** Who watches a subscribed job changed (the answer to its subscribe, then `presence` frames). */
+  presence: PresenceChange;
   /** Something went wrong; the client may carry on (server error frames) or be closed. */
   error: ProgressClientError;
   /** A reconnect attempt was scheduled. */

@@ -14,6 +14,7 @@ export type {
   HelloFrame,
   PingFrame,
   PongFrame,
+  PresenceFrame,
   RoomReplay,
   ServerFrame,
   SseCloseFrame,

@@ -6,6 +6,7 @@ export type {
   JobChange,
   ProgressClientEvents,
   RetryInfo,
+  PresenceChange,
   RoomChange,
   SnapshotInfo,
   StateChange,

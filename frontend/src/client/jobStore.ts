@@ -10,13 +10,14 @@
  * when a position could not be honoured; and resubscribes without a position when a live event
  * comes from a new epoch. Not kept: events of a job nobody watches (directly or through a room).
  */
-import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import type { JobPresence, JobSnapshot, ProgressEvent } from "../generated/events.js";
 import type { ProgressClientEvents } from "./clientEvents.js";
 import { ProtocolViolationError, ServerError, type ProgressClientError } from "./errors.js";
 import type {
   ClientFrame,
   ErrorCode,
   HelloFrame,
+  PresenceFrame,
   ServerFrame,
   StreamPosition,
   SubscribedFrame,
@@ -66,6 +67,8 @@ export class JobStore {
   private readonly pendingAcks = new Map<string, string>();
   /** Jobs whose epoch changed under a live subscription, waiting for their new snapshot. */
   private readonly resyncing = new Set<string>();
+  /** Who watches each job subscribed by id, as the bridge last said. */
+  private readonly presence = new Map<string, JobPresence>();
 
   constructor(private readonly emit: StoreEmit) {}
 
@@ -74,6 +77,11 @@ export class JobStore {
   /** The job's current state, or `undefined` before its snapshot or first event arrived. */
   getJob(jobId: string): JobState | undefined {
     return this.jobs.get(jobId);
+  }
+
+  /** Who watches the job (subscribed by id), or `undefined` before the bridge said. */
+  getPresence(jobId: string): JobPresence | undefined {
+    return this.presence.get(jobId);
   }
 
   /** Why the job's subscription was refused (`forbidden`, `not_found`, …), if it was. */
@@ -220,6 +228,9 @@ export class JobStore {
           typeof frame.ref === "string" ? frame.ref : undefined,
         );
         break;
+      case "presence":
+        this.onPresence(frame);
+        break;
       case "unsubscribed":
       case "ping":
         break;
@@ -243,6 +254,7 @@ export class JobStore {
       return;
     }
     if (!this.subs.isWatched(jobId)) return; // Unsubscribed while the reply was on its way.
+    if (frame.presence) this.setPresence(jobId, frame.presence);
     const reason = frame.reason ?? (frame.recovered ? "ok" : "unknown");
     // With a position honoured (recovered, and we sent one) the replay follows; otherwise the
     // snapshot is the job's state, and events after its last_id follow.
@@ -254,6 +266,17 @@ export class JobStore {
       return;
     }
     this.replaceWithSnapshot(frame.snapshot, frame.recovered, reason, null);
+  }
+
+  private onPresence(frame: PresenceFrame): void {
+    if (!this.subs.hasJob(frame.job_id)) return; // Unsubscribed while it was on its way.
+    const { watching, users } = frame;
+    this.setPresence(frame.job_id, users ? { watching, users } : { watching });
+  }
+
+  private setPresence(jobId: string, presence: JobPresence): void {
+    this.presence.set(jobId, presence);
+    this.emit("presence", { jobId, presence });
   }
 
   private onRoomSubscribed(room: string, frame: SubscribedFrame): void {
@@ -382,7 +405,9 @@ export class JobStore {
     if (!this.connected) return; // `hello` subscribes.
     const ref = this.subs.newRef({ jobId });
     const pos = this.position(jobId);
-    this.send(pos ? { op: "subscribe", job_id: jobId, ...pos, ref } : { op: "subscribe", job_id: jobId, ref });
+    // `presence`: the answer says who watches, and `presence` frames follow when that changes.
+    const frame = { op: "subscribe", job_id: jobId, presence: true, ref } as const;
+    this.send(pos ? { ...frame, ...pos } : frame);
   }
 
   private sendRoomSubscribe(room: string): void {
@@ -416,5 +441,6 @@ export class JobStore {
     this.jobs.delete(jobId);
     this.pendingAcks.delete(jobId);
     this.resyncing.delete(jobId);
+    this.presence.delete(jobId);
   }
 }

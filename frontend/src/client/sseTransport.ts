@@ -467,6 +467,7 @@ export class SseTransport {
       }
       case "event":
       case "batch":
+      case "presence":
         this.handlers.onFrame(frame);
     }
   }

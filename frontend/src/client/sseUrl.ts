@@ -47,7 +47,7 @@ export function encodePositions(positions: Readonly<Record<string, StreamPositio
 }
 
 /**
- * The URL of one stream: `job_id` (repeated) or `room`, `token` when there is one, and
+ * The URL of one stream: `job_id` (repeated, with `presence=true`) or `room`, `token` when there is one, and
  * `last_event_id` with the positions to resume from when there are any (jobs without one get
  * their snapshot).
  */
@@ -59,7 +59,10 @@ export function streamUrl(
 ): string {
   const url = new URL(endpoint);
   if (target.room !== undefined) url.searchParams.set("room", target.room);
-  else for (const jobId of target.jobIds) url.searchParams.append("job_id", jobId);
+  else {
+    for (const jobId of target.jobIds) url.searchParams.append("job_id", jobId);
+    url.searchParams.set("presence", "true");
+  }
   if (token) url.searchParams.set("token", token);
   if (Object.keys(positions).length > 0) url.searchParams.set("last_event_id", encodePositions(positions));
   return url.toString();

@@ -36,6 +36,7 @@ const REQUIRED_FIELDS: { readonly [Op in ServerFrame["op"]]: Readonly<Record<str
   batch: { events: "array" },
   unsubscribed: {},
   error: { code: "string", message: "string" },
+  presence: { job_id: "string", watching: "number" },
   ping: {},
 };
 
@@ -83,7 +84,7 @@ export function parseServerFrame(text: string): ServerFrame | string {
 }
 
 /** The ops an SSE message may carry: the server's frames but `hello` and `ping`, and `close`. */
-const SSE_OPS: ReadonlySet<string> = new Set(["subscribed", "event", "batch", "error", "close"]);
+const SSE_OPS: ReadonlySet<string> = new Set(["subscribed", "event", "batch", "error", "presence", "close"]);
 
 /**
  * Parse one SSE message's `data` (`GET /sse`, docs/protocol.md "Server-Sent Events").

@@ -55,6 +55,7 @@ export type ServerFrame =
   | BatchFrame
   | UnsubscribedFrame
   | ErrorFrame
+  | PresenceFrame
   | PingFrame;
 /**
  * The ``code`` of an ``error`` frame; the connection stays open after any of them.
@@ -88,7 +89,8 @@ export type ClientFrame =
  * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
  * via the `definition` "SseFrame".
  */
-export type SseFrame = SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | SseCloseFrame;
+export type SseFrame =
+  SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | PresenceFrame | SseCloseFrame;
 /**
  * WebSocket close codes the bridge sends.
  *
@@ -778,6 +780,7 @@ export interface SubscribedFrame {
   snapshot: JobSnapshot | null;
   jobs?: JobSnapshot[] | null;
   replays?: RoomReplay[] | null;
+  presence?: JobPresence | null;
 }
 /**
  * How one job of a room subscribe's ``positions`` was resumed.
@@ -791,6 +794,17 @@ export interface RoomReplay {
   reason: "ok" | "epoch_changed" | "trimmed" | "ahead";
   epoch: string | null;
   snapshot: JobSnapshot | null;
+}
+/**
+ * Who watches a job across every bridge process: connections subscribed to it by id, and
+ * (for admins only) their users' names.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "JobPresence".
+ */
+export interface JobPresence {
+  watching: number;
+  users?: string[] | null;
 }
 /**
  * One event, with its ``id`` and ``epoch``.
@@ -844,6 +858,19 @@ export interface ErrorFrame {
   message: string;
 }
 /**
+ * Who watches a job the client subscribed to, when it changes (at most one per
+ * ``presence_interval_s`` per job): ``watching`` connections, ``users`` for admins.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "PresenceFrame".
+ */
+export interface PresenceFrame {
+  op: "presence";
+  job_id: string;
+  watching: number;
+  users?: string[] | null;
+}
+/**
  * Heartbeat, every ``heartbeat_s``; answer with ``pong``.
  *
  * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
@@ -863,6 +890,7 @@ export interface SubscribeJobFrame {
   job_id: string;
   epoch?: string | null;
   last_id?: string | null;
+  presence?: boolean;
   /**
    * Copied from the client frame into its answer (at most 64 characters).
    */

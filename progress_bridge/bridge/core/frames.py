@@ -34,8 +34,10 @@ __all__ = [
     "ErrorFrame",
     "EventFrame",
     "HelloFrame",
+    "JobPresence",
     "PingFrame",
     "PongFrame",
+    "PresenceFrame",
     "RoomReplay",
     "ServerFrame",
     "SseCloseFrame",
@@ -86,6 +88,8 @@ class SubscribeJobFrame(_Frame):
     job_id: JobId
     epoch: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     last_id: StreamIdText | None = None
+    #: Also send who watches the job: in the answer, then ``presence`` frames when it changes.
+    presence: bool = False
     ref: Ref = None
 
 
@@ -163,6 +167,14 @@ class RoomReplay(_Frame):
     snapshot: JobSnapshot | None
 
 
+class JobPresence(_Frame):
+    """Who watches a job across every bridge process: connections subscribed to it by id, and
+    (for admins only) their users' names."""
+
+    watching: Annotated[int, Field(ge=0)]
+    users: list[str] | None = None
+
+
 class SubscribedFrame(_Frame):
     """The answer to a subscribe: for a job (``job_id``) or a room (``room``, ``jobs``,
     ``replays``). ``recovered: false`` always comes with a ``snapshot`` (per job for rooms)."""
@@ -177,6 +189,7 @@ class SubscribedFrame(_Frame):
     snapshot: JobSnapshot | None
     jobs: list[JobSnapshot] | None = None
     replays: list[RoomReplay] | None = None
+    presence: JobPresence | None = None
 
 
 class EventFrame(_Frame):
@@ -212,6 +225,16 @@ class ErrorFrame(_Frame):
     message: str
 
 
+class PresenceFrame(_Frame):
+    """Who watches a job the client subscribed to, when it changes (at most one per
+    ``presence_interval_s`` per job): ``watching`` connections, ``users`` for admins."""
+
+    op: Literal["presence"]
+    job_id: str
+    watching: Annotated[int, Field(ge=0)]
+    users: list[str] | None = None
+
+
 class PingFrame(_Frame):
     """Heartbeat, every ``heartbeat_s``; answer with ``pong``."""
 
@@ -225,6 +248,7 @@ ServerFrame = Annotated[
     | BatchFrame
     | UnsubscribedFrame
     | ErrorFrame
+    | PresenceFrame
     | PingFrame,
     Field(discriminator="op"),
 ]
@@ -247,7 +271,7 @@ class SseCloseFrame(_Frame):
 #: What one SSE message's ``data`` holds: the WebSocket's frames but ``hello`` and ``ping`` (the
 #: route is the protocol, keep-alives are comments), plus the stream's ``close``.
 SseFrame = Annotated[
-    SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | SseCloseFrame,
+    SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | PresenceFrame | SseCloseFrame,
     Field(discriminator="op"),
 ]
 

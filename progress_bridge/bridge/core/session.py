@@ -256,17 +256,26 @@ class Session:
         *,
         replay: Replay | None = None,
         snapshot: JobSnapshot | None = None,
+        presence: Mapping[str, Any] | None = None,
     ) -> bool:
         """Queue the answer to a job subscribe, then release held entries.
 
-        Pass ``snapshot`` for a subscribe without a position, ``replay`` otherwise.
+        Pass ``snapshot`` for a subscribe without a position, ``replay`` otherwise;
+        ``presence`` (who watches the job, see :meth:`presence`) goes into the answer.
         """
         self._jobs.pop(op.job_id, None)
         st = _JobState(explicit=True)
         self._jobs[op.job_id] = st
         before = self.outbox.bytes
         self._answer_job(
-            st, op.job_id, now, replay=replay, snapshot=snapshot, ref=op.ref, after=op.last_id
+            st,
+            op.job_id,
+            now,
+            replay=replay,
+            snapshot=snapshot,
+            ref=op.ref,
+            after=op.last_id,
+            presence=presence,
         )
         self._charge_answer(self.outbox.bytes - before)
         return self.release(now)
@@ -282,6 +291,7 @@ class Session:
         ref: str | int | None,
         room: str | None = None,
         after: str | None = None,
+        presence: Mapping[str, Any] | None = None,
     ) -> None:
         entries: list[StoredEntry] = []
         if replay is not None:
@@ -308,6 +318,7 @@ class Session:
                     "reason": reason,
                     "epoch": epoch,
                     "snapshot": snapshot.model_dump(mode="json") if snapshot else None,
+                    **({"presence": presence} if presence is not None else {}),
                 },
                 now,
             )
@@ -393,6 +404,16 @@ class Session:
             self.rooms.discard(op.room)
             target = {"room": op.room}
         return self._push_control({"op": "unsubscribed", "ref": op.ref, **target}, now)
+
+    def presence(self, job_id: str, watching: int, users: list[str] | None, now: float) -> bool:
+        """Tell the client who watches a job it subscribed to (``users`` for admins only).
+        Returns "wake the writer"."""
+        if not self.watches_job(job_id):
+            return False
+        frame: dict[str, Any] = {"op": "presence", "job_id": job_id, "watching": watching}
+        if users is not None:
+            frame["users"] = users
+        return self._push_control(frame, now)
 
     def watches_job(self, job_id: str) -> bool:
         st = self._jobs.get(job_id)

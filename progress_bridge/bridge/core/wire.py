@@ -255,6 +255,8 @@ class SubscribeJob:
     epoch: str | None = None
     last_id: str | None = None
     ref: str | int | None = None
+    #: Asked to be told who watches the job (``presence`` frames).
+    presence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +426,12 @@ def parse_client_frame(data: str | bytes, fmt: WireFormat = WireFormat.JSON) -> 
             return SubscribeRoom(obj["room"], kind, name, positions, ref)
         job_id = _job_id(obj.get("job_id"), ref)
         pos = _position(obj.get("epoch"), obj.get("last_id"), ref)
-        return SubscribeJob(job_id, pos[0] if pos else None, pos[1] if pos else None, ref)
+        presence = obj.get("presence", False)
+        if not isinstance(presence, bool):
+            raise FrameError("'presence' must be true or false", code=ErrorCode.BAD_FRAME, ref=ref)
+        return SubscribeJob(
+            job_id, pos[0] if pos else None, pos[1] if pos else None, ref, presence=presence
+        )
     if op == "unsubscribe":
         _target(obj, ref, "unsubscribe")
         if "room" in obj:

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
-import { batchedSubscribe, useJobProgress } from "../../react/index";
+import { batchedSubscribe, useJobPresence, useJobProgress } from "../../react/index";
 import { cancelJob, fetchPageImage, fetchZoneContent } from "../api";
 import { useEta } from "../eta";
 import { EventLogStore } from "../eventLog";
@@ -49,6 +49,11 @@ const IDLE_OPERATION: Partial<Record<Phase, string>> = {
   queued: "Waiting for a worker…",
   starting: "Opening the document…",
 };
+
+/** "1 watching (you)", "3 watching": connections on every bridge, this page's included. */
+function watchingLabel(watching: number): string {
+  return watching <= 1 ? "1 watching (you)" : `${watching} watching`;
+}
 
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
 export function JobView({ client, jobId, token }: { client: ProgressClient; jobId: string; token: () => string }) {
@@ -103,6 +108,7 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
     [jobId],
   );
 
+  const presence = useJobPresence(client, jobId);
   const upload = useUpload(jobId);
   const summary = useMemo(() => (job ? summarizeJob(job, upload?.pages ?? null) : null), [job, upload]);
   const shownEta = useEta(job, finished);
@@ -153,6 +159,15 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
         <span className={`pill pill--${job.status}`} data-testid="job-status">
           {statusLabel(job.status)}
         </span>
+        {presence && (
+          <span
+            className="watching"
+            data-testid="watching"
+            title={presence.users?.length ? presence.users.join(", ") : undefined}
+          >
+            {watchingLabel(presence.watching)}
+          </span>
+        )}
       </div>
       <progress
         id={`${id}-bar`}
