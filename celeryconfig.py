@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from progress_bridge.capture.celery_config import broker_and_backend
 from progress_bridge.config import Settings
+from tasks.limits import PdfLimits  # (does not import tasks.app, which is loading this module)
 
 progress_settings = Settings.from_env()
 broker_url, result_backend = broker_and_backend(progress_settings)
@@ -38,3 +39,11 @@ worker_prefetch_multiplier = 1
 broker_transport_options = {"visibility_timeout": 3600}
 result_expires = progress_settings.ttl_after_end_s
 broker_connection_retry_on_startup = True
+
+# -- Bounds of a PDF job (docs/operators.md, "Bounds of a PDF job") ----------------------------
+# Read from PROGRESS_PDF_* / PROGRESS_WORKER_MAX_MEMORY_MIB (tasks/limits.py; proposed as
+# Settings fields). The tasks compute each call's soft and hard time limits from its page count.
+pdf_limits = PdfLimits.from_env()
+# A pool process whose peak memory went above this is replaced after its task, so the memory a
+# large document took does not stay held by an idle worker.
+worker_max_memory_per_child = pdf_limits.worker_max_memory_per_child_kib

@@ -5,8 +5,8 @@ embedded valkey-server is started). Every figure is printed next to a baseline m
 same run against the same server, and as a ratio to it:
 
 * a progress call inside a running Celery task (in-process threads worker), coalesced at the
-  default 10 Hz, and uncoalesced (every call appends, sets PROGRESS and sends task-progress);
-  baseline: one plain ``XADD`` per call.
+  default 10 Hz, and uncoalesced (every call appends, then waits while the publisher thread sets
+  PROGRESS and sends task-progress); baseline: one plain ``XADD`` per call.
 * appends per second from one process: ``EventStore.append`` one at a time, and
   ``EventStore.append_many`` (pipelined batches); baselines: plain ``XADD`` one at a time and
   pipelined.

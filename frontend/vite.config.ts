@@ -3,12 +3,13 @@ import { resolve } from "node:path";
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vite";
 
-// Library build: two entry points, "." (framework-free client) and "./react" (hooks).
-// React stays external so the app's own copy is used.
+// Library build (dist/lib, what `npm pack` ships): two entry points, "." (framework-free client)
+// and "./react" (hooks). React and @msgpack/msgpack stay external: the app's own copies are used
+// (msgpack is a dependency, loaded only by clients that ask for format "msgpack").
 export default defineConfig({
   plugins: [react()],
   build: {
-    outDir: "dist",
+    outDir: "dist/lib",
     sourcemap: true,
     lib: {
       entry: {
@@ -18,7 +19,7 @@ export default defineConfig({
       formats: ["es"],
     },
     rollupOptions: {
-      external: ["react", "react-dom", "react/jsx-runtime"],
+      external: ["react", "react-dom", "react/jsx-runtime", "@msgpack/msgpack"],
     },
   },
   test: {

@@ -12,7 +12,7 @@ Leaving it unset means "start a private embedded valkey-server" (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -44,10 +44,27 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PROGRESS_REDIS_URL", "REDIS_URL"),
         description="Redis/Valkey URL; unset starts an embedded valkey-server (dev and tests).",
     )
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = Field(
+        default="standalone",
+        description="standalone: REDIS_URL is the server; cluster: REDIS_URL is any node of a "
+        "Redis/Valkey Cluster; sentinel: REDIS_URL is a sentinel (see redis_sentinel_master).",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="With redis_mode sentinel: the monitored master's name."
+    )
     key_prefix: str = Field(default="pb", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     feed_shards: int = Field(default=8, ge=1, le=1024, description="Live feed streams.")
     stream_maxlen: int = Field(
-        default=10_000, ge=100, description="Approximate events kept per job (history)."
+        default=10_000,
+        ge=100,
+        description="Approximate events kept per job (history) besides its zone events: each "
+        "declared zone adds room for its own events, so zones are never trimmed.",
+    )
+    feed_mode: Literal["stream", "notify"] = Field(
+        default="stream",
+        description="How bridges hear of new events: stream (every bridge tails the feed "
+        "shards, option (a)) or notify (per-job sharded pub/sub, each bridge hears only the "
+        "jobs its clients watch, option (b)). Writers and bridges must agree.",
     )
     feed_maxlen: int = Field(
         default=100_000, ge=1_000, description="Approximate entries kept per feed shard."
@@ -65,6 +82,37 @@ class Settings(BaseSettings):
     )
     outage_buffer_events: int = Field(
         default=10_000, ge=10, description="Events held in memory while Redis is unreachable."
+    )
+    producer_connect_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="A worker's wait for a Redis connection; with the read timeout, the longest "
+        "a progress call or lifecycle handler can hold a task when Redis fails.",
+    )
+    producer_socket_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="A worker's wait for a Redis answer (see producer_connect_timeout_s).",
+    )
+    lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        description="A running job whose worker process sent no heartbeat for this long is "
+        "reaped: failed (lost), or redelivered when its task is configured to be.",
+    )
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker process renews the leases of its running jobs (and "
+        "notices a job whose data Redis lost, to re-state it); at most a third of lease_s.",
+    )
+    reaper_interval_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How often each worker's main process looks for expired leases; 0: never "
+        "(run `progress-bridge reap` instead).",
     )
     celery_broker_url: str | None = Field(
         default=None,
@@ -144,6 +192,24 @@ class Settings(BaseSettings):
     bridge_redis_pool_timeout_s: float = Field(
         default=10.0, gt=0, description="Wait for a pooled connection before 'unavailable'."
     )
+    bridge_presence_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often watchers hear who else watches their jobs (presence frames, at "
+        "most one per job per interval, only on change); 0 turns presence off.",
+    )
+    bridge_presence_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A watcher no bridge refreshes (its bridge died) leaves presence after this.",
+    )
+    bridge_resume_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="A resume (subscribe with a position) of a job the store does not have waits "
+        "this long for it to reappear (Redis restarted without persistence: the producer writes "
+        "it again) before answering not_found.",
+    )
     bridge_close_grace_s: float = Field(
         default=5.0,
         gt=0,
@@ -175,7 +241,9 @@ class Settings(BaseSettings):
         "Settings; unset serves the bare bridge.",
     )
     demo_task: str | None = Field(
-        default=None, description="The ProgressTask `dev --demo` submits, 'module:task'."
+        default=None,
+        description="What `dev --demo` submits: a ProgressTask 'module:task', or a function "
+        "'module:function' called as (settings, owner=, speed=) that returns the job id.",
     )
 
     # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------
@@ -205,6 +273,15 @@ class Settings(BaseSettings):
             if isinstance(raw, str):
                 data = {**data, "allowed_origins": [o.strip() for o in raw.split(",") if o.strip()]}
         return data
+
+    @model_validator(mode="after")
+    def _check_liveness(self) -> Self:
+        if self.heartbeat_interval_s * 3 > self.lease_s:
+            raise ValueError(
+                f"heartbeat_interval_s ({self.heartbeat_interval_s}) must be at most a third of "
+                f"lease_s ({self.lease_s}), or one late heartbeat would reap a running job"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_production(self) -> Self:

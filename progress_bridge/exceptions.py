@@ -57,11 +57,15 @@ class AuthError(ProgressBridgeError):
 
 class FrameError(ProtocolError):
     """A client frame was refused; ``code`` (an error code of ``docs/protocol.md``) and ``ref``
-    go back in an ``error`` frame."""
+    go back in an ``error`` frame — unless ``reply`` is False (a bad ``ack``: acks get no
+    answer)."""
 
-    def __init__(self, message: str, *, code: str, ref: str | int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str, ref: str | int | None = None, reply: bool = True
+    ) -> None:
         super().__init__(message, code=code)
         self.ref = ref
+        self.reply = reply
 
 
 class InvalidEvent(ProgressBridgeError, ValueError):
@@ -73,7 +77,11 @@ class InvalidEvent(ProgressBridgeError, ValueError):
 
 
 class DuplicateTerminal(ProgressBridgeError):
-    """The job already has its terminal event; the new one was not appended."""
+    """The job already has its terminal event; the new event was not appended.
+
+    Refused after a job's end: a second terminal event, and any other event of its processing
+    (only export events go on). ``refused`` is the refused event's type.
+    """
 
     def __init__(self, job_id: str, existing: str, refused: str) -> None:
         super().__init__(f"job {job_id} already ended with {existing}; {refused} was not appended")

@@ -37,7 +37,8 @@ app.conf.include = [m for m in TASK_MODULES if importlib.util.find_spec(m) is no
 def _check_broker(sender: Any = None, **_: Any) -> None:
     # Signal receivers' exceptions are logged and swallowed by Celery; SystemExit is not, so
     # the worker stops here with the message instead of retrying Celery's default amqp://.
+    celery_app = getattr(sender, "app", None) or app
     try:
-        require_broker(getattr(sender, "app", None) or app)
+        require_broker(celery_app, celery_app.conf.get("progress_settings"))
     except ConfigError as exc:
         raise SystemExit(f"progress-bridge: {exc}") from None

@@ -1,27 +1,49 @@
-"""A demo job that walks a fake document's zones with realistic timings.
+"""The demo: a real PDF job to watch, and a fake-document walk for tests.
 
-Lets a person watch a job with ``progress-bridge tail`` before the PDF tasks exist, and gives the
-tests a real task to run. The work is a plain function taking a progress reporter; the Celery
-tasks only wire it to :class:`~progress_bridge.capture.task.ProgressTask`.
+:func:`submit_pdf_demo` is what ``progress-bridge dev --demo`` submits (the ``demo_task``
+setting): the 12-page report in ``tasks/data`` (:mod:`tasks.demo_document`) stored as an upload
+and run through the real PDF job (:func:`tasks.pdf_tasks.process_pdf`), paced to last about
+:data:`DEMO_SECONDS` (``speed`` 2 halves that) so a person can watch it on the page, in Flower
+and with ``progress-bridge tail``. Every zone is really extracted; only pauses are added.
 
-Timings per zone kind (seconds at ``speed=1``): text 0.15, table 0.8, figure 0.4, scaled by
-``1 / speed`` so tests run the same walk in milliseconds.
+:func:`walk_document` walks a fake document's zones with realistic timings (seconds per zone at
+``speed=1``: text 0.15, table 0.8, figure 0.4, scaled by ``1 / speed``): a task the tests run in
+milliseconds. The work is a plain function taking a progress reporter; the Celery tasks only
+wire it to :class:`~progress_bridge.capture.task.ProgressTask`.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from progress_bridge.capture.producer import forget_capture
 from progress_bridge.capture.sink import ProgressSink
 from progress_bridge.capture.task import ProgressTask
+from progress_bridge.config import Settings
 from progress_bridge.events import PageInfo, ZoneInfo
 
 from .app import app
+from .demo_document import DEMO_NAME, DEMO_PAGES, DEMO_PDF
+from .limits import limits_of
+from .pdf_tasks import JobFiles, process_pdf
 
-__all__ = ["DemoFailure", "fake_document", "walk", "walk_document", "walk_document_once"]
+__all__ = [
+    "DEMO_SECONDS",
+    "DemoFailure",
+    "fake_document",
+    "submit_pdf_demo",
+    "walk",
+    "walk_document",
+    "walk_document_once",
+]
+
+#: How long the PDF demo lasts at ``speed=1`` (seconds, about; the pacing is per page).
+DEMO_SECONDS = 60.0
 
 ZONE_SECONDS = {"text": 0.15, "table": 0.8, "figure": 0.4}
 TOOLS = {"text": "pdfplumber.words", "table": "pdfplumber.tables", "figure": "pypdfium2.render"}
@@ -109,3 +131,46 @@ def walk_document(self: ProgressTask, **options: Any) -> dict[str, Any]:
 def walk_document_once(self: ProgressTask, **options: Any) -> dict[str, Any]:
     """The same walk for a job that must not run twice: a killed worker ends it failed (lost)."""
     return walk(self.progress, **options)
+
+
+def submit_pdf_demo(settings: Settings, *, owner: str, speed: float = 1.0) -> str:
+    """Store the demo report as an upload and publish its PDF job; return the job id.
+
+    As ``POST /api/jobs`` does (generated job id, the file under ``uploads/<job>.pdf``, the job
+    owned by ``owner``), with ``pace_s`` so the job lasts about ``DEMO_SECONDS / speed``.
+    Points the Celery app at ``settings`` (its Redis URL, or Celery's own URLs) first: the
+    caller may have loaded the configuration before the server existed.
+    """
+    if speed <= 0:
+        raise ValueError(f"speed must be above 0, got {speed!r}")
+    url = settings.redis_url
+    broker = settings.celery_broker_url or url
+    app.conf.update(
+        broker_url=broker,
+        result_backend=settings.celery_result_backend or url,
+        progress_settings=settings,
+    )
+    # A process that used the app before (its connection pool, its progress producer) would
+    # still publish to the old servers: publish on a connection to these, with a new producer.
+    forget_capture(app)
+    job_id = f"pdf-{uuid.uuid4().hex}"
+    target = JobFiles(settings.data_dir).upload(job_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(DEMO_PDF.read_bytes())
+    pace_s = DEMO_SECONDS / DEMO_PAGES / speed
+    # The job's time limits (tasks.limits) count processing time per page: add the pauses.
+    soft, hard = limits_of(app).time_limits(DEMO_PAGES)
+    paused = math.ceil(DEMO_PAGES * pace_s)
+    with app.connection_for_write(broker) as connection:
+        process_pdf.submit(
+            job_id,
+            DEMO_NAME,
+            owner=owner,
+            document_id=DEMO_NAME,
+            task_id=job_id,
+            kwargs={"pace_s": pace_s},
+            soft_time_limit=soft + paused,
+            time_limit=hard + paused,
+            connection=connection,
+        )
+    return job_id

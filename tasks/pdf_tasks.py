@@ -6,7 +6,7 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
   task itself with ``self.progress`` as the sink. Its lifecycle comes from the signal handlers
   (:mod:`progress_bridge.capture.signals`): started, then completed (task_success) or failed
   (task_failure).
-* **Large documents** fan out: the job task *replaces itself* (``Task.replace``) with a chord of
+* **Large documents** fan out: the job task publishes a chord of
   :func:`process_pages` subtasks (``settings.pages_per_subtask`` pages each) whose body is
   :func:`finish_canvas`. Each child is published with the ``progress_parent`` header, so its
   zones go to the job's stream and its zone counters are summed into the job's snapshot by the
@@ -22,24 +22,44 @@ One job is one :func:`process_pdf` task; its Celery task id is the job id the us
 
 Exactly one terminal event on the job (DESIGN invariant 5), for the canvas:
 
-* ``Task.replace`` raises ``Ignore``: Celery sends neither task_success nor task_failure for the
-  job task, so the signal handlers write no terminal event for it. ``replace`` freezes the chord
-  body with the job's task id, so ``AsyncResult(job_id).get()`` returns the merged result.
+* The job task then raises ``Ignore``: Celery sends neither task_success nor task_failure for
+  it, so the signal handlers write no terminal event for it. The chord body runs under an id of
+  its own (``<job>-merge``; not ``Task.replace``, which gives the body the job's id, so Flower
+  showed the job's row as ``finish_canvas`` and lost ``process_pdf``): Flower lists the job as
+  ``process_pdf``, each part and the body as rows of their own.
 * The body (:func:`finish_canvas`) is a plain task (no lifecycle signals) that writes
-  ``processing_completed`` on the job after merging the parts.
+  ``processing_completed`` on the job after merging the parts, and records the job's end in
+  Celery (result backend and task event: ``mark_succeeded`` of
+  :mod:`progress_bridge.capture.celery_state`), so ``AsyncResult(job_id).get()`` returns the
+  merged result and Flower shows SUCCESS. A failed or cancelled canvas job likewise ends FAILURE
+  or REVOKED in both (:func:`canvas_failed`).
 * A failing child writes ``processing_failed`` on the job with its page range and reason, before
   Celery records the failure; the chord errback (:func:`canvas_failed`, on the body) writes the
   same for failures a child cannot report itself (a lost worker) once every part has returned.
 * A cancel (``DELETE /api/jobs/{id}``) writes ``processing_cancelled`` first, then revokes the
   job and its children. Running parts poll the job's terminal state (``should_stop``, every
-  ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked.
+  ``settings.cancel_poll_s``) and stop; queued parts are dropped by the worker as revoked. On a
+  prefork worker a part in the middle of a long page is interrupted by its guard
+  (:mod:`tasks.guard`) and, if even that does not stop it, terminated. Celery then fails the
+  chord with ``ChordError(TaskRevokedError)``, which it logs as an ERROR with a traceback: that
+  record becomes one INFO line (:class:`RevokedChordFilter`).
 * Whichever of these writes first wins: the store's append script refuses a second terminal event
   atomically (:class:`~progress_bridge.exceptions.DuplicateTerminal`), so races between a cancel,
   a failing child and the body cannot produce two.
 
+Bounds (:class:`~tasks.limits.PdfLimits`, ``docs/operators.md``): every job and part runs under
+Celery soft and hard time limits computed from its page count (the job's when it is published,
+:meth:`PdfJobTask.apply_async`; the parts' and the merge's when the job fans out), enforced on
+the prefork pool by :func:`job_guard` (interrupt at the soft limit, terminate a task stuck in C
+code shortly after) and by the pool (the hard limit); a page whose
+decompressed content is over ``pdf_max_page_content_bytes`` fails the job before pdfplumber
+parses it; a prefork pool process above ``pdf_max_memory_mib`` stops its job. Each ends the job
+``processing_failed`` with a :class:`~tasks.pdf.LimitExceeded` reason.
+
 Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
 generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
-``results/<job>/part-<first>-<last>.json`` and ``exports/<export>.<ext>``. Messages carry ids,
+``results/<job>/part-<first>-<last>.json``, ``previews/<job>/page-<n>.{jpg,json}`` (each page's
+image and zones, :mod:`tasks.pdf.preview`) and ``exports/<export>.<ext>``. Messages carry ids,
 never paths, so a message cannot make a worker read or write anywhere else.
 """
 
@@ -62,6 +82,12 @@ from celery.exceptions import Ignore
 from celery.result import AsyncResult, GroupResult
 from vine import barrier  # type: ignore[import-untyped]
 
+from progress_bridge.capture.celery_state import (
+    mark_failed,
+    mark_revoked,
+    mark_succeeded,
+    progress_text,
+)
 from progress_bridge.capture.envelope import HEADER_PARENT, HEADER_WEIGHT, envelope_of
 from progress_bridge.capture.producer import Capture, capture_for, record_event
 from progress_bridge.capture.reporter import ProgressReporter
@@ -73,12 +99,19 @@ from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingFailed,
 )
-from progress_bridge.exceptions import StoreRejected, StreamUnavailable
 
 from .app import app
+from .guard import Cause, JobGuard, JobInterrupted
+from .limits import PdfLimits, limits_of
+from .pacing import PacedSink
 from .pdf import (
+    REPAIRED,
     DocumentResult,
+    LimitExceeded,
+    MemoryLimitReached,
     PdfRejected,
+    TimeLimitReached,
+    count_pages,
     export_document,
     merge_results,
     open_document,
@@ -87,15 +120,22 @@ from .pdf import (
 )
 from .pdf import ProcessingCancelled as PdfCancelled
 from .pdf.export import SUFFIXES
+from .pdf.preview import PagePreviews
 
 __all__ = [
     "JobFiles",
+    "PdfJobTask",
+    "RevokedChordFilter",
     "StopCheck",
     "UploadMissing",
     "canvas_failed",
     "children_group_id",
     "export_result",
     "finish_canvas",
+    "install_log_filter",
+    "job_guard",
+    "job_of_part",
+    "part_id",
     "process_pages",
     "process_pdf",
     "revoke_job",
@@ -107,6 +147,7 @@ log = logging.getLogger("tasks.pdf_tasks")
 #: Ids that may become file names: no dots, slashes or colons, so never a path.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ERROR_CHARS = 500
+_PART_ID = re.compile(r"^(.+)-p[0-9]+$")
 
 
 class UploadMissing(PdfRejected):
@@ -127,6 +168,7 @@ class JobFiles:
         self.uploads = self.root / "uploads"
         self.results = self.root / "results"
         self.exports = self.root / "exports"
+        self.previews = self.root / "previews"
 
     @staticmethod
     def check_id(value: str, what: str = "id") -> str:
@@ -146,9 +188,23 @@ class JobFiles:
     def part(self, job_id: str, first_page: int, last_page: int) -> Path:
         return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
 
+    def previews_dir(self, job_id: str) -> Path:
+        return self.previews / self.check_id(job_id, "job id")
+
     def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
         suffix = SUFFIXES[ExportFormat(fmt)]
         return self.exports / f"{self.check_id(export_id, 'export id')}{suffix}"
+
+
+def part_id(job_id: str, first_page: int) -> str:
+    """The task id of the job's part that starts at ``first_page``."""
+    return f"{job_id}-p{first_page}"
+
+
+def job_of_part(task_id: str) -> str | None:
+    """The job of a part's task id (:func:`part_id`), else ``None``."""
+    match = _PART_ID.match(task_id)
+    return match.group(1) if match else None
 
 
 def children_group_id(job_id: str) -> str:
@@ -181,9 +237,11 @@ def settings_of(celery_app: Any) -> Settings:
 class StopCheck:
     """``should_stop`` for :func:`process_document`: true once ``job_id`` has ended.
 
-    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HGET), so
-    cancellation is cooperative and works with every pool (threads and solo cannot terminate a
-    running task) and on every host. A Redis error reads as "keep going": progress is advisory.
+    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HMGET),
+    so cancellation is cooperative and works with every pool (threads and solo cannot terminate a
+    running task) and on every host. A Redis error reads as "keep going": progress is advisory,
+    and while the producer knows Redis is away the check does not wait for it at all
+    (:meth:`Capture.job_state`), so a stalled Redis holds the task no longer than a progress call.
     """
 
     def __init__(self, capture: Capture, job_id: str, interval_s: float) -> None:
@@ -201,10 +259,7 @@ class StopCheck:
         if now < self._next:
             return False
         self._next = now + self.interval_s
-        try:
-            self.ended = self._capture.store.terminal_of(self.job_id)
-        except (StreamUnavailable, StoreRejected):
-            return False
+        self.ended = self._capture.job_state(self.job_id)[1]
         return self.ended is not None
 
 
@@ -237,67 +292,221 @@ def _read_upload(files: JobFiles, upload_id: str) -> bytes:
         ) from None
 
 
+def _store_upload(files: JobFiles, upload_id: str, data: bytes) -> None:
+    """Replace the upload atomically (the parts of a job may be reading it)."""
+    path = files.upload(upload_id)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _pages(count: int) -> str:
+    return "1 page" if count == 1 else f"{count} pages"
+
+
 def _summary(result: DocumentResult, name: str | None) -> dict[str, Any]:
+    """The job's result as Celery stores it; ``summary`` is the one line users see
+    (``processing_completed``): sizes, then what a reader should know before trusting it."""
     failed = len(result.failed_zones)
     pages = result.last_page - result.first_page + 1
     text = f"{name or 'document'}: {pages} pages, {len(result.zones)} zones"
     if failed:
         text += f" ({failed} failed)"
+    ocr = sum(page.text_source == "ocr" for page in result.pages)
+    no_text = sum(page.text_source == "none" for page in result.pages)
+    if ocr:
+        text += f"; {_pages(ocr)} read by OCR"
+    if no_text:
+        text += f"; {_pages(no_text)} without a text layer, not read"
+    if any(REPAIRED in note for note in result.notes):
+        text += f"; the file was damaged and {REPAIRED}"
+    elif result.notes:
+        text += "; see the notes"
     return {
         "summary": text,
         "pages": pages,
         "zones": len(result.zones),
         "failed_zones": failed,
         "tables": len(result.tables()),
+        "pages_ocr": ocr,
+        "pages_without_text": no_text,
+        "notes": list(result.notes),
     }
 
 
 def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
     """End this run because its job ended elsewhere (cancelled, or failed by a sibling).
 
-    Records the run as REVOKED in Celery (a chord part counts as returned, so the chord does not
-    wait for it forever) and raises ``Ignore`` so no success or failure signal fires. A canvas
-    child also writes ``processing_cancelled`` in its own stream (``own_event``); the job itself
-    already has its terminal event.
+    Records the run as REVOKED in Celery, result backend and Flower (a chord part counts as
+    returned, so the chord does not wait for it forever) and raises ``Ignore`` so no success or
+    failure signal fires. A canvas child also writes ``processing_cancelled`` in its own stream
+    (``own_event``); the job itself already has its terminal event.
     """
     request = task.request
     reporter = getattr(request, "_progress_reporter", None)
     if reporter is not None:
-        reporter.flush()
+        reporter.close()  # its last PROGRESS goes out now, never after the REVOKED below
     reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
     if own_event:
         record_event(task.app, ProcessingCancelled(**envelope_of(request), reason=reason))
-    task.backend.mark_as_revoked(request.id, reason, request=request)
+    stopped_at = _progress_text_of(stop._capture, request.id)
+    mark_revoked(
+        task, request.id, reason, request=request, hostname=request.hostname, result=stopped_at
+    )
     raise Ignore(reason)
 
 
-@_task(base=ProgressTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
-def process_pdf(self: ProgressTask, upload_id: str, display_name: str | None = None) -> Any:
+def _progress_text_of(capture: Capture, job_id: str) -> str | None:
+    """Where the job's snapshot says it got to, as Flower shows progress; None if unknown."""
+    try:
+        snap = capture.store.snapshot(job_id)
+    except Exception:  # advisory: Flower keeps its last numbers then
+        return None
+    if snap is None:
+        return None
+    numbers = snap.model_dump()
+    if snap.finished:  # an ended job is doing nothing (its page shows no operation either)
+        numbers.update(current_operation=None, current_zone=None)
+    return progress_text(numbers)
+
+
+def _paced(progress: Any, pace_s: float, stop: StopCheck) -> Any:
+    return PacedSink(progress, pace_s, stop) if pace_s > 0 else progress
+
+
+class PdfJobTask(ProgressTask):
+    """The job's task class: its time limits come from the upload's page count when published.
+
+    The publisher (the web app) has just stored the upload; counting its pages with PDFium
+    takes about a millisecond. A job that fans out only validates and splits the document in
+    this task, so its pages count up to ``canvas_page_threshold``; an upload that cannot be
+    counted gets that limit too (the task will refuse the file quickly). Limits given by the
+    caller (``time_limit``, ``soft_time_limit``) are kept.
+    """
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> AsyncResult:
+        if args and "time_limit" not in options and "soft_time_limit" not in options:
+            soft, hard = _job_time_limits(self.app, args[0])
+            options.update(soft_time_limit=soft, time_limit=hard)
+        return super().apply_async(args, kwargs, **options)
+
+
+def _job_time_limits(celery_app: Any, upload_id: Any) -> tuple[int, int]:
+    settings = settings_of(celery_app)
+    threshold = settings.canvas_page_threshold
+    try:
+        pages = count_pages(JobFiles(settings.data_dir).upload(upload_id))
+    except ValueError:  # not a valid id: the task says so
+        pages = None
+    return limits_of(celery_app).time_limits(min(pages or threshold, threshold))
+
+
+def job_guard(
+    task: Any, stop: StopCheck, report: Callable[[LimitExceeded], None], pages: int | None
+) -> JobGuard:
+    """The :class:`~tasks.guard.JobGuard` of a running PDF task: its job's end (``stop``), the
+    memory limit, the task's soft time limit. Call it on the task's thread.
+
+    Args:
+        report: ends the job failed with a bound's reason; called (from the guard's thread)
+            when the task is stuck in C code past a bound and about to be terminated.
+        pages: what the task processes, for the time limit's reason (``None``: unknown).
+    """
+    limits = limits_of(task.app)
+    timelimit = task.request.timelimit or (None, None)
+
+    def stuck(cause: Cause) -> None:
+        if cause is not Cause.ENDED:  # (a job that ended has its terminal event)
+            report(_limit_failure(cause, limits, timelimit, pages))
+
+    return JobGuard(
+        task.app,
+        task.request.id,
+        ended=stop,
+        max_memory_bytes=limits.max_memory_bytes,
+        grace_s=limits.pdf_stop_grace_s,
+        soft_limit_s=timelimit[1],
+        on_stuck=stuck,
+    )
+
+
+def _limit_failure(
+    cause: Cause, limits: PdfLimits, timelimit: Any, pages: int | None
+) -> LimitExceeded:
+    """The failure a memory or time interrupt ends the run with (``timelimit``: the request's
+    ``(hard, soft)``)."""
+    if cause is Cause.MEMORY:
+        return MemoryLimitReached(limits.max_memory_bytes)
+    return TimeLimitReached(float(timelimit[1] or 0), pages)
+
+
+@_task(base=PdfJobTask, bind=True, name="tasks.pdf_tasks.process_pdf", throws=(PdfRejected,))
+def process_pdf(
+    self: PdfJobTask, upload_id: str, display_name: str | None = None, pace_s: float = 0.0
+) -> Any:
     """The job: validate the upload, then process it here or fan out as a chord.
 
     Args:
         upload_id: the generated name of the upload (``uploads/<upload_id>.pdf``).
         display_name: the sanitised client file name, shown in summaries and export names.
+        pace_s: spend at least this many seconds on each page (the demo, :mod:`tasks.pacing`);
+            0 processes as fast as possible.
 
     Raises:
-        PdfRejected: the document cannot be processed (``processing_failed`` with the reason).
+        PdfRejected: the document cannot be processed (``processing_failed`` with the reason),
+            :class:`~tasks.pdf.LimitExceeded` among them.
     """
     settings = settings_of(self.app)
+    limits = limits_of(self.app)
     files = JobFiles(settings.data_dir)
     job_id: str = self.request.id
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
-    data = _read_upload(files, upload_id)
-    with open_document(data, max_pages=settings.max_pages) as doc:
-        page_count = doc.page_count
-    if page_count > settings.canvas_page_threshold:
-        return _fan_out(self, upload_id, display_name, page_count, settings, stop)
-    try:
-        result = process_document(
-            data, self.progress, max_pages=settings.max_pages, should_stop=stop
+    envelope = envelope_of(self.request)
+
+    def report(failure: LimitExceeded) -> None:
+        capture.send(
+            ProcessingFailed(
+                **envelope,
+                error_type=type(failure).__name__,
+                error_message=failure.reason[:_ERROR_CHARS],
+            )
         )
+
+    page_count: int | None = None
+    try:
+        with (
+            job_guard(self, stop, report, None),
+            PagePreviews(files.previews_dir(job_id)) as previews,
+        ):
+            data = _read_upload(files, upload_id)
+            notes: list[str] = []
+            with open_document(data, max_pages=settings.max_pages) as doc:
+                page_count = doc.page_count
+                if page_count > settings.canvas_page_threshold:
+                    # Repair here, once: the parts then read a file pdfminer can lay out, instead
+                    # of each repairing it again (and logging its own warning line).
+                    doc.prepare_layout()
+                    if doc.data is not data:
+                        _store_upload(files, upload_id, doc.data)
+                    notes = list(doc.notes)
+            if page_count > settings.canvas_page_threshold:
+                return _fan_out(self, upload_id, display_name, page_count, notes, stop, pace_s)
+            result = process_document(
+                data,
+                _paced(self.progress, pace_s, stop),
+                max_pages=settings.max_pages,
+                should_stop=stop,
+                max_page_content_bytes=limits.pdf_max_page_content_bytes,
+                observer=previews,
+            )
     except PdfCancelled:
         _stop(self, stop, own_event=False)
+    except JobInterrupted as interrupt:
+        if interrupt.cause is Cause.ENDED:
+            _stop(self, stop, own_event=False)
+        timelimit = self.request.timelimit or (None, None)
+        raise _limit_failure(interrupt.cause, limits, timelimit, page_count) from None
     result.source_name = display_name
     _write_json(files.result(job_id), result.to_dict())
     # (The last coalesced progress is written by ProgressTask.__call__ as this returns, before
@@ -310,10 +519,16 @@ def _fan_out(
     upload_id: str,
     display_name: str | None,
     page_count: int,
-    settings: Settings,
+    notes: list[str],
     stop: StopCheck,
-) -> Any:
-    """Replace the job task with a chord of page-range children; never returns (``Ignore``)."""
+    pace_s: float = 0.0,
+) -> NoReturn:
+    """Publish a chord of page-range children, then end the job task (``Ignore``).
+
+    Each part's time limits follow from its pages; the merge gets the base limit. ``notes``
+    (the document's, e.g. that it was repaired) go to the merge, which keeps them once.
+    """
+    settings, limits = settings_of(task.app), limits_of(task.app)
     job_id: str = task.request.id
     group_id = children_group_id(job_id)
     if GroupResult.restore(group_id, app=task.app) is not None:
@@ -326,12 +541,16 @@ def _fan_out(
     parts: dict[str, list[int]] = {}
     children = []
     for first, last in ranges:
-        child_id = f"{job_id}-p{first}"
+        child_id = part_id(job_id, first)
         parts[child_id] = [first, last]
         share = (last - first + 1) / page_count  # the part's weight in the job's percent
+        soft, hard = limits.time_limits(last - first + 1)
         children.append(
-            process_pages.s(upload_id, first, last, job_id=job_id).set(
-                task_id=child_id, headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share}
+            process_pages.s(upload_id, first, last, job_id=job_id, pace_s=pace_s).set(
+                task_id=child_id,
+                headers={HEADER_PARENT: job_id, HEADER_WEIGHT: share},
+                soft_time_limit=soft,
+                time_limit=hard,
             )
         )
     # Saved before anything is published, so a cancel can always find the children to revoke.
@@ -347,10 +566,21 @@ def _fan_out(
     task.progress.set_progress(0.0, operation=f"Split {page_count} pages into {len(ranges)} parts")
     task.progress.flush()
     meta = {"owner": env["owner"], "document_id": env["document_id"]}
-    body = finish_canvas.s(
-        job_id=job_id, display_name=display_name, started_ts=time.time(), **meta
-    ).on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
-    return task.replace(chord(children, body))
+    soft, hard = limits.time_limits(0)
+    body = (
+        finish_canvas.s(
+            job_id=job_id, display_name=display_name, started_ts=time.time(), notes=notes, **meta
+        )
+        .set(soft_time_limit=soft, time_limit=hard)
+        .on_error(canvas_failed.s(job_id=job_id, parts=parts, **meta))
+    )
+    for callback in task.request.callbacks or []:  # what Task.replace would carry over
+        body.link(callback)
+    for errback in task.request.errbacks or []:
+        body.link_error(errback)
+    # The body gets an id of its own, so Flower keeps the job's row as process_pdf (module doc).
+    chord(children, body).apply_async(task_id=f"{job_id}-merge")
+    raise Ignore(f"job {job_id} fanned out into {len(ranges)} parts")
 
 
 @_task(
@@ -363,7 +593,13 @@ def _fan_out(
     reject_on_worker_lost=False,
 )
 def process_pages(
-    self: ProgressTask, upload_id: str, first_page: int, last_page: int, *, job_id: str
+    self: ProgressTask,
+    upload_id: str,
+    first_page: int,
+    last_page: int,
+    *,
+    job_id: str,
+    pace_s: float = 0.0,
 ) -> dict[str, Any]:
     """A canvas child: pages ``first_page..last_page`` of the job's upload.
 
@@ -372,20 +608,38 @@ def process_pages(
     refused as a duplicate). When the job has ended meanwhile, it stops (REVOKED).
     """
     settings = settings_of(self.app)
+    limits = limits_of(self.app)
     files = JobFiles(settings.data_dir)
     capture = capture_for(self.app)
     stop = StopCheck(capture, job_id, settings.cancel_poll_s)
+    pages = last_page - first_page + 1
+
+    def report(failure: LimitExceeded) -> None:
+        _report_part_failure(capture, job_id, first_page, last_page, failure)
+
     try:
-        if stop():
-            raise PdfCancelled()
-        result = process_document(
-            _read_upload(files, upload_id),
-            self.progress,
-            first_page=first_page,
-            last_page=last_page,
-            max_pages=settings.max_pages,
-            should_stop=stop,
-        )
+        try:
+            with (
+                job_guard(self, stop, report, pages),
+                PagePreviews(files.previews_dir(job_id)) as previews,
+            ):
+                if stop():
+                    raise PdfCancelled()
+                result = process_document(
+                    _read_upload(files, upload_id),
+                    _paced(self.progress, pace_s, stop),
+                    first_page=first_page,
+                    last_page=last_page,
+                    max_pages=settings.max_pages,
+                    should_stop=stop,
+                    max_page_content_bytes=limits.pdf_max_page_content_bytes,
+                    observer=previews,
+                )
+        except JobInterrupted as interrupt:
+            if interrupt.cause is Cause.ENDED:
+                raise PdfCancelled() from None
+            timelimit = self.request.timelimit or (None, None)
+            raise _limit_failure(interrupt.cause, limits, timelimit, pages) from None
     except PdfCancelled:
         _stop(self, stop, own_event=True)
     except Exception as exc:
@@ -428,11 +682,15 @@ def finish_canvas(
     started_ts: float | None = None,
     owner: str | None = None,
     document_id: str | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Chord body (runs under the job's task id): merge the parts, complete the job.
+    """Chord body (``<job>-merge``): merge the parts, complete the job.
 
     A plain task, so no lifecycle signal writes for it: it writes the job's terminal event
-    itself, ``processing_completed`` or, if merging fails, ``processing_failed``.
+    itself, ``processing_completed`` or, if merging fails, ``processing_failed``, and records the
+    job's end in Celery (the job's own task ended with ``Ignore`` when it fanned out). ``notes`` are
+    the document's (e.g. that the job repaired it before fanning out), kept once before the
+    parts' own.
     """
     settings = settings_of(self.app)
     files = JobFiles(settings.data_dir)
@@ -441,7 +699,9 @@ def finish_canvas(
     ended = StopCheck(capture, job_id, 0.0)
     if ended():  # cancelled after the last part returned: nothing to merge for anyone
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
-        return {"summary": f"job ended ({ended.ended}) before its parts were merged"}
+        reason = f"job ended ({ended.ended}) before its parts were merged"
+        _end_in_celery(self, job_id, ended.ended, RuntimeError(reason))
+        return {"summary": reason}
     try:
         if files.result(job_id).exists() and not files.parts_dir(job_id).exists():
             # A redelivered body (its worker died after merging): the merge is done.
@@ -454,6 +714,7 @@ def finish_canvas(
                 for p in parts
             ]
             merged = merge_results(results)
+            merged.notes = list(dict.fromkeys([*(notes or []), *merged.notes]))
             merged.source_name = display_name
             _write_json(files.result(job_id), merged.to_dict())
     except Exception as exc:
@@ -465,6 +726,7 @@ def finish_canvas(
             )
         )
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        mark_failed(self, job_id, exc, hostname=self.request.hostname)
         raise
     summary = _summary(merged, display_name)
     summary["parts"] = len(parts)
@@ -472,9 +734,23 @@ def finish_canvas(
     capture.send(
         ProcessingCompleted(**envelope, result_summary=summary["summary"], duration_ms=duration)
     )
+    runtime = None if duration is None else duration / 1000
+    mark_succeeded(self, job_id, summary, runtime=runtime, hostname=self.request.hostname)
     # Parts go only after the completion is recorded, so a rerun can always finish the job.
     shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
     return summary
+
+
+def _end_in_celery(
+    task: Any, job_id: str, ended: str | None, exc: BaseException, hostname: str | None = None
+) -> None:
+    """Record in Celery (result backend, Flower) how a canvas job ended in its stream:
+    REVOKED when it was cancelled, else FAILURE with ``exc``."""
+    if ended == "processing_cancelled":
+        stopped_at = _progress_text_of(capture_for(task.app), job_id)
+        mark_revoked(task, job_id, f"job {job_id} cancelled", hostname=hostname, result=stopped_at)
+    elif ended != "processing_completed":
+        mark_failed(task, job_id, exc, hostname=hostname)
 
 
 @_task(name="tasks.pdf_tasks.canvas_failed")
@@ -491,9 +767,19 @@ def canvas_failed(
     """Chord errback (new-style: called in the worker with the chord's error): fail the job.
 
     Runs once every part has returned and one failed or was revoked. The failing part's own
-    reason is preferred over the generic ``ChordError``. Usually a duplicate (the part, or a
-    cancel, ended the job first) and then refused by the store.
+    reason is preferred over the generic ``ChordError``. Usually the job has ended already (a
+    part failed it, or it was cancelled and its parts revoked): then it only removes the parts'
+    files. Either way it records the job's end in Celery (result backend, Flower): REVOKED when
+    it was cancelled, else FAILURE.
     """
+    files = JobFiles(settings_of(app).data_dir)
+    capture = capture_for(app)
+    ended = StopCheck(capture, job_id, 0.0)
+    if ended():
+        _end_in_celery(canvas_failed, job_id, ended.ended, exc)
+        with contextlib.suppress(ValueError):
+            shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+        return
     reason: BaseException = exc
     failed_range: list[int] | None = None
     for child_id, page_range in sorted(parts.items(), key=lambda item: item[1][0]):
@@ -502,7 +788,6 @@ def canvas_failed(
             if child.state == states.FAILURE and isinstance(child.result, BaseException):
                 reason, failed_range = child.result, page_range
                 break
-    capture = capture_for(app)
     envelope = {"owner": owner, "document_id": document_id}
     if failed_range is not None:
         capture.send(_part_failed(job_id, failed_range[0], failed_range[1], reason, **envelope))
@@ -515,8 +800,55 @@ def canvas_failed(
                 error_message=_describe(reason),
             )
         )
+    # The job's end as its stream has it (normally the failure just written).
+    _end_in_celery(canvas_failed, job_id, capture.job_state(job_id)[1], reason)
     with contextlib.suppress(ValueError):
-        shutil.rmtree(JobFiles(settings_of(app).data_dir).parts_dir(job_id), ignore_errors=True)
+        shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
+
+
+class RevokedChordFilter(logging.Filter):
+    """Turns Celery's ERROR for a chord whose part was revoked into one INFO line.
+
+    When a part is revoked (a cancel, or the job failed by a sibling part, after which the
+    others stop), Celery's result backend fails the chord with
+    ``ChordError("Dependency <part> raised TaskRevokedError(...)")`` and logs it with
+    ``logger.exception``: an ERROR and a traceback, for what is the expected end of a cancelled
+    job. This filter, on the backends' loggers (:func:`install_log_filter`), rewrites exactly
+    those records as ``job <id> ended before its parts were merged (<part> revoked: <why>)``
+    at INFO, without the traceback. Every other chord error is left as Celery logs it.
+    """
+
+    _REVOKED_PART = re.compile(r"Dependency (\S+) raised TaskRevokedError\((.*)\)$", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != "Chord %r raised: %r" or not isinstance(args, tuple) or len(args) != 2:
+            return True
+        # (a ChordError from the Redis backend, a plain message from the key-value backends)
+        match = self._REVOKED_PART.match(str(args[1]))
+        if match is None:
+            return True
+        part, why = match.groups()
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg = "job %s ended before its parts were merged (%s revoked: %s)"
+        record.args = (job_of_part(part) or "?", part, why.strip("'\""))
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+#: The loggers Celery's result backends log chord errors with.
+_CHORD_LOGGERS = ("celery.backends.redis", "celery.backends.base")
+
+
+def install_log_filter() -> None:
+    """Add :class:`RevokedChordFilter` to the chord loggers (idempotent; done on import)."""
+    for name in _CHORD_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RevokedChordFilter) for f in logger.filters):
+            logger.addFilter(RevokedChordFilter())
+
+
+install_log_filter()
 
 
 @_task(bind=True, name="tasks.pdf_tasks.export_result")

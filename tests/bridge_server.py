@@ -33,7 +33,16 @@ from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
 from progress_bridge.store.embedded import free_port
 
-__all__ = ["BridgeProcess", "BridgeServer", "bridge_settings", "mint", "settings_env"]
+__all__ = [
+    "BridgeProcess",
+    "BridgeServer",
+    "bridge_settings",
+    "mint",
+    "register_feed_mode",
+    "register_redis_mode",
+    "settings_env",
+    "wait_healthy",
+]
 
 READY_TIMEOUT_S = 15.0
 #: One random secret per test session, shared by in-thread servers and child processes.
@@ -41,9 +50,26 @@ TEST_SECRET = secrets.token_urlsafe(32)
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Redis URLs that are not standalone servers → their mode (tests/conftest.py registers them).
+_REDIS_MODES: dict[str, str] = {}
+_FEED_MODES: dict[str, str] = {}
+
+
+def register_redis_mode(url: str, mode: str) -> None:
+    """Make :func:`bridge_settings` use ``mode`` for ``url`` (a cluster's node, a sentinel)."""
+    _REDIS_MODES[url] = mode
+
+
+def register_feed_mode(url: str, mode: str) -> None:
+    """Make :func:`bridge_settings` use the feed design ``mode`` for ``url``."""
+    _FEED_MODES[url] = mode
+
+
 def bridge_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "redis_url": redis_url,
+        "redis_mode": _REDIS_MODES.get(redis_url, "standalone"),
+        "feed_mode": _FEED_MODES.get(redis_url, "stream"),
         "token_secret": TEST_SECRET,
         "allowed_origins": ["http://allowed.example"],
         "bridge_read_block_ms": 200,
@@ -73,7 +99,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_healthy(base_url: str, alive: Any) -> None:
+def wait_healthy(base_url: str, alive: Any) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if not alive():
@@ -121,7 +147,7 @@ class BridgeServer(_Urls):
     def start(self) -> BridgeServer:
         self._thread = threading.Thread(target=self.server.run, name="bridge-server", daemon=True)
         self._thread.start()
-        _wait_healthy(self.base_url, self._thread.is_alive)
+        wait_healthy(self.base_url, self._thread.is_alive)
         return self
 
     def stop(self) -> None:
@@ -162,7 +188,7 @@ class BridgeProcess(_Urls):
         cmd += ["--port", str(self.port)]
         cmd += ["--log-level", "warning"] + (["--bare"] if self.bare else [])
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-        _wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)
+        wait_healthy(self.base_url, lambda: self.proc is not None and self.proc.poll() is None)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:

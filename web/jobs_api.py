@@ -1,4 +1,5 @@
-"""The PDF jobs REST API: upload, list, cancel, export and download. Wiring only.
+"""The PDF jobs REST API: upload, list, cancel, export, download, and what was extracted (page
+images, zone content). Wiring only.
 
 ``create_jobs_router(settings)`` returns an :class:`fastapi.APIRouter`; include it next to the
 bridge's router (which serves ``GET /api/jobs/{job_id}``, the snapshot, and the token authority
@@ -13,13 +14,18 @@ these routes use through :data:`~progress_bridge.auth.CurrentUser`).
 ``DELETE /api/jobs/{job_id}``         cancel → 202; 409 when the job has already ended
 ``POST /api/jobs/{job_id}/exports``   ``{format}`` → 202 ``{export_id}``; 409 unless completed
 ``GET /api/jobs/{job_id}/exports/…``  the export file as an attachment (owner or admin)
+``GET …/{job_id}/pages/{n}/image``    page ``n`` as a small JPEG (owner or admin); 404
+                                      ``not_rendered`` until the worker has drawn it
+``GET …/{job_id}/zones/{zone_id}``    a zone's extracted content (owner or admin); 404
+                                      ``not_ready`` until its page has finished
 ====================================  ===========================================================
 
 Rules: every route needs ``Authorization: Bearer <JWT>`` (401 otherwise). A job that does not
 exist is 404; a job that is not the caller's is 403, as on the bridge. Watching may be granted
-by a token's ``jobs`` claim, but cancelling, exporting and downloading need the owner or an
-admin. Error bodies are ``{"detail": "<sentence>"}`` with the stable reason in the
-``X-Error-Code`` header (e.g. ``not_a_pdf``, ``too_large``, ``already_ended``).
+by a token's ``jobs`` claim, but cancelling, exporting, downloading and seeing the document's
+content (page images, zone text) need the owner or an admin. Error bodies are
+``{"detail": "<sentence>"}`` with the stable reason in the ``X-Error-Code`` header (e.g.
+``not_a_pdf``, ``too_large``, ``already_ended``).
 
 Cancelling writes the job's ``processing_cancelled`` first (the store refuses it atomically if
 the job has already ended: 409), then revokes the job's task and its canvas children; running
@@ -35,7 +41,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -45,9 +51,16 @@ from progress_bridge.bridge.auth import CurrentUser, authority_of
 from progress_bridge.config import Settings
 from progress_bridge.events import ExportFormat, ProcessingCancelled
 from progress_bridge.events.snapshot import JobSnapshot
-from progress_bridge.exceptions import ConfigError, DuplicateTerminal
+from progress_bridge.exceptions import (
+    ConfigError,
+    DuplicateTerminal,
+    StoreRejected,
+    StreamUnavailable,
+)
 from progress_bridge.store import AsyncEventStore
 from tasks.pdf.export import MEDIA_TYPES
+from tasks.pdf.preview import PREVIEW_MEDIA_TYPE, PreviewFiles, zone_page
+from tasks.pdf.result import ZoneResult
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 
 from .uploads import (
@@ -71,6 +84,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("web.jobs_api")
+
+#: A page image and a zone's content never change once written (the job's files are written once
+#: under ids that are never reused); answers that say "not yet" must not be cached at all.
+_CACHE_FOREVER = "private, max-age=86400, immutable"
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class _Model(BaseModel):
@@ -117,15 +135,19 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-def _error(status: int, code: str, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail, headers={"X-Error-Code": code})
+def _error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> HTTPException:
+    return HTTPException(
+        status_code=status, detail=detail, headers={"X-Error-Code": code, **(headers or {})}
+    )
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {
         401: "No token, or a malformed, badly signed or expired one.",
         403: "The job is not the caller's.",
-        404: "No such job (or export).",
+        404: "No such job (or export, page image or zone, or not yet: see `X-Error-Code`).",
         409: "The job is not in a state that allows this.",
         413: "The upload is larger than `max_upload_bytes`.",
         415: "The upload is not a PDF (no `%PDF-` header).",
@@ -186,7 +208,9 @@ def create_jobs_router(settings: Settings) -> APIRouter:
         while True:
             try:
                 await cleanup_once()
-            except Exception:  # a failed sweep is retried at the next interval
+            except (StreamUnavailable, StoreRejected) as exc:  # retried at the next interval
+                log.warning("retention cleanup skipped: %s", exc)
+            except Exception:  # a bug: logged whole, retried at the next interval
                 log.exception("retention cleanup failed")
             await asyncio.sleep(settings.cleanup_interval_s)
 
@@ -204,6 +228,21 @@ def create_jobs_router(settings: Settings) -> APIRouter:
 
     router = APIRouter(lifespan=lifespan, tags=["PDF jobs"])
     router.cleanup_once = cleanup_once  # type: ignore[attr-defined]
+
+    async def check_owner(job_id: str, user: Principal) -> None:
+        """As :func:`owned_snapshot` (404, then 403), with one HMGET instead of the snapshot:
+        a page's images and zones are many small requests, and a job's snapshot can be large."""
+        meta = await store().job_meta(job_id)
+        if meta is None:
+            raise _error(404, "not_found", f"No job {job_id}.")
+        if not user.may_manage(meta[0]):
+            raise _error(403, "forbidden", f"Job {job_id} is not yours.")
+
+    def previews(job_id: str) -> PreviewFiles:
+        try:
+            return PreviewFiles(files.previews_dir(job_id))
+        except ValueError:  # a job id the store knows but not a file name: nothing stored
+            raise _error(404, "not_found", f"Job {job_id} has no files.") from None
 
     async def owned_snapshot(job_id: str, user: Principal) -> JobSnapshot:
         snap = await store().snapshot(job_id)
@@ -370,5 +409,60 @@ def create_jobs_router(settings: Settings) -> APIRouter:
             filename=state.filename or path.name,
             content_disposition_type="attachment",
         )
+
+    @router.get(
+        "/api/jobs/{job_id}/pages/{number}/image",
+        response_class=FileResponse,
+        summary="A small image of one page of the job's document",
+        responses={
+            200: {"description": "The page as a JPEG.", "content": {PREVIEW_MEDIA_TYPE: {}}},
+            **_responses(401, 403, 404),
+        },
+    )
+    async def page_image(
+        job_id: str, number: Annotated[int, Path(ge=1, le=1_000_000)], user: CurrentUser
+    ) -> FileResponse:
+        """Rendered once by the worker before the page's zones are declared: a page the job has
+        declared has its image, unless it could not be drawn (404 ``not_rendered``, as for a page
+        not declared yet). The answer never changes, so it may be cached."""
+        await check_owner(job_id, user)
+        path = previews(job_id).image(number)
+        if not await run_in_threadpool(path.is_file):
+            raise _error(
+                404, "not_rendered", f"Page {number} of job {job_id} has no image.", _NO_STORE
+            )
+        return FileResponse(
+            path, media_type=PREVIEW_MEDIA_TYPE, headers={"Cache-Control": _CACHE_FOREVER}
+        )
+
+    @router.get(
+        "/api/jobs/{job_id}/zones/{zone_id}",
+        response_model=ZoneResult,
+        summary="What was extracted from one zone: its text or table, kind, tool, confidence",
+        responses=_responses(401, 403, 404),
+    )
+    async def zone_details(
+        job_id: str, zone_id: str, user: CurrentUser, response: Response
+    ) -> ZoneResult:
+        """Read from the file the worker writes when the zone's page has finished: until then
+        (and for a page a cancelled or failed job never finished) 404 ``not_ready``; a zone the
+        job does not have, 404 ``not_found``."""
+        await check_owner(job_id, user)
+        number = zone_page(zone_id)
+        if number is None:
+            raise _error(404, "not_found", f"Job {job_id} has no zone {zone_id}.")
+        details = await run_in_threadpool(previews(job_id).read_details, number)
+        if details is None:
+            raise _error(
+                404,
+                "not_ready",
+                f"Zone {zone_id} is not ready: page {number} has not finished.",
+                _NO_STORE,
+            )
+        zone = details.zone(zone_id)
+        if zone is None:
+            raise _error(404, "not_found", f"Job {job_id} has no zone {zone_id}.")
+        response.headers["Cache-Control"] = _CACHE_FOREVER
+        return zone
 
     return router

@@ -12,8 +12,8 @@ What the client sends is trusted for nothing:
 * **Name.** The file is stored as ``<data_dir>/uploads/<job id>.pdf`` (a generated id). The
   client's file name only becomes a *display name*: its last path component, without control
   characters, at most 120 characters — never part of a path.
-* **Retention.** :func:`cleanup_expired` deletes uploads, results and exports whose files are
-  older than ``settings.upload_retention_s``; the web app runs it every
+* **Retention.** :func:`cleanup_expired` deletes uploads, results, page previews and exports
+  whose files are older than ``settings.upload_retention_s``; the web app runs it every
   ``settings.cleanup_interval_s`` and keeps the uploads of jobs still running.
 """
 
@@ -201,10 +201,11 @@ def cleanup_expired(
     now: float | None = None,
     keep: Callable[[str], bool] = lambda job_id: False,
 ) -> list[Path]:
-    """Delete uploads, results and exports older than ``retention_s``; return what went.
+    """Delete uploads, results, page previews and exports older than ``retention_s``; return
+    what went.
 
-    ``keep(job_id)`` spares a job's upload and results (the web app passes "the job is still
-    running"). Partial files (``*.part``, ``.*.tmp``) left by an interrupted write expire too.
+    ``keep(job_id)`` spares a job's upload, results and previews (the web app passes "the job is
+    still running"). Partial files (``*.part``, ``.*.tmp``) left by an interrupted write expire too.
     Never raises for a file that vanished meanwhile.
     """
     cutoff = (time.time() if now is None else now) - retention_s
@@ -212,6 +213,7 @@ def cleanup_expired(
     candidates: list[tuple[Path, str | None]] = []
     candidates += [(p, p.name.split(".", 1)[0]) for p in _entries(files.uploads)]
     candidates += [(p, p.name.split(".", 1)[0] or None) for p in _entries(files.results)]
+    candidates += [(p, p.name.split(".", 1)[0] or None) for p in _entries(files.previews)]
     candidates += [(p, None) for p in _entries(files.exports)]
     for path, job_id in candidates:
         if _mtime(path) >= cutoff or (job_id and keep(job_id)):

@@ -1,4 +1,5 @@
-// Reads the JSON Schema of the event union (stdin) and prints TypeScript (stdout).
+// Reads the protocol's JSON Schema (stdin: an index object whose $defs hold the events, the
+// snapshot, every frame and the codes) and prints TypeScript (stdout).
 // Called by ../../scripts/gen_types; not meant to be run by hand.
 import { compile } from "json-schema-to-typescript";
 
@@ -6,7 +7,7 @@ const BANNER = `/* eslint-disable */
 /**
  * GENERATED FILE - DO NOT EDIT.
  *
- * Source: progress_bridge.events.json_schema() (pydantic), via scripts/gen_types and
+ * Source: progress_bridge.bridge.core.frames.protocol_schema() (pydantic), via scripts/gen_types and
  * json-schema-to-typescript. Regenerate with \`npm run gen\`; \`npm run gen:check\` fails on drift.
  */`;
 
@@ -14,8 +15,8 @@ const BANNER = `/* eslint-disable */
  * Shape pydantic's (2020-12) output into what json-schema-to-typescript reads well:
  * - property-level `title`s would each become a named alias (`type JobId = string`): drop them,
  *   keep the titles of the $defs (the model names);
- * - `$defs` become draft-07 `definitions` (which `unreachableDefinitions` reads, so
- *   JobSnapshot, referenced by no event, is emitted too);
+ * - `$defs` become draft-07 `definitions` (which `unreachableDefinitions` reads, so every
+ *   definition is emitted, referenced or not);
  * - a `$ref` keeps no siblings (else each becomes a duplicate named type);
  * - tuples use `prefixItems`: rewrite as draft-07 array `items`;
  * - the `type` tag has a default, so pydantic leaves it out of `required`; on the wire it is
@@ -56,21 +57,7 @@ function normalize(node, isNamed) {
 let input = "";
 process.stdin.setEncoding("utf8");
 for await (const chunk of process.stdin) input += chunk;
-const { definitions, ...union } = normalize(JSON.parse(input), true);
-// The exported schema's root is the event union, and JobSnapshot sits in $defs unreferenced.
-// The generator emits unreferenced definitions only below an object root, so wrap both in one.
-const root = {
-  title: "ProgressBridgeTypes",
-  description: "Index of the generated types (not a wire frame).",
-  type: "object",
-  additionalProperties: false,
-  required: ["event", "snapshot"],
-  properties: {
-    event: { $ref: "#/definitions/ProgressEvent" },
-    snapshot: { $ref: "#/definitions/JobSnapshot" },
-  },
-  definitions: { ProgressEvent: union, ...definitions },
-};
+const root = normalize(JSON.parse(input), true);
 const ts = await compile(root, "ProgressBridgeTypes", {
   bannerComment: BANNER,
   additionalProperties: false,

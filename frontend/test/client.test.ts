@@ -8,8 +8,6 @@ import {
   CloseCode,
   ConnectionForbiddenError,
   ServerError,
-  backoffCeiling,
-  backoffDelay,
   type ClientState,
   type ProgressClient,
   type ProgressClientError,
@@ -66,39 +64,10 @@ afterEach(async () => {
   await server.stop();
 });
 
-describe("stream ids", () => {
-  it("compare as (ms, seq) integer pairs, not as strings", async () => {
-    const { compareStreamIds, parseStreamId } = await import("../src/client/index");
-    expect(compareStreamIds("9-0", "10-0")).toBeLessThan(0);
-    expect(compareStreamIds("5-10", "5-9")).toBeGreaterThan(0);
-    expect(compareStreamIds("1718000000000-3", "1718000000000-3")).toBe(0);
-    expect(parseStreamId("nope")).toBeNull();
-    expect(() => compareStreamIds("x", "1-0")).toThrow(RangeError);
-  });
-});
-
 describe("backoff", () => {
-  const opts = { minReconnectDelay: 500, maxReconnectDelay: 20_000 };
-
-  it("draws full jitter within [0, min(cap, base * 2^n))", () => {
-    for (let n = 0; n < 12; n++) {
-      const ceiling = Math.min(20_000, 500 * 2 ** n);
-      expect(backoffCeiling(n, opts)).toBe(ceiling);
-      expect(backoffDelay(n, opts, () => 0)).toBe(0);
-      expect(backoffDelay(n, opts, () => 0.999_999)).toBeLessThan(ceiling);
-      expect(backoffDelay(n, opts, () => 0.999_999)).toBeGreaterThanOrEqual(ceiling - 1);
-      for (let i = 0; i < 50; i++) {
-        const d = backoffDelay(n, opts);
-        expect(d).toBeGreaterThanOrEqual(0);
-        expect(d).toBeLessThan(ceiling);
-      }
-    }
-    expect(backoffCeiling(1_000, opts)).toBe(20_000); // 2^1000 overflows; the cap holds.
-  });
-
   it("waits the drawn delay between attempts, growing until a connection lasts minUptime", async () => {
     // 1. The server refuses three connections with 1011 (internal error).
-    server.refuseNext = { code: CloseCode.InternalError, count: 3 };
+    server.refuse = { code: CloseCode.INTERNAL, count: 3 };
     const t = track(clientFor(server, { random: () => 0.999, minReconnectDelay: 20, minUptime: 150 }));
     const attemptTimes: number[] = [];
     const origAccepted = () => server.connectionsAccepted;
@@ -115,17 +84,17 @@ describe("backoff", () => {
     clearInterval(poll);
     expect(t.retries.map((r) => r.attempt)).toEqual([1, 2, 3]);
     expect(t.retries.map((r) => r.delayMs)).toEqual([19, 39, 79]); // 0.999 × 20, 40, 80
-    expect(t.retries.every((r) => r.closeCode === CloseCode.InternalError)).toBe(true);
+    expect(t.retries.every((r) => r.closeCode === CloseCode.INTERNAL)).toBe(true);
     // The gaps between attempts are at least the delays drawn.
     for (let i = 1; i < attemptTimes.length; i++) {
       expect(attemptTimes[i]! - attemptTimes[i - 1]!).toBeGreaterThanOrEqual(t.retries[i - 1]!.delayMs! - 2);
     }
     // 3. The connection stays up past minUptime, then the server restarts (1012).
     await sleep(200);
-    server.closeAll(CloseCode.ServiceRestart);
+    server.closeAll(CloseCode.RESTART);
     await waitFor(() => t.retries.length === 4, "fourth retry");
     // 4. The counter was reset: the delay is drawn from the first ceiling again.
-    expect(t.retries[3]).toEqual({ attempt: 1, delayMs: 19, closeCode: CloseCode.ServiceRestart });
+    expect(t.retries[3]).toEqual({ attempt: 1, delayMs: 19, closeCode: CloseCode.RESTART });
     await waitFor(() => t.client.state === "open", "open again");
   });
 
@@ -134,7 +103,7 @@ describe("backoff", () => {
     t.client.connect();
     await waitFor(() => t.client.state === "open", "open");
     for (let i = 1; i <= 3; i++) {
-      server.closeAll(CloseCode.SlowConsumer);
+      server.closeAll(CloseCode.SLOW_CONSUMER);
       await waitFor(() => t.retries.length === i, `retry ${i}`);
       await waitFor(() => t.client.state === "open", "open");
     }
@@ -197,7 +166,7 @@ describe("subscriptions and resume", () => {
     await waitFor(() => t.events.length === 2, "2 events");
     // 2. The server restarts; on resume it re-sends two entries the client already has.
     server.repeatOnReplay = 2;
-    server.closeAll(CloseCode.ServiceRestart);
+    server.closeAll(CloseCode.RESTART);
     await waitFor(() => t.retries.length > 0 && t.client.state === "reconnecting", "reconnecting");
     const missed = server.publish("job-3", progress(3));
     await waitFor(() => t.events.length === 3, "3 events");
@@ -317,6 +286,23 @@ describe("subscriptions and resume", () => {
     expect(server.framesOf("ack").at(-1)).toEqual({ op: "ack", job_id: "job-7", id: published[9]!.id });
   });
 
+  it("sends a subscribe made when the state turns open once", async () => {
+    // 1. A listener subscribes as soon as the connection is open (a view mounting on "open").
+    server.createJob("job-open");
+    const t = track(clientFor(server));
+    t.client.on("state", ({ next }) => {
+      if (next === "open" && t.client.stats.connections === 1) t.client.subscribe("job-open");
+    });
+    t.client.connect();
+    // 2. Its snapshot arrives; the server saw one subscribe, not one from the listener plus one
+    //    from the resubscribe-on-hello.
+    await waitFor(() => t.snapshots.length === 1, "snapshot");
+    const live = server.publish("job-open", progress(1));
+    await waitFor(() => t.events.length === 1, "live event");
+    expect(t.events[0]?.id).toBe(live.id);
+    expect(server.framesOf("subscribe")).toHaveLength(1);
+  });
+
   it("reports a refused subscription and does not retry it", async () => {
     server.createJob("job-8", "bob");
     const t = track(clientFor(server));
@@ -385,7 +371,7 @@ describe("connection health", () => {
     const detectedAfter = Date.now() - silentAt;
     expect(detectedAfter).toBeGreaterThanOrEqual(60);
     expect(detectedAfter).toBeLessThan(1_000);
-    expect(t.retries[0]?.closeCode).toBe(CloseCode.HeartbeatTimeout);
+    expect(t.retries[0]?.closeCode).toBe(CloseCode.HEARTBEAT_TIMEOUT);
     // 2. The server speaks again; the client is back.
     server.silent = false;
     await waitFor(() => t.client.state === "open", "open again");
@@ -397,7 +383,7 @@ describe("connection health", () => {
     const t = track(clientFor(server, { connectTimeout: 100 }));
     t.client.connect();
     await waitFor(() => t.retries.length === 1, "retry");
-    expect(t.retries[0]?.closeCode).toBe(CloseCode.HeartbeatTimeout);
+    expect(t.retries[0]?.closeCode).toBe(CloseCode.HEARTBEAT_TIMEOUT);
     expect(t.states).toEqual(["connecting", "reconnecting"]);
     server.silent = false;
     await waitFor(() => t.client.state === "open", "open");
@@ -485,6 +471,7 @@ describe("close codes", () => {
     t.client.connect();
     await waitFor(() => t.client.state === "open", "open");
     expect(t.client.serverHello?.user).toBe("alice");
+    expect(server.offers).toEqual([["progress.v1.json", "token.good"]]);
   });
 
   it("on 4001 asks the token provider once more, then closes with an AuthenticationError", async () => {
@@ -496,7 +483,7 @@ describe("close codes", () => {
     expect(server.connectionsAccepted).toBe(2);
     expect(t.client.lastError).toBeInstanceOf(AuthenticationError);
     expect(t.client.lastError?.name).toBe("AuthenticationError");
-    expect(t.client.lastError?.closeCode).toBe(CloseCode.Unauthenticated);
+    expect(t.client.lastError?.closeCode).toBe(CloseCode.UNAUTHENTICATED);
     expect(t.errors).toEqual([t.client.lastError]);
     await sleep(100);
     expect(server.connectionsAccepted).toBe(2); // No blind retries.
@@ -532,13 +519,13 @@ describe("close codes", () => {
     const t = track(clientFor(server, { token: "good" }));
     t.client.connect();
     await waitFor(() => t.client.state === "open", "open");
-    server.closeAll(CloseCode.Normal);
+    server.closeAll(CloseCode.NORMAL);
     await waitFor(() => t.client.state === "closed", "closed");
     expect(t.client.lastError).toBeNull();
     expect(t.errors).toHaveLength(0);
   });
 
-  it.each([CloseCode.InternalError, CloseCode.ServiceRestart, CloseCode.HeartbeatTimeout, CloseCode.SlowConsumer, CloseCode.TooManyConnections, CloseCode.RateLimited])(
+  it.each([CloseCode.INTERNAL, CloseCode.RESTART, CloseCode.HEARTBEAT_TIMEOUT, CloseCode.SLOW_CONSUMER, CloseCode.TOO_MANY_CONNECTIONS, CloseCode.RATE_LIMITED])(
     "on %i reconnects with backoff",
     async (code) => {
       const t = track(clientFor(server, { token: "good" }));

@@ -1,7 +1,9 @@
 /** Shared test helpers: one TIMEOUT (scaled by PROGRESS_TEST_TIMEOUT_SCALE in CI), waiting. */
+import { EventSource } from "eventsource";
 import { WebSocket } from "ws";
 import {
   ProgressClient,
+  type EventSourceConstructor,
   type ProgressClientOptions,
   type WebSocketConstructor,
 } from "../src/client/index";
@@ -12,6 +14,13 @@ export const TIMEOUT = 5_000 * Number(process.env.PROGRESS_TEST_TIMEOUT_SCALE ??
 
 /** `ws`'s WebSocket, typed as the client expects (its event types are richer than ours). */
 export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+
+/**
+ * The `eventsource` package's EventSource (Node 20 has none), typed as the client expects. It
+ * follows the WHATWG spec like a browser's: a refused request (any status but 200) closes it
+ * for good (`readyState` 2), a broken stream makes it retry by itself (`readyState` 0).
+ */
+export const NodeEventSource = EventSource as unknown as EventSourceConstructor;
 
 /** Poll until `check` returns a truthy value (or throws nothing), or fail after TIMEOUT. */
 export async function waitFor<T>(check: () => T, what = "condition", timeout = TIMEOUT): Promise<NonNullable<T>> {

@@ -5,8 +5,8 @@ import { useState } from "react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ProgressClient } from "../src/client/index";
 import type { ProgressEvent } from "../src/generated/events";
-import { useConnectionState, useJobList, useJobProgress } from "../src/react/index";
-import { clientFor, TIMEOUT, waitFor } from "./helpers";
+import { useConnectionState, useJobList, useJobProgress, useTransport } from "../src/react/index";
+import { clientFor, NodeEventSource, TIMEOUT, waitFor } from "./helpers";
 import { ProtocolServer } from "./protocolServer";
 
 let server: ProtocolServer;
@@ -34,6 +34,25 @@ describe("useConnectionState", () => {
     act(() => server.killAll());
     await until(() => expect(result.current).toBe("reconnecting"));
     await until(() => expect(result.current).toBe("open"));
+  });
+});
+
+describe("useTransport", () => {
+  it("follows the client from WebSocket to SSE and back", async () => {
+    const fallible = clientFor(server, { EventSource: NodeEventSource, wsProbeInterval: 50 });
+    try {
+      server.blockUpgrade = true;
+      const { result } = renderHook(() => ({ transport: useTransport(fallible), state: useConnectionState(fallible) }));
+      expect(result.current).toEqual({ transport: "websocket", state: "idle" });
+      act(() => fallible.connect());
+      await until(() => expect(result.current).toEqual({ transport: "sse", state: "open" }));
+      act(() => {
+        server.blockUpgrade = false;
+      });
+      await until(() => expect(result.current).toEqual({ transport: "websocket", state: "open" }));
+    } finally {
+      fallible.close();
+    }
   });
 });
 
@@ -105,9 +124,9 @@ describe("useJobProgress", () => {
     await until(() => expect(result.current.job?.jobId).toBe("a"));
     rerender({ id: "b" });
     await until(() => expect(result.current.job?.jobId).toBe("b"));
-    await waitFor(() => server.framesOf("unsubscribe").some((f) => f.job_id === "a"), "unsubscribe a");
+    await waitFor(() => server.framesOf("unsubscribe").some((f) => "job_id" in f && f.job_id === "a"), "unsubscribe a");
     unmount();
-    await waitFor(() => server.framesOf("unsubscribe").some((f) => f.job_id === "b"), "unsubscribe b");
+    await waitFor(() => server.framesOf("unsubscribe").some((f) => "job_id" in f && f.job_id === "b"), "unsubscribe b");
   });
 });
 

@@ -129,6 +129,43 @@ describe("fromSnapshot", () => {
     expect(state).toMatchObject({ jobId: "j", epoch: "e", lastId: "1-0", status: "queued", percent: 0, zones: {}, pages: [] });
   });
 
+  it("keeps no current operation after a cancel, while late zones and percent still count", () => {
+    // 1. A split job runs; the cancel lands while a part is on zone p1.
+    const state = run([
+      ev({ type: "processing_started", attempt: 1 }),
+      declared,
+      ev({ type: "zone_processing", zone_id: "p1", zone_index: 0, processing_tool: "pdfplumber" }),
+      ev({ type: "processing_progress", percent: 20, current_operation: "Extracting text p1", eta_s: 9 }),
+      ev({ type: "processing_cancelled", reason: "Cancelled by alice." }),
+      // 2. The part notices only at its next check: it finishes p1, starts t1, reports progress.
+      ev({ type: "zone_completed", zone_id: "p1", zone_index: 0, processing_tool: "pdfplumber" }),
+      ev({ type: "zone_processing", zone_id: "t1", zone_index: 1, processing_tool: "camelot" }),
+      ev({ type: "processing_progress", percent: 30, current_operation: "Extracting table t1", current_zone: "t1", eta_s: 4, zones_completed: 1 }),
+    ]);
+    // 3. The job is cancelled and doing nothing; what the part did is kept.
+    expect(state.status).toBe("cancelled");
+    expect([state.currentOperation, state.currentZone, state.etaS]).toEqual([null, null, null]);
+    expect([state.percent, state.zonesCompleted]).toEqual([30, 1]);
+    expect(state.zones.p1?.status).toBe("completed");
+    expect(state.zones.t1?.status).toBe("processing");
+  });
+
+  it("clears a terminal snapshot's late operation the same way", () => {
+    const snap = makeSnapshot({
+      job_id: "job",
+      epoch: "e1",
+      last_id: "1-1",
+      status: "cancelled",
+      percent: 28,
+      current_operation: "Finished page 60/216",
+      current_zone: "p60-z5",
+      eta_s: 12,
+    });
+    expect(fromSnapshot(snap)).toMatchObject({ currentOperation: null, currentZone: null, etaS: null, percent: 28 });
+    expect(fromSnapshot({ ...snap, status: "completed", eta_s: null })).toMatchObject({ currentOperation: null, etaS: 0 });
+    expect(fromSnapshot({ ...snap, status: "started" })).toMatchObject({ currentOperation: "Finished page 60/216", etaS: 12 });
+  });
+
   it("gives the same picture as applying every event (as the server's snapshot does)", async () => {
     // The test server computes snapshots on its own; replaying its stream through the reducer
     // must agree with them on everything a view shows.
@@ -162,6 +199,13 @@ describe("fromSnapshot", () => {
         pages: s.pages,
       });
       expect(view(replayed)).toEqual(view(snap));
+      // And after a cancel with late news from a part, both ways agree again.
+      const late = [
+        server.publish("j1", { type: "processing_cancelled", reason: "stop" }),
+        server.publish("j1", { type: "zone_completed", zone_id: "t1", zone_index: 1, processing_tool: "tab" }),
+        server.publish("j1", { type: "processing_progress", percent: 70, current_operation: "p2", current_zone: "p2" }),
+      ];
+      expect(view(run([...events, ...late], "j1"))).toEqual(view(fromSnapshot(server.snapshot("j1"))));
     } finally {
       await server.stop();
     }

@@ -134,8 +134,8 @@ describe("JobView under a burst of events", () => {
     // The end state is complete.
     expect(screen.getByTestId("progress-text").textContent).toContain(`100% · ${ZONES}/${ZONES} zones`);
     expect(document.querySelectorAll('rect.zone[data-status="completed"]')).toHaveLength(ZONES);
-    expect(screen.getByRole("img", { name: "Page 1: 4 of 4 zones done" })).toBeTruthy();
-    expect(screen.getByRole("img", { name: `Page ${PAGES}: 3 of 3 zones done` })).toBeTruthy();
+    expect(screen.getByRole("group", { name: "Page 1: 4 of 4 zones done" })).toBeTruthy();
+    expect(screen.getByRole("group", { name: `Page ${PAGES}: 3 of 3 zones done` })).toBeTruthy();
 
     // The log: the newest lines are shown, each once, in stream order; the rest is one click away.
     const log = screen.getByTestId("event-log");

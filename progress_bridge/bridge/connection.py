@@ -11,10 +11,11 @@ Two ways to the socket:
   one is started only to carry out a subscribe (a store read), and reading pauses meanwhile so
   frames are handled in order. A close is written behind what the transport buffers, and the
   connection leaves the hub at once.
-- **ASGI** (any other server): frames go through the ASGI ``send``, each coroutine driven by
-  hand — one that completes without suspending costs no task switch. The first that suspends
-  (the socket is paused for flow control) is handed to a writer task made for it, which
-  finishes it, writes what queued meanwhile, and ends. The endpoint's loop awaits ``receive()``.
+- **Through a sink** (any other server: the ASGI ``send`` wrapped in an :class:`AsgiSink`; or
+  an SSE stream, :mod:`.sse`): each frame's send coroutine is driven by hand — one that
+  completes without suspending costs no task switch. The first that suspends (the socket is
+  paused for flow control) is handed to a writer task made for it, which finishes it, writes
+  what queued meanwhile, and ends. The endpoint's loop awaits ``receive()``.
 
 A closed connection leaves no reference cycle behind (DESIGN.md invariant 6;
 ``tests/integration/test_bridge_memory.py``): nothing here refers back to the connection once it
@@ -37,12 +38,41 @@ from .core import Ack, ClientOp, CloseCode, FeedEntry, Pong, Session, TakeResult
 from .direct import DirectWriter
 from .metrics import BridgeMetrics
 
-__all__ = ["AsgiSend", "Connection", "Handler"]
+__all__ = ["AsgiSend", "AsgiSink", "Connection", "Handler", "Sink"]
 
 log = logging.getLogger("progress_bridge.bridge")
 
 #: The ASGI ``send`` callable (its coroutines are driven by hand, see :meth:`Connection.flush`).
 AsgiSend = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+class Sink(Protocol):
+    """Where a connection without a direct writer sends its frames, and its close."""
+
+    def send(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
+        """Write one frame. A coroutine, driven by hand (see :meth:`Connection.flush`)."""
+        ...
+
+    def close(self, code: int, reason: str) -> Coroutine[Any, Any, None]: ...
+
+
+class AsgiSink:
+    """A WebSocket's ASGI ``send`` as a :class:`Sink` (a bound object, not closures: a held
+    connection keeps one small object for it)."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: AsgiSend) -> None:
+        self._send = send
+
+    def send(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
+        if frame.__class__ is str:
+            return self._send({"type": "websocket.send", "text": frame})
+        return self._send({"type": "websocket.send", "bytes": frame})
+
+    def close(self, code: int, reason: str) -> Coroutine[Any, Any, None]:
+        return self._send({"type": "websocket.close", "code": code, "reason": reason})
+
 
 #: Transport backlog samples kept per lagging connection (two per second of backlog).
 _MAX_MARKS = 128
@@ -128,8 +158,8 @@ class Connection:
         "_op",
         "_pending",
         "_seen_written",
-        "_send",
         "_since_close",
+        "_sink",
         "_unread",
         "_writer",
         "broken",
@@ -150,7 +180,7 @@ class Connection:
         handler: Handler | None = None,
         *,
         direct: DirectWriter | None = None,
-        send: AsgiSend | None = None,
+        sink: Sink | None = None,
         client: tuple[str, int] | None = None,
     ) -> None:
         Connection._next_id += 1
@@ -160,7 +190,8 @@ class Connection:
         self.opened_at = time.time()
         #: Writes frames to the socket at once (None: through ``send``).
         self.direct = direct
-        self._send = send
+        #: Takes the frames otherwise (ASGI ``send``, SSE).
+        self._sink = sink
         self._handler = handler
         #: Set while frames taken from the session are not all written (ASGI: a send that
         #: suspended is being finished by the writer task); nothing else may be written then.
@@ -224,7 +255,7 @@ class Connection:
                 self._failed(exc)
                 return None
             return result if result.frames else None
-        if self.sending_since is not None or self._send is None:
+        if self.sending_since is not None or self._sink is None:
             return None  # the writer task writes it after the send in flight
         result = session.take()
         frames = result.frames
@@ -265,10 +296,8 @@ class Connection:
         self._count(self.flush())
 
     def _message(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
-        assert self._send is not None
-        if frame.__class__ is str:
-            return self._send({"type": "websocket.send", "text": frame})
-        return self._send({"type": "websocket.send", "bytes": frame})
+        assert self._sink is not None
+        return self._sink.send(frame)
 
     def _failed(self, exc: Exception) -> None:
         """The peer went away mid-write: write nothing more; its disconnect follows."""
@@ -329,12 +358,10 @@ class Connection:
                         break
             self.sending_since = None
             code = session.close_code
-            if code is not None and self._send is not None:
+            if code is not None and self._sink is not None:
                 self.count_close()
                 with contextlib.suppress(Exception):
-                    await self._send(
-                        {"type": "websocket.close", "code": code, "reason": session.close_reason}
-                    )
+                    await self._sink.close(code, session.close_reason)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-send: end quietly
@@ -483,7 +510,7 @@ class Connection:
             with contextlib.suppress(Exception):
                 direct.close(session.close_code, session.close_reason, linger)
             self._finish()
-        elif self._writer is None and self._send is not None:
+        elif self._writer is None and self._sink is not None:
             self._start_writer()  # sends the close (after a send in flight, if any)
 
     def count_close(self) -> None:
@@ -513,17 +540,17 @@ class Connection:
             if self._handler is not None:
                 self._handler.finished(self)
 
-    async def ended(self) -> None:
+    async def ended(self, linger: bool = True) -> None:
         """The ASGI endpoint's last step: let a writer get the close frame out (within the
-        linger), then reap it."""
+        linger, unless ``linger`` is False: the peer is known gone), then reap it."""
         self._finish()
         writer = self._writer
         if writer is None:
             return
-        if self.session.close_code is not None and not self.broken:
-            linger = self._handler.close_linger_s if self._handler else 60.0
+        if linger and self.session.close_code is not None and not self.broken:
+            wait = self._handler.close_linger_s if self._handler else 60.0
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(writer), linger)
+                await asyncio.wait_for(asyncio.shield(writer), wait)
         if not writer.done():
             await reap(writer)
 

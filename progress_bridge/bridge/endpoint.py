@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..exceptions import AuthError
 from .auth import origin_allowed
-from .connection import AsgiSend, Connection
+from .connection import AsgiSend, AsgiSink, Connection
 from .core import (
     Ack,
     ClientOp,
@@ -128,13 +128,17 @@ class WebSocketEndpoint:
             await send({"type": "websocket.close", "code": refused[0], "reason": refused[1]})
             return
 
-        session = Session(principal, fmt, bridge.limits, time.monotonic())
+        now = time.monotonic()
+        expires_at = None
+        if principal.expires_at is not None:
+            expires_at = now + (principal.expires_at - time.time())
+        session = Session(principal, fmt, bridge.limits, now, expires_at=expires_at)
         direct = DirectWriter.from_scope(scope)
         conn = Connection(
             session,
             self,
             direct=direct,
-            send=None if direct is not None else cast(AsgiSend, send),
+            sink=None if direct is not None else AsgiSink(cast(AsgiSend, send)),
             client=scope.get("client"),
         )
         if direct is not None:

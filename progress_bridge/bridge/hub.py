@@ -8,11 +8,13 @@ to outboxes, with no await per delivery, then writes each connection that got fr
 (:meth:`~progress_bridge.bridge.connection.Connection.flush`), so a socket that keeps up costs no
 task switch and a slow one only ever delays itself.
 
-Ceiling of this design (DESIGN.md option (a), sharded feed streams tailed by every bridge):
-every bridge reads and parses every event of every job, whether or not it has subscribers for
-it; adding bridges adds sockets, not event throughput. Past that point, per-job routing (option
-(b)) reads only the jobs a bridge's clients watch — ``Hub.watch_job``/``unwatch_job`` are the
-hooks. Figures are in ``docs/benchmarks.md``.
+Two ways to hear of events (``feed_mode``). With ``stream`` (DESIGN.md option (a)) every bridge
+reads and parses every event of every job, whether or not it has subscribers for it; adding
+bridges adds sockets, not event throughput. With ``notify`` (option (b)) the hub listens to the
+pub/sub channels of the jobs and rooms its connections watch (:class:`~.notify.Listening`), so
+Redis sends a bridge only those; a subscribe waits for its channels' confirmation before it reads
+history, and a channel confirmed again (a reconnection, a slot move) has its gap read back from
+the job streams. Figures are in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ from ..events.snapshot import JobSnapshot
 from ..exceptions import StreamUnavailable
 from ..store.aio import AsyncEventStore
 from ..store.feed import FeedReader
+from ..store.feed_cluster import ClusterFeedReader
+from ..store.notify import JobNotifications
 from .connection import Connection
 from .core import CloseCode, FeedEntry
+from .listening import Listening
 from .metrics import BridgeMetrics
+from .presence import PresenceTracker
 
 __all__ = ["Hub"]
+
 
 log = logging.getLogger("progress_bridge.bridge")
 
@@ -60,12 +67,18 @@ class Hub:
     def __init__(
         self,
         settings: Settings,
-        reader: FeedReader,
+        reader: FeedReader | ClusterFeedReader | JobNotifications,
         store: AsyncEventStore,
         metrics: BridgeMetrics,
     ) -> None:
         self.settings = settings
         self.reader = reader
+        #: With per-job notifications: which channels to hear, and the gaps to read back.
+        self.listening = (
+            Listening(self, reader, store) if isinstance(reader, JobNotifications) else None
+        )
+        #: Who watches which job across bridges (None: presence is off).
+        self.presence: PresenceTracker | None = None
         self.store = store
         self.metrics = metrics
         self.conns: dict[int, Connection] = {}
@@ -77,13 +90,15 @@ class Hub:
         #: job → its snapshot as of the last entry routed for it, or the mark of reads in flight.
         self.snapshots: OrderedDict[str, JobSnapshot | _PendingRead] = OrderedDict()
         self.started = False
+        #: Set once the feed reader has its starting positions: a subscribe must not read a
+        #: job's history before (an entry appended between the two would be in neither).
+        self.primed = asyncio.Event()
         self.reader_ok_at = 0.0
         self.backlogged = True
         self._tasks: list[asyncio.Task[None]] = []
         #: Set when the last connection leaves, while stop() waits for that.
         self._drained: asyncio.Event | None = None
-        # Read at scrape time: no lock taken per connect and disconnect.
-        metrics.connections.set_function(lambda: float(len(self.conns)))
+        metrics.sample_connections(lambda: len(self.conns))
         metrics.sample_outboxes(
             lambda: [c.session.outbox_depth for c in self.conns.values()],
             lambda: sum(c.buffered() for c in self.conns.values()),
@@ -104,6 +119,7 @@ class Hub:
         self.conns[conn.id] = conn
         self.per_user[conn.session.principal.user] += 1
         self.metrics.connections_opened.inc()
+        self.metrics.connections_changed()
 
     def remove(self, conn: Connection) -> None:
         if self.conns.pop(conn.id, None) is None:
@@ -112,8 +128,11 @@ class Hub:
         self.per_user[user] -= 1
         if self.per_user[user] <= 0:
             del self.per_user[user]
+        self.metrics.connections_changed()
         for job in list(conn.session.jobs):
             self.unwatch_job(conn, job)
+        if self.presence is not None:
+            self.presence.forget(conn)
         for room in list(conn.session.rooms):
             self.unwatch_room(conn, room)
         if not self.conns and self._drained is not None:
@@ -125,7 +144,11 @@ class Hub:
     def watch_job(self, conn: Connection, job_id: str) -> None:
         if self.conns.get(conn.id) is not conn:
             return  # ended while its subscribe was read: routing tables keep no ended connection
-        subs = self.by_job.setdefault(job_id, set())
+        subs = self.by_job.get(job_id)
+        if subs is None:
+            subs = self.by_job[job_id] = set()
+            if self.listening is not None:
+                self.listening.job(job_id, True)
         if conn not in subs:
             subs.add(conn)
             self.metrics.job_subscriptions.inc()
@@ -137,6 +160,20 @@ class Hub:
             self.metrics.job_subscriptions.dec()
             if not subs:
                 del self.by_job[job_id]
+                if self.listening is not None:
+                    self.listening.job(job_id, False)
+                    # Unheard from now on: no routed entry would tell its cached copy is old.
+                    self.snapshots.pop(job_id, None)
+
+    async def heard(self, *, job_id: str | None = None, room: str | None = None) -> None:
+        """Return once events of the job or room reach this process (at once with the stream
+        feed; with notifications, when Redis has confirmed their channels).
+
+        Raises:
+            StreamUnavailable: not confirmed in time.
+        """
+        if self.listening is not None:
+            await self.listening.heard(job_id=job_id, room=room)
 
     def _room_table(self, room: str) -> tuple[dict[str, set[Connection]], str]:
         kind, _, name = room.partition(":")
@@ -146,7 +183,11 @@ class Hub:
         if self.conns.get(conn.id) is not conn:
             return
         table, name = self._room_table(room)
-        subs = table.setdefault(name, set())
+        subs = table.get(name)
+        if subs is None:
+            subs = table[name] = set()
+            if self.listening is not None:
+                self.listening.room(room, True)
         if conn not in subs:
             subs.add(conn)
             self.metrics.room_subscriptions.inc()
@@ -159,6 +200,8 @@ class Hub:
             self.metrics.room_subscriptions.dec()
             if not subs:
                 del table[name]
+                if self.listening is not None:
+                    self.listening.room(room, False)
 
     # -- snapshots for first subscribes --------------------------------------------------------
 
@@ -207,6 +250,12 @@ class Hub:
         call, rather than a syscall per event) through :meth:`Connection.flush`. No awaits,
         and no task switch for a socket that keeps up.
         """
+        if self.listening is not None and self.listening.holding(entries):
+            return  # routed after the gap being read back (see Listening)
+        self.deliver(entries, now)
+
+    def deliver(self, entries: list[FeedEntry], now: float | None = None) -> None:
+        """:meth:`route` without asking whether entries are held (for the gap's reader)."""
         if now is None:
             now = time.monotonic()
         by_job = self.by_job
@@ -257,6 +306,16 @@ class Hub:
             if conn not in seen and conn.session.principal.may_watch(entry.job_id, owner):
                 seen.add(conn)
         return seen
+
+    def recipients_of(self, job_id: str) -> set[Connection]:
+        """Every connection an entry of the job would reach (by id or through a room)."""
+        owner, doc = self.meta.get(job_id) or (None, None)
+        conns = set(self.by_job.get(job_id) or ())
+        conns.update(self.by_user.get(owner) or () if owner else ())
+        for conn in self.by_doc.get(doc) or () if doc else ():
+            if conn.session.principal.may_watch(job_id, owner):
+                conns.add(conn)
+        return conns
 
     def flush(self, conns: Iterable[Connection]) -> None:
         """:meth:`Connection.flush` each connection; count what was written once, in sums."""
@@ -310,15 +369,17 @@ class Hub:
         if len(self.meta) > META_CACHE_SIZE:
             self.meta.popitem(last=False)
 
-    async def _learn_meta(self, entries: list[FeedEntry]) -> None:
-        """Fetch owner and document of jobs the entries do not name (one round trip)."""
-        unknown = sorted(
-            {
-                e.job_id
-                for e in entries
-                if e.owner is None and e.document_id is None and e.job_id not in self.meta
-            }
-        )
+    async def learn_meta(self, entries: list[FeedEntry]) -> None:
+        """Fetch owner and document of jobs the entries do not name (one round trip), when
+        rooms need them."""
+        if self.by_user or self.by_doc:
+            await self.learn_jobs(
+                e.job_id for e in entries if e.owner is None and e.document_id is None
+            )
+
+    async def learn_jobs(self, job_ids: Iterable[str]) -> None:
+        """Fetch owner and document of the jobs the hub does not know yet (one round trip)."""
+        unknown = sorted({job for job in job_ids if job not in self.meta})
         if unknown:
             for job, (owner, doc) in (await self.store.job_meta_many(unknown)).items():
                 self._remember(job, owner, doc)
@@ -331,6 +392,9 @@ class Hub:
         delay = 0.05
         while True:
             try:
+                if not self.primed.is_set():
+                    await reader.prime()
+                    self.primed.set()
                 stored = await reader.read()
                 self.reader_ok_at = time.monotonic()
                 self.backlogged = reader.backlogged
@@ -344,8 +408,7 @@ class Hub:
                 if reader.rows:
                     self.metrics.feed_entries.inc(reader.rows)
                 if batch:
-                    if self.by_user or self.by_doc:
-                        await self._learn_meta(batch)
+                    await self.learn_meta(batch)
                     self.route(batch)
             except asyncio.CancelledError:
                 raise
@@ -371,6 +434,7 @@ class Hub:
         """
         pause = SWEEP_INTERVAL_S / SWEEP_SLICES
         while True:
+            self.metrics.refresh_samples()
             ids = list(self.conns)  # ids, not connections: a connection that ends mid-round
             for part in range(SWEEP_SLICES):  # is not kept alive by the round
                 await asyncio.sleep(pause)
@@ -405,6 +469,8 @@ class Hub:
             asyncio.create_task(self.run_reader(), name="pb-feed-reader"),
             asyncio.create_task(self.run_sweeper(), name="pb-sweeper"),
         ]
+        if self.presence is not None:
+            self._tasks.append(asyncio.create_task(self.presence.run(self), name="pb-presence"))
 
     async def stop(self) -> None:
         """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""
@@ -416,6 +482,8 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), self.settings.bridge_close_grace_s)
             self._drained = None
+        if self.listening is not None:
+            self.listening.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -10,14 +10,18 @@ Routes (the WebSocket protocol is ``docs/protocol.md``):
 
 - ``GET /ws`` — WebSocket (:mod:`.endpoint`): token as the ``token.<JWT>`` subprotocol or
   ``?token=``.
-- ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id`` (Bearer).
+- ``GET /api/jobs/{job_id}`` — the job's snapshot with its ``epoch`` and ``last_id``, and who
+  watches it (``presence``; users' names for admins) (Bearer).
 - ``GET /healthz`` — the process is up. ``GET /readyz`` — Redis answers and the reader is current.
-- ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections (admin).
+- ``GET /metrics`` — Prometheus. ``GET /api/admin/connections`` — live connections and who
+  watches the jobs they watch (admin).
+- ``GET /asyncapi.json`` — the protocol as an AsyncAPI 3 document.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,11 +33,20 @@ from ..config import Settings
 from ..events.snapshot import JobSnapshot
 from ..exceptions import StoreRejected, StreamUnavailable
 from .auth import STATE_KEY, CurrentUser
+from .core.asyncapi import asyncapi_document
+from .core.frames import JobPresence
 from .endpoint import WebSocketEndpoint
 from .service import Bridge
+from .sse import sse_endpoint
 from .tokens import TokenAuthority
 
-__all__ = ["BridgeRouter", "create_app", "create_router"]
+__all__ = ["BridgeRouter", "JobView", "create_app", "create_router"]
+
+
+class JobView(JobSnapshot):
+    """``GET /api/jobs/{id}``: the job's snapshot and who watches it (when presence is on)."""
+
+    presence: JobPresence | None = None
 
 
 class BridgeRouter(APIRouter):
@@ -76,35 +89,51 @@ def create_router(settings: Settings, *, authority: TokenAuthority | None = None
 
     router.routes.append(WebSocketRoute("/ws", WebSocketEndpoint(bridge), name="progress_ws"))
 
-    @http.get("/api/jobs/{job_id}", response_model=JobSnapshot)
-    async def job_snapshot(job_id: str, user: CurrentUser) -> JobSnapshot:
+    @http.get("/api/jobs/{job_id}", response_model=JobView, response_model_exclude_none=True)
+    async def job_snapshot(job_id: str, user: CurrentUser) -> JobView:
         await bridge.start()
         assert bridge.store is not None
         try:
             snap = await bridge.store.snapshot(job_id)
+            if snap is None:
+                raise HTTPException(status_code=404, detail=f"no job {job_id}")
+            if not user.may_watch(job_id, snap.owner):
+                raise HTTPException(status_code=403, detail=f"job {job_id} is not yours")
+            presence = await bridge.presence_of(job_id, admin=user.admin)
         except (StreamUnavailable, StoreRejected) as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from None
-        if snap is None:
-            raise HTTPException(status_code=404, detail=f"no job {job_id}")
-        if not user.may_watch(job_id, snap.owner):
-            raise HTTPException(status_code=403, detail=f"job {job_id} is not yours")
-        return snap
+        return JobView(**snap.model_dump(), presence=presence)
 
     @http.get("/api/admin/connections")
     async def admin_connections(user: CurrentUser) -> dict[str, Any]:
         if not user.admin:
             raise HTTPException(status_code=403, detail="admin only")
         conns = bridge.connections()
-        return {"count": len(conns), "connections": conns}
+        try:
+            presence = await bridge.local_presence()
+        except (StreamUnavailable, StoreRejected) as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return {"count": len(conns), "connections": conns, "presence": presence}
 
     @http.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str | int]:
+        """The process is up (``pid``: which one, under ``serve --workers N``)."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @http.get("/readyz")
     async def readyz() -> JSONResponse:
         ok, why = await bridge.ready()
         return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
+
+    @router.get("/sse", include_in_schema=False)
+    async def sse(request: Request) -> Response:
+        """The same events over Server-Sent Events (``docs/protocol.md``, *SSE*)."""
+        return await sse_endpoint(bridge, request)
+
+    @http.get("/asyncapi.json")
+    async def asyncapi() -> dict[str, Any]:
+        """The WebSocket protocol as an AsyncAPI 3 document (generated from the frame models)."""
+        return asyncapi_document()
 
     @http.get("/metrics")
     async def metrics() -> Response:

@@ -23,10 +23,13 @@ from ..exceptions import FrameError, InvalidEvent, StoreRejected, StreamUnavaila
 from ..store.aio import AsyncEventStore
 from ..store.connect import bridge_store, feed_reader
 from ..store.embedded import EmbeddedValkey
+from ..store.presence import PresenceStore
 from .connection import Connection
 from .core import Ack, ErrorCode, Limits, Session, SubscribeJob, SubscribeRoom, Unsubscribe
+from .core.frames import JobPresence
 from .hub import Hub
 from .metrics import BridgeMetrics
+from .presence import PresenceTracker
 from .tokens import TokenAuthority
 
 __all__ = ["Bridge"]
@@ -35,6 +38,8 @@ log = logging.getLogger("progress_bridge.bridge")
 
 #: Pooled Redis connections opened at start-up (a burst of subscribes uses this many at once).
 WARM_CONNECTIONS = 16
+#: How often a resume waits for a missing job to reappear is checked (seconds).
+REAPPEAR_POLL_S = 0.2
 
 
 class Bridge:
@@ -62,6 +67,10 @@ class Bridge:
                 log.warning("PROGRESS_REDIS_URL is not set: started an embedded valkey at %s", url)
             self.store = bridge_store(url, self.settings)
             self.hub = Hub(self.settings, feed_reader(url, self.settings), self.store, self.metrics)
+            if self.settings.bridge_presence_interval_s > 0:
+                ttl_ms = int(self.settings.bridge_presence_ttl_s * 1000)
+                watchers = PresenceStore(self.store.client, self.store.keys, ttl_ms=ttl_ms)
+                self.hub.presence = PresenceTracker(watchers, self.settings)
             await self.hub.start()
             await self._warm_pool()
 
@@ -129,6 +138,8 @@ class Bridge:
         if isinstance(op, Unsubscribe):
             if op.job_id is not None:
                 hub.unwatch_job(conn, op.job_id)
+                if hub.presence is not None:
+                    hub.presence.leave(conn, op.job_id)
             elif op.room is not None:
                 hub.unwatch_room(conn, op.room)
             session.unsubscribe(op, now())
@@ -150,10 +161,21 @@ class Bridge:
         if isinstance(op, SubscribeJob):
             # Authorize before registering: until the connection's right to the job is
             # established, no event of the job may reach it (live, held or cached).
-            code, message = await self._authorize_job(session.principal, op.job_id)
+            try:
+                code, message = await self.authorize_job(session.principal, op)
+            except (StreamUnavailable, StoreRejected) as exc:
+                code, message = ErrorCode.UNAVAILABLE, str(exc)
             if code is not None:
                 self.metrics.errors.labels(code).inc()
                 session.error(code, message, op.ref, now())
+                return
+        if not hub.primed.is_set():
+            # Just started: history read now could miss what the feed reader will skip.
+            try:
+                await asyncio.wait_for(hub.primed.wait(), self.settings.bridge_redis_pool_timeout_s)
+            except TimeoutError:
+                self.metrics.errors.labels(ErrorCode.UNAVAILABLE).inc()
+                session.error(ErrorCode.UNAVAILABLE, "the feed is not readable yet", op.ref, now())
                 return
         # Register live first (entries are held by the session), then read, then answer.
         session.hold()
@@ -164,10 +186,15 @@ class Bridge:
             registered = op.room not in session.rooms
             hub.watch_room(conn, op.room)
         try:
+            # With per-job notifications, history is read only once they are heard.
             if isinstance(op, SubscribeJob):
+                await hub.heard(job_id=op.job_id)
                 code, message = await self._answer_job(conn, op)
             else:
+                await hub.heard(room=op.room)
                 code, message = await self._answer_room(conn, op)
+        except (StreamUnavailable, StoreRejected) as exc:
+            code, message = ErrorCode.UNAVAILABLE, str(exc)
         except Exception as exc:
             log.exception("subscribe failed", extra={"conn": conn.id})
             code, message = (
@@ -184,19 +211,23 @@ class Bridge:
         self.metrics.errors.labels(code).inc()
         session.fail_subscribe(op, code, message, now())
 
-    async def _authorize_job(self, principal: Principal, job_id: str) -> tuple[str | None, str]:
+    async def authorize_job(self, principal: Principal, op: SubscribeJob) -> tuple[str | None, str]:
         """None when ``principal`` may watch the job, else the error code and message.
 
         Admins and granted jobs need no read (whether the job exists is answered after
         registering, as before). Otherwise the owner comes from the hub's memory of the job
-        (an owner, once recorded at publish, never changes) or from one HMGET.
+        (an owner, once recorded at publish, never changes) or from one HMGET — waiting a
+        little for a job a resuming client knew (see :meth:`_reappeared`).
         """
         assert self.store is not None and self.hub is not None
+        job_id = op.job_id
         if principal.admin or job_id in principal.jobs:
             return None, ""
         owner = self.hub.known_owner(job_id)
         if owner is None:
             meta = await self.store.job_meta(job_id)
+            if meta is None and op.last_id is not None and await self._reappeared(job_id):
+                meta = await self.store.job_meta(job_id)
             if meta is None:
                 return ErrorCode.NOT_FOUND, f"no job {job_id}"
             owner, doc = meta
@@ -215,7 +246,10 @@ class Bridge:
         replay, snapshot = answer
         if replay is not None and replay.recovered:
             self.metrics.replayed.inc(len(replay.entries))
-        session.finish_job(op, time.monotonic(), replay=replay, snapshot=snapshot)
+        presence = await self._join_presence(conn, op)
+        session.finish_job(
+            op, time.monotonic(), replay=replay, snapshot=snapshot, presence=presence
+        )
         log.info(
             "subscribed",
             extra={
@@ -226,6 +260,23 @@ class Bridge:
             },
         )
         return None, ""
+
+    async def _join_presence(self, conn: Connection, op: SubscribeJob) -> dict[str, Any] | None:
+        """Count the connection among the job's watchers; what its answer says about them (None
+        when it did not ask, presence is off or Redis did not take it: the subscribe goes on
+        without)."""
+        assert self.hub is not None
+        tracker = self.hub.presence
+        if tracker is None:
+            return None
+        try:
+            told = await tracker.join(conn, op.job_id, tell=op.presence)
+        except (StreamUnavailable, StoreRejected) as exc:
+            log.warning("presence: %s", exc, extra={"conn": conn.id})
+            return None
+        if self.hub.conns.get(conn.id) is not conn:  # closed meanwhile: it watches nothing
+            tracker.forget(conn)
+        return tracker.as_frame(told) if op.presence else None
 
     async def _answer_room(self, conn: Connection, op: SubscribeRoom) -> tuple[str | None, str]:
         """Read and queue the answer to a room subscribe; or the error code and message."""
@@ -255,6 +306,8 @@ class Bridge:
                 return None, "", (None, snapshot)
             # (Authorized before registering: see carry_out.)
             replay = await self.store.replay(op.job_id, op.epoch, op.last_id)
+            if replay.reason == "unknown_job" and await self._reappeared(op.job_id):
+                replay = await self.store.replay(op.job_id, op.epoch, op.last_id)
         except InvalidEvent as exc:
             return ErrorCode.INVALID_POSITION, str(exc), none
         except (StreamUnavailable, StoreRejected) as exc:
@@ -262,6 +315,28 @@ class Bridge:
         if replay.reason == "unknown_job" or (not replay.recovered and replay.snapshot is None):
             return ErrorCode.NOT_FOUND, f"no job {op.job_id}", none
         return None, "", (replay, None)
+
+    async def _reappeared(self, job_id: str) -> bool:
+        """Wait up to ``bridge_resume_wait_s`` for a job to exist again; True if it does.
+
+        Why: a client resuming a job holds a position, so the job existed. If the store lost it
+        (Redis restarted without persistence), its running producer writes it again within about
+        a second, in a new epoch. Waiting that long answers the client ``recovered: false`` with
+        the job's true state instead of ``not_found`` (which would make it give up). Polled,
+        not routed: it works whatever feed design the bridge runs and only costs resumes that
+        found nothing.
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis became unreachable meanwhile.
+        """
+        assert self.store is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.bridge_resume_wait_s
+        while loop.time() < deadline:
+            await asyncio.sleep(min(REAPPEAR_POLL_S, max(0.0, deadline - loop.time())))
+            if await self.store.job_meta(job_id) is not None:
+                return True
+        return False
 
     async def _first_snapshot(self, job_id: str) -> JobSnapshot | None:
         """The job's snapshot for a subscriber registered live (see :meth:`Hub.cached_snapshot`)."""
@@ -300,6 +375,30 @@ class Bridge:
             if replay.reason != "unknown_job":
                 replays.append(replay)
         return snapshots, replays
+
+    async def presence_of(self, job_id: str, *, admin: bool) -> JobPresence | None:
+        """Who watches the job across every bridge (None when presence is off).
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        if self.hub is None or self.hub.presence is None:
+            return None
+        tracker = self.hub.presence
+        presence = (await tracker.store.apply({}, read=[job_id], users=admin))[job_id]
+        return JobPresence(**tracker.as_frame(tracker.told(presence, admin)))
+
+    async def local_presence(self) -> dict[str, dict[str, Any]]:
+        """Per job watched here: how many watch it across bridges, and who (the admin view).
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        if self.hub is None or self.hub.presence is None:
+            return {}
+        tracker = self.hub.presence
+        read = await tracker.store.apply({}, read=list(tracker.watchers), users=True)
+        return {job: {"watching": p.watching, "users": list(p.users)} for job, p in read.items()}
 
     def connections(self) -> list[dict[str, Any]]:
         if self.hub is None:

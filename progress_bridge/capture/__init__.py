@@ -6,7 +6,11 @@ store through a per-process producer that never lets a Redis problem fail a task
   :class:`~.sink.ProgressSink` for plain functions);
 - :mod:`.signals` — queued, started, retrying, completed, failed, cancelled, without task code;
 - :mod:`.producer` — :class:`~.producer.Capture` (store, outage buffer, counters per process)
-  and :func:`~.producer.record_event` for events an application writes by hand.
+  and :func:`~.producer.record_event` for events an application writes by hand;
+- :mod:`.outage` and :mod:`.celery_state` — why Redis never holds a task longer than one
+  connect + read timeout, once per outage (the store, the result backend and the broker alike);
+- :mod:`.liveness` and :mod:`.reaper` — running jobs' leases, renewed by their process; jobs
+  whose process is gone ended (failed, lost) or redelivered; jobs Redis lost re-stated.
 
 Names are imported on first use (``ProgressTask`` needs Celery).
 """

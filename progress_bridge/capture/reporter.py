@@ -2,11 +2,14 @@
 :class:`~progress_bridge.capture.sink.ProgressSink`), validated, coalesced and written.
 
 Contract: every call validates its arguments and raises :class:`InvalidEvent` at the call site
-(nothing is written then). Redis errors never raise (the outage buffer takes them). Progress
-writes are coalesced to ``settings.progress_max_rate_hz`` per job; a pending update is written
-before the next zone or lifecycle event, when the task returns, and otherwise by a per-process
-timer thread as soon as it is due. Once the run has ended (:meth:`ProgressReporter.close`),
-later writes go to the stream only and never call ``update_state``.
+(nothing is written then). Redis errors never raise (the outage buffer takes them). Zone events
+are written as they happen, every one of them. Progress writes (``processing_progress``, with
+Celery's ``PROGRESS`` state) are coalesced to at most ``settings.progress_max_rate_hz`` per job,
+whatever the zone events do: a pending update is written when it is due (by the next call or a
+per-process timer thread), before a lifecycle event (retrying, the end) and when the task
+returns. A long job slows its progress writes further (:func:`progress_interval`) so that its
+history never outgrows ``stream_maxlen``. Once the run has ended
+(:meth:`ProgressReporter.close`), later writes go to the stream only and never touch Celery.
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-from pydantic import ValidationError
 
 from ..events.schema import (
     ExportCompleted,
@@ -26,7 +27,6 @@ from ..events.schema import (
     ExportFormat,
     ExportProgress,
     ExportStarted,
-    PageInfo,
     ProcessingProgress,
     ProgressEvent,
     ZoneCompleted,
@@ -35,10 +35,11 @@ from ..events.schema import (
     ZonesDeclared,
 )
 from ..exceptions import InvalidEvent
-from .celery_state import publish_progress
 from .envelope import PROGRESS_BP, parent_envelope, valid_weight
 from .eta import EtaEstimator
 from .producer import Capture
+from .trailing import progress_interval
+from .validation import build_event, page_info, zone_info
 from .zones import ZoneBook
 
 __all__ = ["ProgressReporter"]
@@ -46,10 +47,8 @@ __all__ = ["ProgressReporter"]
 log = logging.getLogger("progress_bridge.capture")
 
 
-def _validation_message(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else str(err["msg"])
+#: Zones per zones_declared event in a re-statement (the schema's bound).
+_RESTATE_ZONES = 10_000
 
 
 class ProgressReporter:
@@ -89,6 +88,7 @@ class ProgressReporter:
         self._lock = threading.RLock()
         self._scheduled = False
         self._interval = 1.0 / capture.settings.progress_max_rate_hz
+        self._budget = capture.settings.stream_maxlen
         self._next_write = 0.0
         self._book = ZoneBook(self.job_id)
         self._percent = 0.0
@@ -116,10 +116,9 @@ class ProgressReporter:
     def _declare_zones(
         self, zones: Sequence[ZoneInfo | Mapping[str, Any]], pages: Sequence[Any]
     ) -> None:
-        infos = [self._zone_info(z) for z in zones]
-        page_infos = [self._page_info(p) for p in pages]
-        self._book.declare(infos)
-        self.flush()
+        infos = [zone_info(self.job_id, z) for z in zones]
+        page_infos = [page_info(self.job_id, p) for p in pages]
+        self._book.declare(infos, page_infos)
         total = None if self._aggregate else self._book.total
         self._send(
             ZonesDeclared(**self._zone_env, zones=infos, pages=page_infos, zones_total=total)
@@ -141,7 +140,6 @@ class ProgressReporter:
 
     def _zone_processing(self, zone_id: str, tool: str) -> None:
         info = self._book.check_start(zone_id)
-        self.flush()
         event = self._build(
             ZoneProcessing,
             self._zone_env,
@@ -152,7 +150,7 @@ class ProgressReporter:
             processing_tool=tool,
         )
         self._send(event)
-        self._book.started(zone_id)
+        self._book.started(zone_id, event)
 
     def zone_completed(
         self,
@@ -185,7 +183,6 @@ class ProgressReporter:
         summary: str | None,
     ) -> None:
         info = self._book.check_complete(zone_id, status)
-        self.flush()
         event = self._build(
             ZoneCompleted,
             self._zone_env,
@@ -200,7 +197,7 @@ class ProgressReporter:
             summary=summary,
         )
         self._send(event)
-        self._book.completed(zone_id)
+        self._book.completed(zone_id, event)
         if self._aggregate:
             self._pending_counts["zones_completed"] = (
                 self._pending_counts.get("zones_completed", 0) + 1
@@ -309,12 +306,46 @@ class ProgressReporter:
         """End of the run: write the pending update, then never touch Celery's state again.
 
         Called by :meth:`ProgressTask.__call__` before Celery stores the task's result, so the
-        last ``PROGRESS`` state is written before ``SUCCESS``/``FAILURE`` and never over it. A
-        later flush (signal handlers, the trailing-flush thread) still writes to the stream.
+        last ``PROGRESS`` state is written before ``SUCCESS``/``FAILURE`` and never over it (see
+        :mod:`.celery_state` for a stuck backend). A later flush (signal handlers, the
+        trailing-flush thread) still writes to the stream.
         """
         with self._lock:
             self.flush()
             self._closed = True
+        if self._task is not None:
+            self._capture.celery_state.finish(self.job_id)
+            if self._aggregate:
+                self._capture.celery_state.finish(self._parent_key)
+
+    def restate(self, first: Callable[[], None]) -> None:
+        """Write this run's state again, after ``first()`` (the attempt's start): its declared
+        zones and pages, each started zone's last event, then the progress.
+
+        For a job whose stream Redis lost; the events carry their original times. A canvas
+        child's zones live in its parent's summed counters, which it cannot re-state: it writes
+        ``first()`` only.
+        """
+        with self._lock:
+            first()
+            if self._aggregate:
+                return
+            book = self._book
+            zones, pages = book.zones(), book.pages()
+            for start in range(0, max(len(zones), len(pages)), _RESTATE_ZONES):
+                part = zones[start : start + _RESTATE_ZONES]
+                self._send(
+                    ZonesDeclared(
+                        **self._env,
+                        zones=part,
+                        pages=pages[start : start + _RESTATE_ZONES],
+                        zones_total=min(start + len(part), len(zones)) if zones else None,
+                    )
+                )
+            for event in book.last_events():
+                self._send(event)
+            self._dirty = False
+            self._send(self._progress_event(self._eta.eta_s(self._percent)))
 
     def flush_due(self) -> None:
         """Called by the trailing-flush thread: write the pending update if it is due."""
@@ -362,10 +393,11 @@ class ProgressReporter:
 
     def _write(self, now: float) -> None:
         self._dirty = False
-        self._next_write = now + self._interval
+        self._next_write = now + progress_interval(
+            self._interval, now - self.started_at, self._budget
+        )
         eta = self._eta.eta_s(self._percent)
         book = self._book
-        total = book.total
         if self._pending_counts:
             counts, self._pending_counts = self._pending_counts, {}
             # The store sets percent (and the counters) from the summed counters.
@@ -375,20 +407,32 @@ class ProgressReporter:
                 current_operation=self._operation,
                 current_zone=book.current,
             )
-            self._send(aggregated, counts)
-        self._send(
-            ProcessingProgress(
-                **self._env,
-                percent=round(self._percent, 2),
-                current_operation=self._operation,
-                current_zone=book.current,
-                zones_completed=book.done if total else None,
-                zones_total=total or None,
-                eta_s=eta,
-            )
-        )
-        if self._task is not None and not self._closed:
+            stored = self._send(aggregated, counts)
+            if (
+                isinstance(stored, ProcessingProgress)
+                and self._task is not None
+                and not self._closed
+            ):
+                # The parent job's numbers, as the store summed them: what its page shows.
+                self._celery_parent_progress(stored)
+        own = self._send(self._progress_event(eta))
+        # (A progress the store refused because the job has ended — a run that has not noticed
+        # a cancel yet — must not reach Flower either, where it would undo the REVOKED.)
+        if self._task is not None and not self._closed and own is not False:
             self._celery_progress(eta)
+
+    def _progress_event(self, eta: float | None) -> ProcessingProgress:
+        book = self._book
+        total = book.total
+        return ProcessingProgress(
+            **self._env,
+            percent=round(self._percent, 2),
+            current_operation=self._operation,
+            current_zone=book.current,
+            zones_completed=book.done if total else None,
+            zones_total=total or None,
+            eta_s=eta,
+        )
 
     def _celery_progress(self, eta: float | None) -> None:
         book = self._book
@@ -400,36 +444,32 @@ class ProgressReporter:
             "zones_total": book.total,
             "eta_s": eta,
         }
-        publish_progress(
-            self._task, self.job_id, meta, hostname=self._hostname, stats=self._capture.stats
-        )
+        self._submit_celery(self.job_id, meta)
+
+    def _celery_parent_progress(self, stored: ProcessingProgress) -> None:
+        meta = {
+            "percent": stored.percent,
+            "current_operation": stored.current_operation,
+            "current_zone": stored.current_zone,
+            "zones_completed": stored.zones_completed or 0,
+            "zones_total": stored.zones_total or 0,
+            "eta_s": stored.eta_s,
+        }
+        self._submit_celery(stored.job_id, meta, key=self._parent_key)
+
+    @property
+    def _parent_key(self) -> str:
+        # This run's own latest-wins slot for its parent's numbers (see CeleryStatePublisher).
+        return f"{self.job_id}>parent"
+
+    def _submit_celery(self, job_id: str, meta: dict[str, Any], key: str | None = None) -> None:
+        # One Redis budget per outage for the task's thread: when the store was just found
+        # unreachable (it is usually the backend too), that budget is spent already.
+        capture = self._capture
+        settings = capture.settings
+        budget = settings.producer_connect_timeout_s + settings.producer_socket_timeout_s
+        wait = 0.0 if capture.redis_down else budget
+        capture.celery_state.submit(self._task, job_id, meta, self._hostname, wait, key=key)
 
     def _build(self, cls: type[Any], env: Mapping[str, Any], **fields: Any) -> ProgressEvent:
-        try:
-            event: ProgressEvent = cls(**env, **fields)
-        except ValidationError as exc:
-            name = cls.model_fields["type"].default
-            raise InvalidEvent(
-                f"invalid {name}: {_validation_message(exc)}", job_id=self.job_id
-            ) from None
-        return event
-
-    def _zone_info(self, zone: ZoneInfo | Mapping[str, Any]) -> ZoneInfo:
-        if isinstance(zone, ZoneInfo):
-            return zone
-        try:
-            return ZoneInfo.model_validate(zone)
-        except ValidationError as exc:
-            raise InvalidEvent(
-                f"invalid zone {zone!r}: {_validation_message(exc)}", job_id=self.job_id
-            ) from None
-
-    def _page_info(self, page: Any) -> PageInfo:
-        if isinstance(page, PageInfo):
-            return page
-        try:
-            return PageInfo.model_validate(page)
-        except ValidationError as exc:
-            raise InvalidEvent(
-                f"invalid page {page!r}: {_validation_message(exc)}", job_id=self.job_id
-            ) from None
+        return build_event(self.job_id, cls, env, **fields)

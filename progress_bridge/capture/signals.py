@@ -17,8 +17,17 @@ task_success           pool child / thread         processing_completed (short r
 task_failure           pool child / thread, or     processing_failed (exception type and message,
                        worker main process for a   never a traceback; ``lost=True`` for
                        lost worker                 WorkerLostError)
-task_revoked           worker main process         processing_cancelled
+task_revoked           worker main process         processing_cancelled (and, for a terminated run,
+                                                   a task-revoked that Flower applies over PROGRESS)
+task_postrun           pool child / thread         (none: releases the attempt's lease)
+worker_ready           worker main process         (none: starts the reaper, :mod:`.reaper`)
 =====================  ==========================  =================================================
+
+Leases: ``processing_started`` registers the job as running with a lease that the process
+running it renews (:mod:`.liveness`); a job whose lease expires because its process is gone
+(its worker's main process killed with it, a lost host) is ended or redelivered by a reaper.
+An attempt of a job that has already ended (a reaper declared it lost and the broker delivered
+its message again, or it was cancelled while queued) writes nothing and is not run.
 
 Attempts: attempt = max(retries + 1, attempt recorded in the job's snapshot + 1), so a retry and a
 redelivered message (a worker killed with ``acks_late`` + ``task_reject_on_worker_lost``) both
@@ -39,7 +48,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from celery import signals
+from celery import signals, states
 from celery._state import get_current_app
 
 from ..events.schema import (
@@ -51,13 +60,17 @@ from ..events.schema import (
     ProcessingStarted,
     ProgressEvent,
 )
+from .celery_state import send_task_event
 from .envelope import HEADER_DOCUMENT, HEADER_OWNER, HEADER_PARENT, envelope_of
 from .producer import Capture, capture_for
+from .reaper import start_reaper, stop_reaper
 
 __all__ = ["connect_signals", "publishing", "summarize_result"]
 
 log = logging.getLogger("progress_bridge.capture")
 
+#: Seconds after a terminated run's ``task-revoked`` (for Flower) that it is sent again.
+REVOKED_RESEND_S = 1.0
 #: Longest result summary and error message written to an event (characters).
 SUMMARY_CHARS = 200
 ERROR_CHARS = 500
@@ -168,12 +181,51 @@ def _on_prerun(sender: Any = None, task_id: str | None = None, **_: Any) -> None
         return
     request = sender.request
     capture = capture_for(sender.app)
-    attempt = max(int(request.retries or 0) + 1, capture.stored_attempt(task_id) + 1)
+    stored_attempt, ended = capture.job_state(task_id)
+    if ended:
+        # The job ended while this message waited (a reaper declared its worker lost, or it
+        # was cancelled): ProgressTask.__call__ skips the run (see its docstring).
+        request._progress_ended = ended
+        log.warning("job %s already ended (%s): not starting another attempt", task_id, ended)
+        return
+    attempt = max(int(request.retries or 0) + 1, stored_attempt + 1)
     request.progress_attempt = attempt
     # "hostname/pid": which pool child runs the attempt (operators, and the lost-worker test).
     worker = f"{request.hostname}/{os.getpid()}"
-    event = ProcessingStarted(**envelope_of(request), attempt=attempt, worker=worker)
-    _emit(capture, event)
+    env = envelope_of(request)
+    event = ProcessingStarted(**env, attempt=attempt, worker=worker)
+    try:
+        capture.start_job(event, _lease_info(sender, request, env, attempt, worker))
+    except Exception:  # a bug here must not fail the task or the worker
+        log.exception("could not record processing_started for job %s", task_id)
+
+
+def _lease_info(
+    task: Any, request: Any, env: dict[str, Any], attempt: int, worker: str
+) -> dict[str, Any]:
+    """What a reaper needs to end this attempt's job when its process is gone."""
+    properties = getattr(request, "properties", None) or {}
+    return {
+        "task": task.name,
+        "attempt": attempt,
+        "worker": worker,
+        # A killed worker's message comes back (acks_late + reject_on_worker_lost): the reaper
+        # hands it back to the broker at once instead of ending the job.
+        "redeliver": bool(task.acks_late and task.reject_on_worker_lost),
+        "tag": properties.get("delivery_tag"),
+        "parent": getattr(request, HEADER_PARENT, None),
+        "owner": env.get("owner"),
+        "document_id": env.get("document_id"),
+    }
+
+
+def _on_postrun(sender: Any = None, task_id: str | None = None, **_: Any) -> None:
+    if not _tracked(sender) or not task_id:
+        return
+    # The attempt is over in this process (its terminal or retrying event, if any, is written or
+    # queued): stop renewing the lease, and give it up if nothing else removed it (a canvas that
+    # fanned out, an Ignore), so no reaper ends a job that is not running here any more.
+    capture_for(sender.app).end_job(task_id)
 
 
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
@@ -206,7 +258,7 @@ def _on_failure(
         _flush_reporter(request)
         env = envelope_of(request)
     lost = isinstance(exception, WorkerLostError)
-    message = str(exception) if exception is not None else ""
+    message = failure_message(exception)
     event = ProcessingFailed(
         **env,
         error_type=type(exception).__name__ if exception is not None else "Exception",
@@ -214,6 +266,22 @@ def _on_failure(
         lost=lost,
     )
     _emit(capture_for(sender.app), event)
+
+
+def failure_message(exception: BaseException | None) -> str:
+    """What a person reads about a failure: the exception's message, or for Celery's time limits
+    (whose message is a bare number of seconds) what happened."""
+    from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+    if exception is None:
+        return ""
+    if isinstance(exception, TimeLimitExceeded):
+        limit = exception.args[0] if exception.args else None
+        after = f" of {limit:g} s" if isinstance(limit, int | float) else ""
+        return f"ran past its hard time limit{after} and was stopped by the worker"
+    if isinstance(exception, SoftTimeLimitExceeded) and not str(exception):
+        return "ran past its soft time limit"
+    return str(exception)
 
 
 def _on_revoked(
@@ -231,11 +299,47 @@ def _on_revoked(
     reason = "expired" if expired else "terminated" if terminated else "revoked"
     event = ProcessingCancelled(**envelope_of(context), reason=reason)
     _emit(capture_for(sender.app), event)
+    if terminated:
+        # It was running, so Flower may show it in the custom PROGRESS state, which outranks
+        # Celery's own task-revoked there: say REVOKED outright (see .celery_state). The pool
+        # process is being terminated meanwhile, and a progress event it published just before
+        # the cancel above may still arrive after this one (its later ones are refused with the
+        # job ended, and not sent): say it once more when any such straggler is in.
+        def revoked() -> None:
+            send_task_event(
+                sender.app,
+                "task-revoked",
+                context.id,
+                hostname=getattr(context, "hostname", None),
+                terminated=True,
+                state=states.REVOKED,
+            )
+
+        revoked()
+        again = threading.Timer(REVOKED_RESEND_S, revoked)
+        again.daemon = True
+        again.start()
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    # The worker's main process (any pool): run a reaper there (see progress_bridge.capture.reaper).
+    app = getattr(sender, "app", None)
+    if app is not None:
+        start_reaper(app)
+
+
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is not None:
+        stop_reaper(app)
 
 
 _HANDLERS = (
     (signals.before_task_publish, _on_publish),
     (signals.task_prerun, _on_prerun),
+    (signals.task_postrun, _on_postrun),
+    (signals.worker_ready, _on_worker_ready),
+    (signals.worker_shutdown, _on_worker_shutdown),
     (signals.task_success, _on_success),
     (signals.task_failure, _on_failure),
     (signals.task_revoked, _on_revoked),

@@ -21,6 +21,9 @@ counter (basis points of the whole job), from which the store derives the parent
 only rises, whatever the order in which children declare zones (see ``append.lua``).
 
 The calls' contract (validation, coalescing, Redis errors never raised) is in :mod:`.reporter`.
+A delivery of a job that has already ended (a reaper declared its worker lost, then the broker
+delivered the message again; or the job was cancelled while queued) is not run: it is recorded
+as ``REVOKED`` (result backend and a ``task-revoked`` event) and acknowledged.
 The last coalesced update is written when the task returns, inside :meth:`ProgressTask.__call__`,
 before Celery stores the result: a write after that would set Celery's state back to
 ``PROGRESS`` over ``SUCCESS``/``FAILURE``.
@@ -34,11 +37,13 @@ from typing import Any
 
 from celery import Task
 from celery._state import _task_stack
+from celery.exceptions import Ignore
 from celery.result import AsyncResult
 
 from ..events.schema import JOB_ID_PATTERN, ZoneInfo
 from ..exceptions import InvalidEvent
 from . import signals as _signals
+from .celery_state import mark_revoked
 from .envelope import (
     HEADER_DOCUMENT,
     HEADER_OWNER,
@@ -73,6 +78,14 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
         would overwrite the stored result and ``AsyncResult`` would never be ready.
         """
         outer = self.request
+        ended = getattr(outer, "_progress_ended", None)
+        if ended and outer.id:
+            # task_prerun found the job already ended: a reaper declared its worker lost (and the
+            # broker delivered the message again later), or it was cancelled while queued. Running
+            # it would write after its terminal event and do the work twice; Celery acks it.
+            reason = f"job {outer.id} already ended ({ended}); this delivery is not run"
+            mark_revoked(self, outer.id, reason, request=outer, hostname=outer.hostname)
+            raise Ignore(reason)
         _task_stack.push(self)
         self.push_request(args=args, kwargs=kwargs)
         try:
@@ -110,6 +123,9 @@ class ProgressTask(Task):  # type: ignore[misc]  # celery ships no type hints
                 hostname=request.hostname,
             )
             request._progress_reporter = reporter
+            running = capture.liveness.running(request.id)
+            if running is not None and running.reporter is None:
+                running.reporter = reporter  # so a re-statement writes its zones too
         return reporter
 
     def declare_zones(

@@ -2,14 +2,15 @@
 
 A zone moves pending → processing → completed | failed, once; ids and reading-order indexes
 are unique per run. Every illegal move raises :class:`InvalidEvent` before anything is written.
-Pure; no I/O.
+The book also keeps each zone's last event and the declared pages, so the run's zones can be
+written again (re-stated) after Redis lost them. Pure; no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..events.schema import ZoneInfo, ZoneStatus
+from ..events.schema import PageInfo, ProgressEvent, ZoneInfo, ZoneStatus
 from ..exceptions import InvalidEvent
 
 __all__ = ["ZoneBook"]
@@ -25,6 +26,8 @@ class ZoneBook:
         self._zones: dict[str, ZoneInfo] = {}
         self._state: dict[str, int] = {}
         self._indexes: set[int] = set()
+        self._last: dict[str, ProgressEvent] = {}  # each zone's last event (for a re-statement)
+        self._pages: dict[int, PageInfo] = {}
         #: Zones completed or failed so far.
         self.done = 0
         #: The zone being processed now, if any.
@@ -35,7 +38,7 @@ class ZoneBook:
         """Zones declared so far."""
         return len(self._zones)
 
-    def declare(self, infos: Sequence[ZoneInfo]) -> None:
+    def declare(self, infos: Sequence[ZoneInfo], pages: Sequence[PageInfo] = ()) -> None:
         """Add zones; all or none (the first refused one raises and nothing is added)."""
         ids: set[str] = set()
         indexes: set[int] = set()
@@ -53,6 +56,8 @@ class ZoneBook:
         for info in infos:
             self._zones[info.zone_id] = info
             self._state[info.zone_id] = _PENDING
+        for page in pages:
+            self._pages[page.number] = page
 
     def info(self, zone_id: str) -> ZoneInfo:
         """A declared zone.
@@ -74,8 +79,9 @@ class ZoneBook:
             raise InvalidEvent(f"zone {zone_id!r} already completed", job_id=self.job_id)
         return info
 
-    def started(self, zone_id: str) -> None:
+    def started(self, zone_id: str, event: ProgressEvent) -> None:
         self._state[zone_id] = _PROCESSING
+        self._last[zone_id] = event
         self.current = zone_id
 
     def check_complete(self, zone_id: str, status: str) -> ZoneInfo:
@@ -89,8 +95,22 @@ class ZoneBook:
             )
         return info
 
-    def completed(self, zone_id: str) -> None:
+    def completed(self, zone_id: str, event: ProgressEvent) -> None:
         self._state[zone_id] = _DONE
+        self._last[zone_id] = event
         self.done += 1
         if self.current == zone_id:
             self.current = None
+
+    def zones(self) -> list[ZoneInfo]:
+        """The declared zones, in the order they were declared."""
+        return list(self._zones.values())
+
+    def pages(self) -> list[PageInfo]:
+        """The declared pages, by number."""
+        return [self._pages[n] for n in sorted(self._pages)]
+
+    def last_events(self) -> list[ProgressEvent]:
+        """Each started zone's last event (processing or completed), in reading order."""
+        order = sorted(self._last, key=lambda zone_id: self._zones[zone_id].index)
+        return [self._last[zone_id] for zone_id in order]

@@ -1,5 +1,6 @@
 """The ``progress-bridge`` command: ``dev`` runs the stack, ``tail JOB_ID`` follows a job,
-``serve`` runs the bridge, ``token`` mints a development token.
+``serve`` runs the bridge, ``token`` mints a development token, ``reap`` ends the jobs of dead
+workers.
 
 One module per subcommand, registered in :data:`SUBCOMMANDS` (name → add-arguments, run, help);
 adding a command is one table row.
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from ..exceptions import ConfigError, StoreRejected, StreamUnavailable
 from .dev import add_dev_args, cmd_dev
 from .output import err
+from .reap import add_reap_args, cmd_reap
 from .serve import add_serve_args, cmd_serve
 from .tail import add_tail_args, cmd_tail
 from .token import add_token_args, cmd_token
@@ -32,6 +34,11 @@ SUBCOMMANDS: dict[
     "tail": (add_tail_args, cmd_tail, "print a job's events as JSON lines and follow it"),
     "serve": (add_serve_args, cmd_serve, "serve the WebSocket bridge (and the app around it)"),
     "token": (add_token_args, cmd_token, "print a development token (needs the secret)"),
+    "reap": (
+        add_reap_args,
+        cmd_reap,
+        "end (or redeliver) running jobs whose worker is gone; workers already run one",
+    ),
 }
 
 

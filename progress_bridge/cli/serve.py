@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from ..config import Settings
+from ..exceptions import ConfigError
 
 __all__ = ["add_serve_args", "cmd_serve"]
 
@@ -24,6 +25,12 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bare", action="store_true", help="only the bridge, whatever the asgi_app setting"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="bridge processes sharing the port (one per core; default 1)",
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,9 +44,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         logging.basicConfig(level=args.log_level.upper())
     settings = Settings.from_env()
-    factory = server.load_app_factory(None if args.bare else args.app or settings.asgi_app)
-    app = factory(settings)
+    spec = None if args.bare else args.app or settings.asgi_app
     # With --log-json, uvicorn's own loggers go through the root JSON handler too.
     extra = {"log_config": None} if args.log_json else {}
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        from ..bridge.workers import run_workers
+
+        run_workers(
+            settings, args.host, args.port, args.workers, spec, log_level=args.log_level, **extra
+        )
+        return 0
+    app = server.load_app_factory(spec)(settings)
     server.run(settings, args.host, args.port, app=app, log_level=args.log_level, **extra)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import Settings
+from .devstack import cli_settings
 from .output import err, out
 
 __all__ = ["add_token_args", "cmd_token"]
@@ -20,14 +20,16 @@ def add_token_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    """Print a token signed with PROGRESS_TOKEN_SECRET (the servers' secret)."""
+    """Print a token signed with the servers' secret: PROGRESS_TOKEN_SECRET, or the secret of the
+    `progress-bridge dev` stack running here. Exit status 2 when there is none."""
     from ..bridge.tokens import TokenAuthority
 
-    settings = Settings.from_env()
+    settings = cli_settings()
     if settings.token_secret is None:
         err(
-            "progress-bridge: PROGRESS_TOKEN_SECRET is not set; a server without it draws a "
-            "random secret, so no token minted here would verify. Set it for both."
+            "progress-bridge: no token secret: set PROGRESS_TOKEN_SECRET (the bridge's), or run "
+            "this in the directory of a running `progress-bridge dev` stack. (A bridge without "
+            "one draws a random secret, so no token minted elsewhere would verify.)"
         )
         return 2
     out(TokenAuthority(settings).mint(args.user, admin=args.admin, jobs=args.jobs, ttl_s=args.ttl))

@@ -51,6 +51,8 @@ LAST_ID_FIELD = "last_id"
 TERMINAL_FIELD = "terminal"
 #: A canvas job's progress in basis points, summed by the store from its children (internal).
 PROGRESS_BP_FIELD = "progress_bp"
+#: Room the job's declared zones added to its history bound (internal to the store).
+STREAM_BUDGET_FIELD = "stream_budget"
 STATUS_FIELD = "status"
 ATTEMPT_FIELD = "attempt"
 OWNER_FIELD = "owner"
@@ -131,7 +133,7 @@ class JobSnapshot(BaseModel):
         for field, value in raw.items():
             if field in (EPOCH_FIELD, LAST_ID_FIELD):
                 data[field] = value
-            elif field in (TERMINAL_FIELD, PROGRESS_BP_FIELD):
+            elif field in (TERMINAL_FIELD, PROGRESS_BP_FIELD, STREAM_BUDGET_FIELD):
                 continue
             elif field.startswith("zone:"):
                 zone_id, _, _part = field[5:].rpartition(":")

@@ -2,7 +2,7 @@
 
 The Lua scripts (``lua/``), the keys and arguments of one append, RESP packing for batches, and
 the replay decision. One append is one round trip (``append.lua``) that writes the job's history
-stream, its snapshot hash, its live feed shard and its owner's index together.
+stream, its snapshot hash, its live feed shard, its owner's index and its lease together.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..events.records import (
     positioned,
     with_position,
 )
-from ..events.schema import ProgressEvent, parse_event
+from ..events.schema import ProgressEvent, ZonesDeclared, parse_event
 from ..events.snapshot import packed_snapshot_fields
 from ..exceptions import DuplicateTerminal, InvalidEvent
 from .keys import KeySpace
@@ -33,19 +33,29 @@ __all__ = [
     "APPEND_BATCH",
     "APPEND_BATCH_LUA",
     "APPEND_LUA",
+    "CLAIM_FAILED",
     "EVAL_PREFIX",
+    "EVENTS_PER_ZONE",
+    "EXPIRED_LUA",
+    "LEASE_LUA",
+    "PRESENCE_LUA",
     "REPLAY_LUA",
+    "Lease",
     "append_call",
     "appended",
     "bulk",
     "decide_replay",
     "memo_bulks",
+    "stream_budget",
     "validate_position",
 ]
 
 _LUA = files(__package__).joinpath("lua")
 APPEND_LUA = _LUA.joinpath("append.lua").read_text()
 REPLAY_LUA = _LUA.joinpath("replay.lua").read_text()
+LEASE_LUA = _LUA.joinpath("lease.lua").read_text()
+EXPIRED_LUA = _LUA.joinpath("expired.lua").read_text()
+PRESENCE_LUA = _LUA.joinpath("presence.lua").read_text()
 # append.lua defines append_one and ends by calling it once; the batch script is that text minus
 # the call, then a loop calling append_one per event: one call appends many events of one shard
 # with exactly append.lua's semantics (see append_batch.lua).
@@ -75,25 +85,56 @@ def memo_bulks(memo: dict[tuple[str | int, ...], bytes], values: tuple[str | int
 EVAL_PREFIX = bulk("EVAL") + bulk(APPEND_BATCH_LUA)
 
 
+#: Events a declared zone may add to its job's history (zone_processing, zone_completed): each
+#: zones_declared event grows the job's stream bound by this per zone, plus one for itself.
+EVENTS_PER_ZONE = 2
+
+#: A lease for :func:`append_call`: (milliseconds, "<holder token>\n<info JSON>").
+Lease = tuple[int, str]
+
+
+def stream_budget(event: ProgressEvent) -> int:
+    """How much room ``event`` adds to its job's history bound (see ``append.lua``, ARGV 13)."""
+    if isinstance(event, ZonesDeclared):
+        return EVENTS_PER_ZONE * len(event.zones) + 1
+    return 0
+
+
 def append_call(
     keys: KeySpace,
     settings: Settings,
     event: ProgressEvent,
     increments: dict[str, int] | None,
     cache: dict[tuple[str, str | None], tuple[list[str], str]] | None = None,
+    *,
+    lease: Lease | None = None,
+    claim: str | None = None,
 ) -> tuple[list[str], list[str | int]]:
-    """Keys and arguments of append.lua for one event.
+    """Keys and arguments of append.lua for one event (a batch sends the first 4 keys and 13
+    arguments per event, see append_batch.lua).
 
     ``cache`` (one batch's) reuses a job's keys and epoch candidate across its events: the
     candidate is only used by the event that creates the stream, so sharing it changes nothing.
+    ``lease`` registers a ``processing_started``'s job as running; ``claim`` makes the append
+    conditional on an expired lease (the reaper's).
     """
     job_id = event.job_id
     cached = cache.get((job_id, event.owner)) if cache is not None else None
     if cached is None:
         owner = event.owner
         owner_key = keys.owner_index_of(owner, job_id) if owner else keys.stream(job_id)
+        running, running_info = keys.running_of(job_id)
         cached = (
-            [keys.stream(job_id), keys.snapshot(job_id), keys.feed_of(job_id), owner_key],
+            [
+                keys.stream(job_id),
+                keys.snapshot(job_id),
+                keys.notify(keys.shard_of(job_id))
+                if settings.feed_mode == "notify"
+                else keys.feed_of(job_id),
+                owner_key,
+                running,
+                running_info,
+            ],
             secrets.token_urlsafe(9),
         )
         if cache is not None:
@@ -102,11 +143,12 @@ def append_call(
     terminal = event.type in TERMINAL_TYPES
     if increments:  # read both counters back, so the event carries totals and a percent
         increments = {"zones_completed": 0, "zones_total": 0, **increments}
+    more = stream_budget(event)
     argv: list[str | int] = [
         encode_payload(event),
         epoch_candidate,
         settings.stream_maxlen,
-        settings.feed_maxlen,
+        0 if settings.feed_mode == "notify" else settings.feed_maxlen,
         event.type,
         "1" if terminal else "0",
         settings.ttl_after_end_s,
@@ -115,8 +157,16 @@ def append_call(
         str(int(event.ts * 1000)) if event.owner else "",
         json.dumps(increments) if increments else "",
         packed_snapshot_fields(event),
+        more if more else "",
+        lease[0] if lease else "",
+        lease[1] if lease else "",
+        claim or "",
     ]
     return key_list, argv
+
+
+#: The third reply element of an append whose claim failed (nothing was written).
+CLAIM_FAILED = "~lease"
 
 
 def appended(event: ProgressEvent, result: Sequence[str]) -> ProgressEvent:

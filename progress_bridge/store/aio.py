@@ -24,6 +24,7 @@ from ._scripts import (
     decide_replay,
     validate_position,
 )
+from .clients import aclose_client, async_client
 from .errors import translated_async
 from .keys import KeySpace
 
@@ -45,7 +46,8 @@ class AsyncEventStore:
 
     @classmethod
     def from_url(cls, url: str, settings: Settings | None = None, **kwargs: Any) -> AsyncEventStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True, **kwargs), settings)
+        settings = settings or Settings()
+        return cls(async_client(url, settings, **kwargs), settings)
 
     @translated_async
     async def append(
@@ -74,6 +76,17 @@ class AsyncEventStore:
             snap = await self.snapshot(job_id)
             answer = Replay(job_id, False, answer.reason, answer.epoch, answer.entries, snap)
         return answer
+
+    @translated_async
+    async def entries_after(self, job_id: str, last_id: str | None) -> Replay:
+        """The job's entries after ``last_id`` (None: all), whatever its epoch, for a reader
+        that lost notifications: ``recovered`` is False when some may have been trimmed."""
+        if last_id is not None:
+            validate_position(job_id, "any", last_id)
+        raw = await self._replay(
+            keys=[self.keys.stream(job_id), self.keys.snapshot(job_id)], args=[last_id or "-"]
+        )
+        return decide_replay(job_id, None, last_id, raw)[0]
 
     @translated_async
     async def jobs_of(self, owner: str, limit: int = 100) -> list[str]:
@@ -123,7 +136,7 @@ class AsyncEventStore:
         await self.client.ping()
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await aclose_client(self.client)
 
 
 def _meta(owner: str | None, doc: str | None) -> JobMeta:

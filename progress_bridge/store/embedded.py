@@ -8,6 +8,7 @@ loopback port, with persistence off, and stop it when the context ends.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import tempfile
@@ -94,9 +95,21 @@ class EmbeddedValkey:
         finally:
             client.close()
 
-    def stop(self) -> None:
-        """Terminate the server (idempotent)."""
+    def pause(self) -> None:
+        """Stall the server (SIGSTOP): its connections stay open and new ones are accepted by the
+        kernel, but nothing is answered — a hung or black-holed Redis, for tests."""
         if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Terminate the server (idempotent; a paused server is resumed first)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=5)

@@ -20,6 +20,7 @@ from ..exceptions import StoreRejected, StreamUnavailable
 
 __all__ = [
     "REDIS_ERRORS",
+    "TRANSIENT_REPLIES",
     "translate",
     "translated",
     "translated_async",
@@ -33,11 +34,41 @@ R = TypeVar("R")
 REDIS_ERRORS = (redis.RedisError, OSError)
 
 
+#: Error replies that mean "not now" — a failover or a resharding under way, a server loading its
+#: data or demoted to a replica — rather than "never": the call may succeed later.
+TRANSIENT_REPLIES = (
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MOVED",
+    "ASK",
+    "LOADING",
+    "MASTERDOWN",
+    "READONLY",
+    "NOREPLICAS",
+)
+
+
 def translate(exc: BaseException, job_id: str | None = None) -> StreamUnavailable | StoreRejected:
     """The store's exception for a Redis (or socket) exception."""
-    if isinstance(exc, redis.ResponseError):
+    if isinstance(exc, redis.ResponseError) and not _transient(exc):
         return StoreRejected(f"the store refused the call: {exc}", job_id=job_id)
     return StreamUnavailable(f"store unreachable: {exc}", job_id=job_id)
+
+
+def _transient(exc: redis.ResponseError) -> bool:
+    if isinstance(
+        exc,
+        (
+            redis.exceptions.ClusterDownError,
+            redis.exceptions.TryAgainError,
+            redis.exceptions.MovedError,
+            redis.exceptions.AskError,
+            redis.exceptions.BusyLoadingError,
+            redis.exceptions.ReadOnlyError,
+        ),
+    ):
+        return True
+    return str(exc).split(" ", 1)[0].upper() in TRANSIENT_REPLIES
 
 
 @contextmanager

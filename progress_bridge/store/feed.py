@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..events.records import StoredEntry
+from .clients import aclose_client
 from .errors import translated_async
 from .keys import KeySpace
 
@@ -65,15 +66,27 @@ class FeedReader:
         return out
 
     @translated_async
+    async def prime(self) -> None:
+        """Take each shard's newest id as the starting point, once.
+
+        Whoever reads a job's history must do so after this: an entry appended before it is in
+        that history, one appended after it is read live — nothing falls between the two.
+
+        Raises:
+            StreamUnavailable: Redis is unreachable; call again.
+        """
+        if not self.positions:
+            self.positions = await self._start_positions()
+            log.info("feed reader started", extra={"shards": len(self.positions)})
+
+    @translated_async
     async def read(self) -> list[StoredEntry]:
         """The next entries of every shard (waiting up to ``block_ms`` for the first).
 
         Raises:
             StreamUnavailable: Redis is unreachable; call again to resume.
         """
-        if not self.positions:
-            self.positions = await self._start_positions()
-            log.info("feed reader started", extra={"shards": len(self.positions)})
+        await self.prime()
         reply: Any = await self.client.xread(
             self.positions,  # type: ignore[arg-type]
             count=self.count,
@@ -96,4 +109,4 @@ class FeedReader:
         return out
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await aclose_client(self.client)

@@ -16,6 +16,7 @@ build is reported on its own and the other pages are still processed.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -31,10 +32,14 @@ from pdfminer.pdfparser import PDFParser
 from pdfminer.pdftypes import resolve1
 from pdfplumber.page import Page
 from pdfplumber.pdf import PDF
+from PIL import Image
 
 from progress_bridge.events import PageInfo
 
+from .content import page_content_size
 from .errors import (
+    RECURSION_REASON,
+    ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
     EncryptedPdf,
@@ -43,13 +48,17 @@ from .errors import (
     PdfRejected,
     TooManyPages,
     TruncatedPdf,
+    is_recursion,
 )
+from .repair import layout_problem, repair
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
+    "REPAIRED",
     "PageSlot",
     "PdfDocument",
     "PdfSource",
+    "count_pages",
     "open_document",
 ]
 
@@ -60,7 +69,10 @@ _HEADER_WINDOW = 1024
 #: Where to look for the ``%%EOF`` marker; writers may append a little junk after it.
 _TRAILER_WINDOW = 2048
 
+log = logging.getLogger(__name__)
 _PDFIUM_LOCK = threading.Lock()
+#: Words of the note a repaired document carries (for one-line summaries to look for).
+REPAIRED = "repaired automatically"
 #: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
 _US_LETTER = (612.0, 792.0)
 
@@ -93,6 +105,70 @@ class PdfDocument:
         self.name = name
         self.page_sizes = page_sizes
         self._plumber: PDF | None = None
+        #: The pages prepare_layout() walked already (so iter_pages does not walk them again).
+        self._walked: list[PDFPage] = []
+        #: Remarks for the result, e.g. that the file was repaired (see :meth:`prepare_layout`).
+        self.notes: list[str] = []
+
+    def prepare_layout(self, last_page: int | None = None) -> None:
+        """Make sure pdfminer can read the file up to ``last_page`` (default: the last page);
+        repair it with qpdf when it cannot.
+
+        PDFium has read the file already (:func:`open_document`); where pdfminer cannot (it
+        finds fewer pages, or its parser fails or recurses without end), the file is rewritten
+        by qpdf and the copy is used from here on, with a note in :attr:`notes` and one log
+        line. Call it before reporting any progress: it can still refuse the document.
+
+        Raises:
+            CorruptPdf: pdfminer cannot read the file even after the repair.
+        """
+        pages = self.page_count if last_page is None else last_page
+        problem = self._open_layout(pages)
+        if problem is None:
+            return
+        try:
+            repaired = repair(self._data, self._password)
+        except CorruptPdf:
+            if self._open_layout(pages, page_boxes=False) is not None:
+                raise
+            return  # only pages without a size, which qpdf cannot read: they fail one by one
+        original = self._data, self._password
+        self._data, self._password = repaired, None
+        # (a page that has no size anywhere stays so after the repair: it fails on its own)
+        if self._open_layout(pages, page_boxes=False) is not None:
+            self._data, self._password = original
+            raise CorruptPdf(
+                "The PDF is damaged: its pages can be counted but not laid out, even after an "
+                "automatic repair. Open it in a PDF viewer and save or print it to a new PDF, "
+                "then upload that file."
+            )
+        log.warning("%s: %s; processing a copy repaired by qpdf", self.name or "PDF", problem)
+        self.notes.append(
+            f"The file is damaged ({problem}); it was {REPAIRED} (qpdf) and the repaired copy "
+            "was processed. Check the result against the original."
+        )
+
+    def _open_layout(self, pages: int, *, page_boxes: bool = True) -> str | None:
+        """Open pdfplumber on the current data and walk the first ``pages`` pages; keep both
+        for :meth:`iter_pages` when pdfminer reads them, else close and return the problem."""
+        self.close()
+
+        def open_plumber() -> PDFDocument:
+            self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            return self._plumber.doc
+
+        problem, walked = layout_problem(open_plumber, pages, page_boxes=page_boxes)
+        if problem is not None:
+            self.close()
+        self._walked = walked
+        return problem
+
+    @property
+    def data(self) -> bytes:
+        """The bytes being processed: the file as given, or its repaired copy once
+        :meth:`prepare_layout` repaired it (unencrypted then). A caller that fans a document out
+        in page ranges can store this copy, so the parts need not repair it again."""
+        return self._data
 
     @property
     def page_count(self) -> int:
@@ -104,6 +180,18 @@ class PdfDocument:
 
     def pages_info(self) -> list[PageInfo]:
         return [self.page_info(n) for n in range(1, self.page_count + 1)]
+
+    def render_page(self, number: int, dpi: int) -> Image.Image:
+        """Page ``number`` (1-based) as an RGB image at ``dpi``, rendered by PDFium."""
+        with _PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(self._data, password=self._password)
+            try:
+                page = doc[number - 1]
+                image: Image.Image = page.render(scale=dpi / 72).to_pil().convert("RGB")
+                page.close()
+            finally:
+                doc.close()
+        return image
 
     def check_range(self, first_page: int, last_page: int | None) -> tuple[int, int]:
         """Resolve ``last_page=None`` to the last page and validate the range (1-based, inclusive).
@@ -119,16 +207,35 @@ class PdfDocument:
             )
         return first_page, last
 
-    def iter_pages(self, first_page: int, last_page: int) -> Iterator[PageSlot]:
+    def iter_pages(
+        self, first_page: int, last_page: int, *, max_content_bytes: int | None = None
+    ) -> Iterator[PageSlot]:
         """Yield each page of the range, opened by pdfplumber, or with the reason it failed.
 
         The caller should ``page.close()`` each page when done with it (drops pdfplumber's
         per-page caches, so memory stays flat over long documents).
+
+        Raises:
+            ContentTooLarge: (while iterating) a page holds more than ``max_content_bytes`` of
+                decompressed drawing instructions (:func:`~tasks.pdf.content.page_content_size`);
+                measured before pdfplumber parses the page, which would cost about 1 GiB of
+                memory per MiB of dense text.
         """
         if self._plumber is None:
-            self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            try:
+                self._plumber = pdfplumber.open(io.BytesIO(self._data), password=self._password)
+            except Exception as exc:  # prepare_layout() was skipped, or pdfminer disagrees
+                reason = RECURSION_REASON if is_recursion(exc) else "its structure is broken"
+                raise CorruptPdf(
+                    f"The PDF is damaged and its pages cannot be laid out ({reason}). Open it in "
+                    "a PDF viewer and save or print it to a new PDF, then upload that file."
+                ) from None
         plumber = self._plumber
-        pages = PDFPage.create_pages(plumber.doc)
+        pages: Iterator[PDFPage]
+        if len(self._walked) >= last_page:
+            pages = iter(self._walked)
+        else:
+            pages = PDFPage.create_pages(plumber.doc)
         doctop = 0.0
         number = 0
         while number < last_page:
@@ -148,6 +255,10 @@ class PdfDocument:
                 pages = iter(())  # the tree is unusable from here on
                 yield PageSlot(number, info, None, error)
                 continue
+            if max_content_bytes is not None and (
+                page_content_size(pdfpage, max_content_bytes) > max_content_bytes
+            ):
+                raise ContentTooLarge(number, max_content_bytes)
             try:
                 page = Page(plumber, pdfpage, page_number=number, initial_doctop=doctop)
             except Exception as exc:
@@ -164,6 +275,7 @@ class PdfDocument:
             # stream is our own BytesIO, so dropping the caches is all that is left.
             self._plumber.flush_cache()
             self._plumber = None
+        self._walked = []
 
     def __enter__(self) -> PdfDocument:
         return self
@@ -209,6 +321,27 @@ def open_document(
     if len(page_sizes) > max_pages:
         raise TooManyPages(len(page_sizes), max_pages)
     return PdfDocument(data, page_sizes, name, password)
+
+
+def count_pages(source: PdfSource) -> int | None:
+    """The number of pages as PDFium reads it, without validating anything else; ``None``
+    when the file cannot be read or opened (it will be refused when it is processed).
+
+    About a millisecond for most files: for a publisher that needs a size before queueing.
+    """
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError:
+        return None
+    with _PDFIUM_LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:
+            return None
+        try:
+            return len(doc)
+        finally:
+            doc.close()
 
 
 def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:
@@ -259,7 +392,10 @@ def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> Pd
             "The PDF is incomplete: it ends before its end-of-file marker, "
             "so it was probably cut off during upload or download."
         )
-    return CorruptPdf(f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}).")
+    return CorruptPdf(
+        f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}). Upload the "
+        "original file again, or save it anew from the program that made it."
+    )
 
 
 def _declares_no_pages(data: bytes) -> bool:
@@ -283,6 +419,8 @@ def _pdfium_reason(message: str) -> str:
 
 
 def _describe(exc: BaseException) -> str:
+    if is_recursion(exc):
+        return RECURSION_REASON
     text = str(exc).strip()
     if not text:
         return type(exc).__name__

@@ -5,13 +5,20 @@ called with a percent in [0, 100] that never decreases, ending with 100, so the 
 can report ``export_progress`` events.
 
 * **JSON**: the whole result (pages, zones with boxes, text, rows, figures), UTF-8.
-* **Markdown**: zones in reading order under a ``## Page N`` heading each; text blocks as
-  paragraphs, tables as GitHub pipe tables (first row as the header), figures and failed zones as
+* **Markdown**: the document's notes (e.g. "repaired") as quotes under the title, then zones in
+  reading order under a ``## Page N`` heading each, after that page's notes (e.g. "no text
+  layer"); each text block as one paragraph (its lines unwrapped, see :func:`unwrap`), tables as
+  GitHub pipe tables (first row as the header), figures (with their notes) and failed zones as
   one placeholder line each.
-* **CSV**: every table in one file, one row per table row: ``table_id, page, row, c1 … cN``
-  where N is the widest table's column count and shorter rows are padded with empty cells. One
-  file (rather than a zip of one file per table) opens directly in a spreadsheet and filters by
-  ``table_id``. UTF-8 with a BOM so spreadsheet programs detect the encoding.
+* **CSV**: one row per zone, so every document has one (a scan, a page of figures), and after
+  each table zone's row, one row per table row. Columns: ``page, zone_id, kind, row, status, x0,
+  top, x1, bottom, tool, confidence, text, c1 … cN``: ``kind`` is the zone's (``text``,
+  ``table``, ``figure``, ``page``) or ``table_row`` for a table's row, whose ``row`` is its
+  1-based number and whose cells fill ``c1 … cN`` (N is the widest table's column count; shorter
+  rows end with empty cells). ``text`` is the zone's text, a figure's notes or a failed zone's
+  error. One file (rather than a zip of one file per table) opens directly in a spreadsheet;
+  filter ``kind`` for ``table_row`` and ``zone_id`` for one table. UTF-8 with a BOM so
+  spreadsheet programs detect the encoding.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ __all__ = [
     "export_document",
     "export_json",
     "export_markdown",
+    "unwrap",
 ]
 
 ProgressCallback = Callable[[float], None]
@@ -71,7 +79,6 @@ def export_document(
         data = export_markdown(result, on_progress=on_progress).encode()
     else:
         data = export_csv(result, on_progress=on_progress).encode("utf-8-sig")
-        stem += "-tables"
     return ExportOutput(data, f"{stem}{SUFFIXES[fmt]}", MEDIA_TYPES[fmt])
 
 
@@ -86,6 +93,7 @@ def export_markdown(result: DocumentResult, *, on_progress: ProgressCallback | N
     out: list[str] = []
     title = result.source_name or "Document"
     out.append(f"# {_escape_inline(title)}\n")
+    out += [f"> {_escape_inline(note)}\n" for note in result.notes]
     total = len(result.zones)
     zones_by_page: dict[int, list[ZoneResult]] = {}
     for zone in result.zones:
@@ -94,6 +102,7 @@ def export_markdown(result: DocumentResult, *, on_progress: ProgressCallback | N
     _report(on_progress, 0.0)
     for page in result.pages:
         out.append(f"## Page {page.number}\n")
+        out += [f"> {_escape_inline(note)}\n" for note in page.notes]
         for zone in sorted(zones_by_page.get(page.number, []), key=lambda z: z.index):
             out.append(_markdown_zone(zone))
             done += 1
@@ -103,20 +112,58 @@ def export_markdown(result: DocumentResult, *, on_progress: ProgressCallback | N
     return "\n".join(out)
 
 
+CSV_COLUMNS = [
+    "page", "zone_id", "kind", "row", "status", "x0", "top", "x1", "bottom", "tool", "confidence",
+    "text",
+]  # fmt: skip
+
+
 def export_csv(result: DocumentResult, *, on_progress: ProgressCallback | None = None) -> str:
-    tables = result.tables()
-    width = max((len(row) for table in tables for row in table.rows or []), default=0)
+    width = max((len(row) for table in result.tables() for row in table.rows or []), default=0)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["table_id", "page", "row", *(f"c{i}" for i in range(1, width + 1))])
+    writer.writerow([*CSV_COLUMNS, *(f"c{i}" for i in range(1, width + 1))])
     _report(on_progress, 0.0)
-    for done, table in enumerate(tables, start=1):
-        for number, row in enumerate(table.rows or [], start=1):
-            writer.writerow([table.zone_id, table.page, number, *row, *[""] * (width - len(row))])
+    for done, zone in enumerate(result.zones, start=1):
+        x0, top, x1, bottom = (f"{v:.1f}" for v in zone.bbox)
+        confidence = "" if zone.confidence is None else f"{zone.confidence:.2f}"
+        box = (zone.page, zone.zone_id, zone.kind, "", zone.status, x0, top, x1, bottom)
+        writer.writerow([*box, zone.tool, confidence, _csv_text(zone)])
+        for number, row in enumerate(zone.rows or [], start=1):
+            cells = [*row, *[""] * (width - len(row))]
+            writer.writerow([zone.page, zone.zone_id, "table_row", number, *[""] * 8, *cells])
         if done % _PROGRESS_EVERY == 0:
-            _report(on_progress, 100.0 * done / len(tables))
+            _report(on_progress, 100.0 * done / len(result.zones))
     _report(on_progress, 100.0)
     return buffer.getvalue()
+
+
+def _csv_text(zone: ZoneResult) -> str:
+    if zone.status == "failed":
+        return zone.error or ""
+    if zone.kind == "figure":
+        return " ".join([*zone.notes, unwrap(zone.text or "")]).strip()
+    return zone.text or ""
+
+
+def unwrap(text: str) -> str:
+    """A text block's lines as one paragraph: the PDF's line breaks are layout, not meaning.
+
+    A line ending in a hyphen between two lower-case letters ("ex-" + "isting") joins the next
+    without the hyphen, as a line-end hyphenation does; after any other letter or digit the
+    hyphen stays and nothing is added ("MUC-" + "6"); any other line joins with one space.
+    Text a reader would want split stays split: one zone is one block on the page.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    out = ""
+    for line in lines:
+        if out.endswith("-") and out[-2:-1].islower() and line[:1].islower():
+            out = out[:-1] + line
+        elif out.endswith("-") and out[-2:-1].isalnum():
+            out += line
+        else:
+            out = f"{out} {line}" if out else line
+    return out
 
 
 def _markdown_zone(zone: ZoneResult) -> str:
@@ -128,11 +175,11 @@ def _markdown_zone(zone: ZoneResult) -> str:
         x0, top, _, _ = zone.bbox
         size = f"{zone.figure.width:.0f} × {zone.figure.height:.0f} pt" if zone.figure else ""
         line = f"*[Figure {zone.zone_id}: {size} at ({x0:.0f}, {top:.0f})]*"
+        line += "".join(f" *[{_escape_inline(note)}]*" for note in zone.notes)
         if zone.text:
             line += f" {_escape_inline(' '.join(zone.text.split()))}"
         return line + "\n"
-    text = zone.text or ""
-    return "\n".join(_escape_inline(line) for line in text.splitlines()) + "\n"
+    return _escape_inline(unwrap(zone.text or "")) + "\n"
 
 
 def _markdown_table(rows: list[list[str]]) -> str:

@@ -7,21 +7,37 @@ so the percent never decreases and reaches 100 after the last zone.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pdfplumber.page import Page
 
 from progress_bridge.events import PageInfo, ZoneInfo
 
-from .document import DEFAULT_MAX_PAGES, PdfSource, open_document
-from .errors import CorruptPdf, ProcessingCancelled
-from .extract import PAGE_TOOL, extract_zone, tool_for
+from .content import DEFAULT_MAX_PAGE_CONTENT_BYTES
+from .document import DEFAULT_MAX_PAGES, PdfDocument, PdfSource, open_document
+from .errors import RECURSION_REASON, CorruptPdf, ProcessingCancelled, is_recursion
+from .extract import PAGE_TOOL, extract_zone, zone_tool
+from .ocr import OCR_DPI, TesseractOcr
+from .preview import PageObserver
 from .result import DocumentResult, PageResult, ZoneResult
 from .sink import ProgressSink
 from .zones import DetectedZone, detect_zones, page_zone_id, zone_index
 
-__all__ = ["DETECTION_SHARE", "plan_page_ranges", "process_document"]
+__all__ = [
+    "DEFAULT_OCR",
+    "DETECTION_SHARE",
+    "NO_TEXT_LAYER",
+    "plan_page_ranges",
+    "process_document",
+]
 
+log = logging.getLogger(__name__)
+#: The OCR engine process_document uses unless told otherwise (its version check is cached).
+DEFAULT_OCR = TesseractOcr()
 #: Share of a page's progress reached once its zones are detected.
 DETECTION_SHARE = 0.25
 _ERROR_CHARS = 500
@@ -36,6 +52,9 @@ def process_document(
     max_pages: int = DEFAULT_MAX_PAGES,
     password: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ocr: TesseractOcr | None = DEFAULT_OCR,
+    max_page_content_bytes: int | None = DEFAULT_MAX_PAGE_CONTENT_BYTES,
+    observer: PageObserver | None = None,
 ) -> DocumentResult:
     """Process pages ``first_page..last_page`` (1-based, inclusive) of a PDF.
 
@@ -58,16 +77,27 @@ def process_document(
         should_stop: polled before each page and zone; when it returns true, processing stops
             with :class:`ProcessingCancelled` (cooperative cancellation, for pools where a
             revoke cannot terminate the running task).
+        ocr: reads pages that have images but no text layer (scans). When it is ``None`` or
+            not installed, such a page is marked instead: ``text_source="none"`` and a note on
+            the page, and its zones' summaries start with ``[no text layer …]``.
+        max_page_content_bytes: refuse the document when a page of the range holds more
+            decompressed drawing instructions than this (:mod:`tasks.pdf.content`); ``None``
+            does not measure.
+        observer: told when each page is opened (before its zones are declared) and finished
+            (after its last zone); see :mod:`tasks.pdf.preview`.
 
     Raises:
         PdfRejected: a subclass saying why the document cannot be processed. Raised before
             anything is reported, except :class:`CorruptPdf` when *every* page of the range
             fails to parse: then the pages' failed zones have been reported first.
+            :class:`ContentTooLarge` is raised when the range reaches such a page, after
+            the pages before it were reported.
         ProcessingCancelled: ``should_stop`` returned true.
     """
     started = time.perf_counter()
     with open_document(source, password=password, max_pages=max_pages) as doc:
         first, last = doc.check_range(first_page, last_page)
+        doc.prepare_layout(last)
         total = last - first + 1
         result = DocumentResult(
             source_name=doc.name,
@@ -75,10 +105,12 @@ def process_document(
             first_page=first,
             last_page=last,
             tools=_tool_versions(),
+            notes=list(doc.notes),
         )
         progress = _Progress(sink)
         progress.report(0.0, f"Opened {doc.page_count}-page document")
-        for done, slot in enumerate(doc.iter_pages(first, last)):
+        pages = doc.iter_pages(first, last, max_content_bytes=max_page_content_bytes)
+        for done, slot in enumerate(pages):
             _check_stop(should_stop)
             base = 100.0 * done / total
             share = 100.0 / total
@@ -87,28 +119,40 @@ def process_document(
             info = slot.info
             page_result = PageResult(number=slot.number, width=info.width, height=info.height)
             result.pages.append(page_result)
+            first_zone = len(result.zones)
             zones: list[DetectedZone] = []
             error = slot.error
             if slot.page is not None:
                 try:
-                    zones = detect_zones(slot.page, slot.number)
+                    ocr_words = None
+                    if _needs_ocr(slot.page):
+                        progress.report(base, f"Reading {label} with OCR")
+                        ocr_words = _read_page(doc, slot.number, ocr, page_result, result)
+                    zones = detect_zones(slot.page, slot.number, ocr_words=ocr_words)
                 except Exception as exc:
                     error = f"Page {slot.number} cannot be parsed ({_describe(exc)})."
+                if page_result.text_source == "none":
+                    for zone in zones:
+                        zone.notes.append(NO_TEXT_LAYER)
             if error is not None:
                 page_result.status, page_result.error = "failed", error
                 _report_failed_page(sink, result, slot.number, (info.width, info.height), error)
+                if observer is not None:
+                    observer.page_finished(page_result, result.zones[first_zone:])
                 progress.report(base + share, f"Could not parse {label}")
                 if slot.page is not None:
                     slot.page.close()
                 continue
 
+            if observer is not None:
+                observer.page_opened(doc, page_result)
             sink.declare_zones([z.info for z in zones], [info])
             first_op = _operation(zones[0]) if zones else f"Found no zones on {label}"
             progress.report(base + DETECTION_SHARE * share, first_op)
             zone_share = (1 - DETECTION_SHARE) * share / max(len(zones), 1)
             for n, zone in enumerate(zones, start=1):
                 _check_stop(should_stop)
-                tool = tool_for(zone.kind)
+                tool = zone_tool(zone)
                 sink.zone_processing(zone.zone_id, tool=tool)
                 zone_started = time.perf_counter()
                 try:
@@ -145,10 +189,13 @@ def process_document(
                             text=ex.text,
                             rows=ex.rows,
                             figure=ex.figure,
+                            notes=ex.notes,
                         )
                     )
                 next_op = _operation(zones[n]) if n < len(zones) else f"Finished {label}"
                 progress.report(base + DETECTION_SHARE * share + n * zone_share, next_op)
+            if observer is not None:
+                observer.page_finished(page_result, result.zones[first_zone:])
             if not zones:
                 progress.report(base + share, f"Finished {label}")
             if slot.page is not None:
@@ -157,10 +204,58 @@ def process_document(
             # Nothing usable came out: a failed job with the reason serves the user better than
             # a "completed" one holding only failed zones.
             count = len(result.pages)
-            what = "the page could not" if count == 1 else f"none of the {count} pages could"
-            raise CorruptPdf(f"The PDF is damaged: {what} be parsed. {result.pages[0].error}")
+            what = "its page" if count == 1 else f"none of its {count} pages"
+            verb = "could not be laid out" if count == 1 else "could be laid out"
+            raise CorruptPdf(
+                f"The PDF is damaged: {what} {verb}, although the file opens. Open it in a PDF "
+                "viewer and save or print it to a new PDF, then upload that file."
+            )
         result.duration_ms = round((time.perf_counter() - started) * 1000)
         return result
+
+
+#: Marks the zones of a page without a text layer that was not read by OCR.
+NO_TEXT_LAYER = "no text layer: a scanned page, not read (OCR unavailable)"
+
+
+def _needs_ocr(page: Page) -> bool:
+    """A page drawn from images with no characters at all: a scan without a text layer."""
+    return not page.chars and bool(page.images)
+
+
+def _read_page(
+    doc: PdfDocument,
+    number: int,
+    ocr: TesseractOcr | None,
+    page_result: PageResult,
+    result: DocumentResult,
+) -> list[dict[str, Any]] | None:
+    """OCR words of page ``number``, or ``None`` (the page is then marked, not failed)."""
+    if ocr is None or not ocr.available():
+        page_result.text_source = "none"
+        page_result.notes.append(
+            "The page has no text layer (it is a scan) and OCR is not available, so it has no "
+            "text: install Tesseract (Debian's tesseract-ocr) and process the file again."
+        )
+        return None
+    try:
+        words = ocr.read(doc.render_page(number, OCR_DPI), OCR_DPI / 72)
+    except RuntimeError as exc:  # pytesseract's TesseractError and timeouts
+        log.warning("page %d: OCR failed: %s", number, " ".join(str(exc).split())[:200])
+        page_result.text_source = "none"
+        page_result.notes.append(
+            "The page has no text layer (it is a scan) and OCR failed on it, so it has no text."
+        )
+        return None
+    page_result.text_source = "ocr"
+    scores = [float(w["ocr_confidence"]) for w in words]
+    mean = f"{sum(scores) / len(scores):.2f}" if scores else "n/a"
+    page_result.notes.append(
+        f"The page has no text layer (it is a scan); its text was read by OCR "
+        f"(Tesseract {ocr.version()}), mean word confidence {mean}."
+    )
+    result.tools.setdefault("tesseract", ocr.version() or "unknown")
+    return words
 
 
 class _Progress:
@@ -235,6 +330,8 @@ def _check_stop(should_stop: Callable[[], bool] | None) -> None:
 
 
 def _describe(exc: BaseException) -> str:
+    if is_recursion(exc):
+        return f"the page cannot be read: {RECURSION_REASON}"
     text = " ".join(str(exc).split())
     reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return reason[:_ERROR_CHARS]
@@ -242,7 +339,7 @@ def _describe(exc: BaseException) -> str:
 
 def _tool_versions() -> dict[str, str]:
     versions = {}
-    for package in ("pdfplumber", "pdfminer.six", "pypdfium2"):
+    for package in ("pdfplumber", "pdfminer.six", "pypdfium2", "pikepdf"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:  # pragma: no cover - installed from a checkout

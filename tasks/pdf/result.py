@@ -4,13 +4,16 @@ Shape (``DocumentResult.to_dict()``)::
 
     {"source_name": "report.pdf" | null, "page_count": 12, "first_page": 1, "last_page": 12,
      "duration_ms": 840, "tools": {"pdfplumber": "0.11.10", "pypdfium2": "5.15.2"},
-     "pages":  [{"number": 1, "width": 595.3, "height": 841.9, "status": "ok", "error": null}],
+     "notes": ["The file was damaged …; it was repaired …"],
+     "pages":  [{"number": 1, "width": 595.3, "height": 841.9, "status": "ok", "error": null,
+                 "text_source": "layer" | "ocr" | "none", "notes": []}],
      "zones":  [{"zone_id": "p1-z1", "index": 0, "page": 1, "kind": "text" | "table" | "figure"
                  | "page", "bbox": [x0, top, x1, bottom], "status": "completed" | "failed",
-                 "tool": "pdfplumber.text", "confidence": 0.98, "duration_ms": 3,
-                 "error": null, "text": "…" | null, "rows": [["a", "b"]] | null,
+                 "tool": "pdfplumber.text" | "tesseract.ocr" | …, "confidence": 0.98,
+                 "duration_ms": 3, "error": null, "text": "…" | null,
+                 "rows": [["a", "b"]] | null,
                  "figure": {"width": 200.0, "height": 150.0, "pixel_width": 640,
-                            "pixel_height": 480} | null}]}
+                            "pixel_height": 480} | null, "notes": []}]}
 
 Zones are in reading order (``index`` increases). ``kind="page"`` is the placeholder zone of a
 page that could not be parsed: it covers the page and is ``failed``. Results of page ranges of the
@@ -55,6 +58,9 @@ class ZoneResult(_Model):
     text: str | None = None
     rows: list[list[str]] | None = None
     figure: FigureInfo | None = None
+    #: What a reader should know about this zone's output, e.g. "3 glyphs without a Unicode
+    #: mapping dropped", "text read by OCR".
+    notes: list[str] = Field(default_factory=list)
 
 
 class PageResult(_Model):
@@ -63,6 +69,10 @@ class PageResult(_Model):
     height: float
     status: Literal["ok", "failed"] = "ok"
     error: str | None = None
+    #: Where the page's text came from: its text layer, OCR of its image, or nowhere (a scan
+    #: without OCR available: the page needs OCR to be searchable).
+    text_source: Literal["layer", "ocr", "none"] = "layer"
+    notes: list[str] = Field(default_factory=list)
 
 
 class DocumentResult(_Model):
@@ -74,6 +84,8 @@ class DocumentResult(_Model):
     tools: dict[str, str] = Field(default_factory=dict)
     pages: list[PageResult] = Field(default_factory=list)
     zones: list[ZoneResult] = Field(default_factory=list)
+    #: Document-level remarks, e.g. that a damaged file was repaired before processing.
+    notes: list[str] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (tuples become lists), e.g. for Celery's JSON serializer."""
@@ -118,4 +130,6 @@ def merge_results(parts: Sequence[DocumentResult]) -> DocumentResult:
         tools=first.tools,
         pages=[page for part in ordered for page in part.pages],
         zones=[zone for part in ordered for zone in part.zones],
+        # every part repaired the same file: say it once
+        notes=list(dict.fromkeys(note for part in ordered for note in part.notes)),
     )

@@ -13,7 +13,9 @@
 * the page, built once with ``npm run build:page`` when ``frontend/dist/page`` is missing or
   older than its sources;
 * headless Chromium (Debian's ``/usr/bin/chromium``) driven by Python Playwright, one browser
-  for the package and a fresh context (fresh ``sessionStorage``) per page.
+  for the package and a fresh context (fresh ``sessionStorage``) per page;
+* for the tests that ask for it (``flower``), Celery Flower on the same broker
+  (:class:`tests.flower.FlowerProcess`).
 
 Screenshots go to ``test-artifacts/e2e/`` (git-ignored). Waits are Playwright's ``expect`` with
 :data:`WAIT_MS`, derived from the suite's :data:`tests.conftest.TIMEOUT`.
@@ -40,6 +42,7 @@ from progress_bridge.config import Settings
 from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeProcess, bridge_settings, mint, settings_env
 from tests.conftest import TIMEOUT
+from tests.flower import FlowerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
@@ -195,6 +198,14 @@ def stack(
         web.stop()
         worker.stop()
         client.close()
+
+
+@pytest.fixture(scope="package")
+def flower(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowerProcess]:
+    """Celery Flower on the stack's broker, listening to its events (started when a test asks)."""
+    log = tmp_path_factory.mktemp("e2e-flower") / "flower.log"
+    with FlowerProcess(stack.settings.redis_url or "", log, env=settings_env(stack.settings)) as f:
+        yield f
 
 
 @pytest.fixture(scope="package")

@@ -133,7 +133,7 @@ def assert_finished_page_matches_history(
     for number in pages:
         on_page = sum(1 for z in snapshot.zones if z.page == number)
         label = f"Page {number}: {on_page} of {on_page} zones done"
-        expect(page.get_by_role("img", name=label, exact=True)).to_be_visible()
+        expect(page.get_by_role("group", name=label, exact=True)).to_be_visible()
     expect(page.get_by_text(f"Zones as a table ({n})")).to_be_visible()
 
     # The log against the job's history.

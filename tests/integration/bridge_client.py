@@ -12,6 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
+from progress_bridge.bridge.core.frames import server_frame_adapter
 from progress_bridge.events.ids import parse_stream_id
 from tests.conftest import TIMEOUT
 
@@ -43,6 +44,9 @@ class Client:
         else:
             assert self.fmt == "json", "text frame on a msgpack connection"
             frame = json.loads(raw)
+        # Every frame the bridge sends must be one the protocol's models describe (the models
+        # the TypeScript types are generated from): any drift fails the test that saw it.
+        server_frame_adapter.validate_python(frame)
         self.frames.append(frame)
         self.events.extend(events_in(frame))
         return frame

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -19,14 +20,23 @@ from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
 import tasks.pdf_tasks as pdf_tasks
-from progress_bridge.capture import producer as _producer
 from progress_bridge.config import Settings
 from progress_bridge.events import TERMINAL_TYPES, ProgressEvent
+from tests.celery_apps import configured
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
-__all__ = ["GatedSink", "gate_parts", "pdf_worker", "result_of", "terminals", "wait_for"]
-
-_BACKEND_OPTIONS = "result_backend_transport_options"
+__all__ = [
+    "GatedSink",
+    "cpu_seconds",
+    "gate_parts",
+    "pdf_worker",
+    "pool_processes",
+    "resident_mib",
+    "result_of",
+    "terminals",
+    "wait_for",
+]
 
 
 @contextlib.contextmanager
@@ -34,46 +44,33 @@ def pdf_worker(
     redis_url: str, settings: Settings, concurrency: int = 2, *, start: bool = True
 ) -> Iterator[Celery]:
     """``start=False`` only configures the app (to publish to a worker run elsewhere)."""
-    app: Celery = pdf_tasks.app
-    names = ("broker_url", "result_backend", "progress_settings", _BACKEND_OPTIONS)
-    saved = {k: app.conf.get(k) for k in names}
-    app.conf.update(
+    # Celery's own chord machinery subscribes worker threads to result channels; results left at
+    # exit unsubscribe when collected, after the session's server has stopped: fail fast then
+    # instead of retrying for a minute.
+    backend_options = {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}
+    with configured(
+        pdf_tasks.app,
         broker_url=redis_url,
         result_backend=redis_url,
         progress_settings=settings,
-        # Celery's own chord machinery subscribes worker threads to result channels; results
-        # left at exit unsubscribe when collected, after the session's server has stopped: fail
-        # fast then instead of retrying for a minute.
-        **{_BACKEND_OPTIONS: {"retry_policy": {"max_retries": 1, "interval_max": 0.1}}},
-    )
-    _producer._captures.pop(id(app), None)  # a capture made under other settings
-    try:
-        if not start:
-            yield app
-        else:
-            with start_worker(
-                app, pool="threads", concurrency=concurrency, perform_ping_check=False
-            ):
+        result_backend_transport_options=backend_options,
+    ) as app:
+        try:
+            if not start:
                 yield app
-    finally:
-        # Publishing subscribed this thread to each task's result channel (for a fast .get());
-        # these tests poll results instead: drop the subscriptions while the server still runs.
-        consumer = app.backend.result_consumer
-        consumer.stop()
-        consumer.subscribed_to.clear()
-        gc.collect()  # results in reference cycles unsubscribe now, while the server runs
-        app.conf.update(saved)
-        _producer._captures.pop(id(app), None)
-
-
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+            else:
+                with start_worker(
+                    app, pool="threads", concurrency=concurrency, perform_ping_check=False
+                ):
+                    yield app
+        finally:
+            # Publishing subscribed this thread to each task's result channel (for a fast
+            # .get()); these tests poll results instead: drop the subscriptions while the server
+            # still runs.
+            consumer = app.backend.result_consumer
+            consumer.stop()
+            consumer.subscribed_to.clear()
+            gc.collect()  # results in reference cycles unsubscribe now, while the server runs
 
 
 def result_of(task_id: str) -> Any:
@@ -114,3 +111,40 @@ def gate_parts(monkeypatch: Any) -> tuple[threading.Event, threading.Semaphore]:
 
     monkeypatch.setattr(pdf_tasks, "process_document", gated)
     return gate, reached
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def pool_processes(main: int) -> list[int]:
+    """The pids of the children of process ``main`` (a prefork worker's pool), from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == main:
+                children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a live process (10 ms resolution); ``None`` once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def resident_mib(pid: int) -> float | None:
+    """Resident memory of a live process in MiB; ``None`` once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return None

@@ -4,6 +4,7 @@ graceful shutdown — each gets the documented error or close code, and the serv
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +20,8 @@ from progress_bridge.events import ProcessingProgress, ProcessingQueued, ZoneCom
 from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
-from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import Client, open_client
+from tests.waiting import poll as _poll
 
 MAX_FRAME = 2048
 
@@ -228,6 +229,48 @@ async def test_flood_gets_rate_limited_then_closes_4029(
     await _still_serves(bridge, store, job_id)
 
 
+async def test_ten_thousand_subscribes_at_once_are_rate_limited_and_closed_4029(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    # One connection sends 10,000 subscribes to a job without waiting for any answer.
+    _publish(store, job_id)
+    reads_before = _snapshot_reads(bridge)
+    client = await open_client(bridge.ws_url, mint(bridge.settings, "alice"))
+    frame = json.dumps({"op": "subscribe", "job_id": job_id})
+    for _ in range(10_000):
+        try:
+            await client.ws.send(frame)
+        except Exception:
+            break  # the server closed while we were flooding
+    # A few are answered, then the rest are refused, and the connection ends with 4029.
+    assert await client.closed_code() == 4029
+    answered = sum(1 for f in client.frames if f.get("op") == "subscribed")
+    refused = [f for f in client.frames if f.get("op") == "error"]
+    assert 0 < answered <= 2 * bridge.settings.bridge_rate_burst
+    assert [f["code"] for f in refused] == ["rate_limited"]
+    # The bridge did about as much snapshot work as it sent answers, not 10,000 reads.
+    assert _snapshot_reads(bridge) - reads_before <= answered
+    await _still_serves(bridge, store, job_id)
+
+
+def _snapshot_reads(bridge: BridgeServer) -> float:
+    reads = bridge.bridge.metrics.snapshot_reads
+    return sum(reads.labels(source)._value.get() for source in ("redis", "cache"))
+
+
+async def test_an_expired_token_closes_the_connection_4001(
+    bridge: BridgeServer, store: EventStore, job_id: str
+) -> None:
+    # A token valid for two seconds: the connection works, then ends 4001 when it expires
+    # (the client is told to come back with a fresh token).
+    _publish(store, job_id)
+    client = await open_client(bridge.ws_url, mint(bridge.settings, "alice", ttl_s=2))
+    await client.send({"op": "subscribe", "job_id": job_id})
+    assert (await client.op("subscribed"))["recovered"] is True
+    assert await client.closed_code() == 4001
+    assert client.ws.close_reason == "token expired"
+
+
 async def test_subscription_and_connection_limits(
     bridge: BridgeServer, store: EventStore, job_id: str
 ) -> None:
@@ -280,17 +323,6 @@ async def _admin_view(bridge: BridgeServer, user: str) -> list[dict[str, Any]]:
             "/api/admin/connections", headers={"Authorization": f"Bearer {admin}"}
         )
     return [c for c in resp.json()["connections"] if c["user"] == user]
-
-
-async def _poll(check: Any, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT
-    while loop.time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.02)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_slow_consumer_coalesces_progress_then_closes_4008_past_the_bound(

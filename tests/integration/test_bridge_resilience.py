@@ -48,6 +48,7 @@ from progress_bridge.events.policy import COALESCED_TYPES
 from progress_bridge.store import AsyncEventStore, EventStore
 from tests.bridge_server import BridgeProcess, bridge_settings, mint
 from tests.conftest import TIMEOUT
+from tests.waiting import poll as _poll
 
 pytestmark = pytest.mark.slow
 
@@ -177,17 +178,6 @@ def _assert_got_exactly(f: Follower, history: list[ProgressEvent]) -> None:
     assert got == expected, f"{f.name}: {len(got)} events vs {len(expected)}; missing {missing[:5]}"
 
 
-async def _poll(check: Callable[[], Any], what: str, wait_s: float = TIMEOUT) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    while loop.time() < deadline:
-        result = check()
-        if result:
-            return result
-        await asyncio.sleep(0.01)  # polling interval, not synchronisation
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _run_all(followers: list[Follower], wait_s: float) -> list[asyncio.Task[None]]:
     tasks = [asyncio.create_task(f.run(), name=f.name) for f in followers]
     await _poll(lambda: all(f.live for f in followers), "every follower to subscribe", wait_s)
@@ -299,6 +289,8 @@ def _storm_events(job_id: str) -> list[ProgressEvent]:
     return [*body, ProcessingCompleted(job_id=job_id, result_summary="done")]
 
 
+@pytest.mark.redis_modes
+@pytest.mark.feed_modes
 async def test_reconnect_storm_every_client_gets_every_event_once_in_order(
     bridge: BridgeProcess, store: EventStore, redis_url: str, job_id: str
 ) -> None:

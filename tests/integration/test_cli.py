@@ -37,10 +37,12 @@ def run_env(redis_url: str | None) -> dict[str, str]:
     return env
 
 
-def tail(redis_url: str, job_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def tail(
+    redis_url: str | None, job_id: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, "tail", job_id, *extra],
-        env=run_env(redis_url),
+        env={**run_env(redis_url), **(env or {})},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -109,9 +111,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> None:
-    # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and a fast demo job.
+def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    # Embedded server (no REDIS_URL), a prefork worker, the web app, Flower and the PDF demo job
+    # at 20 times its pace (about 3 s).
     web_port, flower_port = free_port(), free_port()
+    data = {"PROGRESS_DATA_DIR": str(tmp_path)}  # the stack file, as a second terminal finds it
     proc = subprocess.Popen(
         [
             *CLI,
@@ -126,7 +130,7 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
             "--flower-port",
             str(flower_port),
         ],
-        env=run_env(None),
+        env={**run_env(None), **data},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -138,23 +142,47 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
     drain.start()
     try:
         job_id = proc.stdout.readline().strip()
+        link = proc.stdout.readline().strip()  # the page, signed in on the job (tests/e2e)
+        assert link.startswith(f"http://127.0.0.1:{web_port}/#job={job_id}&token="), link
         found = [line for line in list(err_lines) if "embedded valkey-server at " in line]
         assert job_id and found, "".join(err_lines)[-2000:]
         url = found[0].rsplit(" ", 1)[1].strip()
         page_lines = [line for line in list(err_lines) if "[dev] page, REST API and /ws" in line]
         assert page_lines  # said once the web app answers, before the demo job's id
-        # The demo job is watched to its end with tail.
-        done = tail(url, job_id)
+        # In a second terminal (no REDIS_URL, no secret), tail finds the stack and watches the
+        # demo job to its end; token mints a token the stack's web app accepts.
+        done = tail(None, job_id, env=data)
         assert done.returncode == 0, done.stderr
         types = [json.loads(line)["type"] for line in done.stdout.splitlines()]
         assert types[0] == "processing_queued" and types[-1] == "processing_completed"
         assert "zone_completed" in types
-        # The web app (bridge included) and Flower answer on the ports given.
-        for url in (f"http://127.0.0.1:{web_port}/readyz", f"http://127.0.0.1:{flower_port}/"):
+        minted = subprocess.run(
+            [*CLI, "token", "--user", "demo"],
+            env={**run_env(None), **data},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert minted.returncode == 0, minted.stderr
+        headers = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+        snap = httpx.get(f"http://127.0.0.1:{web_port}/api/jobs/{job_id}", headers=headers)
+        assert (snap.status_code, snap.json()["status"]) == (200, "completed")
+        # The web app (bridge included) and Flower answer on the ports given; Flower's API is
+        # usable as started (no 401 on loopback) and knows the demo job by its own name.
+        flower = f"http://127.0.0.1:{flower_port}"
+        for url in (f"http://127.0.0.1:{web_port}/readyz", f"{flower}/", f"{flower}/api/tasks"):
             deadline = time.monotonic() + 3 * TIMEOUT
             while not _answers(url):
                 assert time.monotonic() < deadline, f"{url} never answered"
                 time.sleep(0.1)
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while (
+            info := httpx.get(f"{flower}/api/task/info/{job_id}", timeout=1)
+        ).status_code != 200 or (info.json().get("state") != "SUCCESS"):
+            assert time.monotonic() < deadline, f"Flower never showed {job_id} SUCCESS: {info.text}"
+            time.sleep(0.1)
+        assert info.json()["name"] == "tasks.pdf_tasks.process_pdf"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=3 * TIMEOUT)
@@ -162,6 +190,9 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
     err = "".join(err_lines)
     assert proc.returncode == 0, err
     assert "[dev] stopping" in err
+    # The stack file is gone with the stack (the demo's upload and result stay, as any job's).
+    assert not (tmp_path / "dev-stack.json").exists()
+    assert {p.name for p in tmp_path.iterdir()} <= {"uploads", "results", "previews"}
     # Everything it started has stopped: the ports are free again.
     for port in (web_port, flower_port):
         with socket.socket() as sock:
@@ -170,6 +201,27 @@ def test_dev_runs_the_stack_and_a_demo_job_and_stops_everything_on_sigterm() -> 
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
             sock.listen()
+
+
+def test_dev_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    # Another process holds the web port: dev says which and how to choose another, at once.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [*CLI, "dev", "--port", str(port), "--flower-port", "0"],
+            env={**run_env(None), "PROGRESS_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert f"port {port} on 127.0.0.1 (the web app) is taken" in done.stderr
+    assert "--port" in done.stderr
+    assert "[dev] started" not in done.stderr  # nothing was started
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_devs_embedded_server_is_out_of_reach_of_a_terminals_ctrl_c() -> None:

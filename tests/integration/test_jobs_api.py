@@ -7,6 +7,7 @@ with httpx. Uploads are generated PDFs.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from PIL import Image
 
 from progress_bridge.bridge.tokens import TokenAuthority
 from progress_bridge.config import Settings
@@ -364,13 +366,107 @@ def test_retention_removes_expired_files_but_keeps_running_jobs(tmp_path: Path) 
         "old_result": files.result("pdf-old"),
         "old_export": files.export("exp-old", "csv"),
         "partial": files.uploads / "pdf-cut.part",
+        "old_previews": files.previews_dir("pdf-old") / "page-00001.jpg",
+        "running_previews": files.previews_dir("pdf-running") / "page-00001.jpg",
     }
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"%PDF-1.4")
     for key in ("old_upload", "running_upload", "old_result", "old_export", "partial"):
         os.utime(paths[key], (old, old))
+    for key in ("old_previews", "running_previews"):  # a job's previews are one directory
+        os.utime(paths[key].parent, (old, old))
     removed = cleanup_expired(files, 3600, keep=lambda job_id: job_id == "pdf-running")
-    assert set(removed) == {paths[k] for k in ("old_upload", "old_result", "old_export", "partial")}
+    expired = {paths[k] for k in ("old_upload", "old_result", "old_export", "partial")}
+    assert set(removed) == expired | {files.previews_dir("pdf-old")}
+    assert not paths["old_previews"].exists()
+    assert paths["running_previews"].exists()
     assert paths["running_upload"].exists()
     assert paths["new_upload"].exists()
+
+
+def test_page_images_and_zone_content_are_served_to_the_owner_only(
+    alice: httpx.Client, bob: httpx.Client, base_url: str
+) -> None:
+    # A 7-page document fans out into three parts (pages 1-3, 4-6, 7); each part writes its pages.
+    job_id = upload(alice, many_pages_pdf(7)).json()["job_id"]
+    snap = finished(alice, job_id)
+    assert snap["status"] == "completed"
+
+    # Every page has its image: a JPEG 320 px wide, cacheable for good.
+    for number in range(1, 8):
+        answer = alice.get(f"/api/jobs/{job_id}/pages/{number}/image")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/jpeg"
+        assert "immutable" in answer.headers["cache-control"]
+        assert Image.open(io.BytesIO(answer.content)).size == (320, 453)
+    missing = alice.get(f"/api/jobs/{job_id}/pages/8/image")
+    assert (missing.status_code, missing.headers["x-error-code"]) == (404, "not_rendered")
+    assert missing.headers["cache-control"] == "no-store"
+    assert alice.get(f"/api/jobs/{job_id}/pages/0/image").status_code == 422
+
+    # A zone's whole content, with what the event stream already said about it.
+    zones = {z["zone_id"]: z for z in snap["zones"]}
+    text = alice.get(f"/api/jobs/{job_id}/zones/p5-z2")
+    assert text.status_code == 200, text.text
+    body = text.json()
+    assert (body["page"], body["kind"], body["status"]) == (5, "text", "completed")
+    assert body["text"].startswith("Page 5 begins. ")
+    # The whole paragraph, where the event carried a one-line summary of it.
+    summary = zones["p5-z2"]["summary"]
+    assert summary.endswith("…")
+    assert " ".join(body["text"].split()).startswith(summary[:-1])
+    assert len(body["text"]) > len(summary)
+    assert body["tool"] == zones["p5-z2"]["processing_tool"]
+    assert body["confidence"] == zones["p5-z2"]["confidence"]
+    table = alice.get(f"/api/jobs/{job_id}/zones/p6-z3").json()
+    assert (table["kind"], table["rows"][0]) == ("table", ["0.0", "0.1", "0.2"])
+    for unknown in ("p6-z9", "nonsense"):
+        answer = alice.get(f"/api/jobs/{job_id}/zones/{unknown}")
+        assert (answer.status_code, answer.headers["x-error-code"]) == (404, "not_found")
+
+    # Bob gets nothing of it; an admin may look; an unknown job is not found.
+    assert bob.get(f"/api/jobs/{job_id}/pages/1/image").status_code == 403
+    assert bob.get(f"/api/jobs/{job_id}/zones/p5-z2").status_code == 403
+    assert "Page 5" not in bob.get(f"/api/jobs/{job_id}/zones/p5-z2").text
+    with client(base_url, "root", admin=True) as admin:
+        assert admin.get(f"/api/jobs/{job_id}/pages/1/image").status_code == 200
+        assert admin.get(f"/api/jobs/{job_id}/zones/p5-z2").status_code == 200
+    # A token that grants watching the job does not show its content (as for its exports).
+    with client(base_url, "carol", jobs=[job_id]) as carol:
+        assert carol.get(f"/api/jobs/{job_id}").status_code == 200
+        assert carol.get(f"/api/jobs/{job_id}/pages/1/image").status_code == 403
+        assert carol.get(f"/api/jobs/{job_id}/zones/p5-z2").status_code == 403
+    assert alice.get("/api/jobs/pdf-nope/pages/1/image").status_code == 404
+    assert alice.get("/api/jobs/pdf-nope/zones/p1-z1").status_code == 404
+    assert httpx.get(f"{base_url}/api/jobs/{job_id}/pages/1/image").status_code == 401
+    assert httpx.get(f"{base_url}/api/jobs/{job_id}/zones/p5-z2").status_code == 401
+
+
+def test_while_a_page_runs_its_image_is_there_and_its_zones_follow_when_it_finishes(
+    alice: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, reached = gate_parts(monkeypatch)
+    try:
+        # Held right after the first zone of page 1 completed.
+        job_id = upload(alice, many_pages_pdf(2)).json()["job_id"]
+        assert reached.acquire(timeout=TIMEOUT)
+        snap = alice.get(f"/api/jobs/{job_id}").json()
+        assert snap["status"] == "started"
+        assert [p["number"] for p in snap["pages"]] == [1]
+        # The declared page has its image already; the page after it has none yet.
+        assert alice.get(f"/api/jobs/{job_id}/pages/1/image").status_code == 200
+        assert alice.get(f"/api/jobs/{job_id}/pages/2/image").status_code == 404
+        # The completed zone's content follows its page's end: not ready, and not cached.
+        early = alice.get(f"/api/jobs/{job_id}/zones/p1-z1")
+        assert (early.status_code, early.headers["x-error-code"]) == (404, "not_ready")
+        assert early.headers["cache-control"] == "no-store"
+    finally:
+        gate.set()
+    # Once page 1 has finished (the job runs on), the zone is served.
+    ready = wait_for(
+        lambda: (r := alice.get(f"/api/jobs/{job_id}/zones/p1-z1")).status_code == 200 and r,
+        "zone p1-z1 to be served",
+    )
+    assert ready.json()["text"] == "Section 1"
+    finished(alice, job_id)

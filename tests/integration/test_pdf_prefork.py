@@ -25,7 +25,7 @@ from progress_bridge.events import ProcessingFailed, ZoneCompleted
 from progress_bridge.store import EventStore
 from tasks.pdf_tasks import JobFiles, process_pdf
 from tests.conftest import TIMEOUT
-from tests.integration.pdf_worker import pdf_worker, terminals, wait_for
+from tests.integration.pdf_worker import pdf_worker, pool_processes, terminals, wait_for
 from tests.pdf_samples import many_pages_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,19 +71,6 @@ def _ready(app: Celery, proc: subprocess.Popen[bytes]) -> bool:
     return bool(app.control.ping(timeout=0.5))
 
 
-def _pool_processes(main: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == main:
-                children.append(int(entry.name))
-    return children
-
-
 def test_a_part_whose_worker_process_dies_fails_the_job_once_with_its_page_range(
     worker: subprocess.Popen[bytes], prefork_settings: Settings, store: EventStore
 ) -> None:
@@ -102,7 +89,7 @@ def test_a_part_whose_worker_process_dies_fails_the_job_once_with_its_page_range
         return all(any(p is not None and a <= p <= b for p in pages) for a, b in parts.values())
 
     wait_for(both_running, "both parts to report zones")
-    victim = _pool_processes(worker.pid)[0]
+    victim = pool_processes(worker.pid)[0]
     os.kill(victim, signal.SIGKILL)
 
     # The job fails once, with the lost part's page range and WorkerLostError.

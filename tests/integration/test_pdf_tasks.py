@@ -8,6 +8,8 @@ document becomes a chord of 4 parts.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,10 +33,23 @@ from progress_bridge.events import (
     ZoneCompleted,
 )
 from progress_bridge.store import EventStore
+from progress_bridge.testing import (
+    assert_exactly_one_terminal,
+    assert_lifecycle,
+    assert_percent_only_rises,
+    assert_zones_completed_in_order,
+)
+from tasks.pdf import open_document
 from tasks.pdf_tasks import JobFiles, export_result, process_pdf, revoke_job
 from tests.conftest import TIMEOUT
 from tests.integration.pdf_worker import gate_parts, pdf_worker, result_of, terminals, wait_for
-from tests.pdf_samples import expected_zone_count, many_pages_pdf, mixed_pdf, not_a_pdf
+from tests.pdf_samples import (
+    expected_zone_count,
+    many_pages_pdf,
+    mixed_pdf,
+    not_a_pdf,
+    shifted_xref_pdf,
+)
 from tests.real_pdfs import pypdf_resources_or_skip
 
 THRESHOLD = 4
@@ -96,11 +111,13 @@ def test_small_document_reports_its_zones_then_completes_once(
     types = [e.type for e in history]
 
     # Queued (with the owner), started, zones declared before any is processed, then each zone
-    # processing → completed, and exactly one terminal event, last.
-    assert types[:2] == ["processing_queued", "processing_started"]
+    # processing → completed in reading order, and exactly one terminal event, last.
+    assert_lifecycle(history, ["processing_queued", "processing_started", "processing_completed"])
     assert history[0].owner == "alice"
     assert types.index("zones_declared") < types.index("zone_processing")
-    assert terminals(history) == [history[-1]]
+    assert_zones_completed_in_order(history)
+    assert_percent_only_rises(history)
+    assert_exactly_one_terminal(history, "processing_completed")
     assert isinstance(history[-1], ProcessingCompleted)
     assert history[-1].result_summary is not None
     assert history[-1].result_summary.startswith("report.pdf: 1 pages")
@@ -155,7 +172,7 @@ def test_large_document_fans_out_with_one_aggregated_progress_and_one_completion
     history = ended(store, job_id)
 
     # The job's stream: exactly one terminal event, the completion, and nothing after it.
-    assert terminals(history) == [history[-1]]
+    assert_exactly_one_terminal(history, "processing_completed")
     assert isinstance(history[-1], ProcessingCompleted)
     assert history[-1].result_summary == f"report.pdf: {pages} pages, {total} zones"
 
@@ -208,8 +225,8 @@ def test_a_split_jobs_percent_only_rises_and_reads_100_only_with_its_completion(
     history = ended(store, job_id)
 
     # One terminal event, the completion, last.
-    assert terminals(history) == [history[-1]]
-    assert isinstance(history[-1], ProcessingCompleted)
+    assert_exactly_one_terminal(history, "processing_completed")
+    assert_percent_only_rises(history)
     # The job's percent (what a client shows from its events) only rises, stays below 100
     # while it runs, and gets to 99 once every part is done: page-weighted, not completed /
     # declared-so-far (which read 100 at each page boundary and fell back at the next page).
@@ -223,6 +240,38 @@ def test_a_split_jobs_percent_only_rises_and_reads_100_only_with_its_completion(
     snap = store.snapshot(job_id)
     assert snap is not None and (snap.status, snap.percent) == ("completed", 100)
     assert snap.zones_completed == snap.zones_total == expected_zone_count(10)
+
+
+@pytest.mark.usefixtures("worker_app")
+def test_a_damaged_file_is_repaired_once_before_it_fans_out(
+    store: EventStore, files: JobFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 10 pages whose cross-reference offsets are all off by 64 bytes: pdfminer finds no page
+    # until qpdf rewrites the file. Above the threshold: 4 parts.
+    caplog.set_level(logging.WARNING, logger="tasks.pdf.document")
+    damaged = shifted_xref_pdf(pages=10)
+    job_id = submit(files, damaged)
+    history = ended(store, job_id)
+
+    # The job completes, and its summary says the file was repaired.
+    assert isinstance(history[-1], ProcessingCompleted)
+    assert history[-1].result_summary == (
+        f"report.pdf: 10 pages, {expected_zone_count(10)} zones; the file was damaged and "
+        "repaired automatically"
+    )
+    # Repaired once, by the job: one warning line, and the upload is now the repaired copy,
+    # which the parts read as it is.
+    repairs = [r for r in caplog.records if "repaired by qpdf" in r.getMessage()]
+    assert len(repairs) == 1, [r.getMessage() for r in repairs]
+    stored = files.upload(job_id).read_bytes()
+    assert stored != damaged
+    with open_document(stored) as doc:
+        doc.prepare_layout()
+        assert doc.notes == []
+    # The merged result keeps the document's note once; Celery's result returns it too.
+    [note] = json.loads(files.result(job_id).read_text())["notes"]
+    assert "repaired automatically (qpdf)" in note
+    assert result_of(job_id)["notes"] == [note]
 
 
 def _failing_range(first_page: int, message: str) -> Callable[..., Any]:
@@ -342,7 +391,7 @@ def test_cancelling_a_running_single_task_job_stops_it_at_the_next_zone(
     [
         ("json", "report.json", b'"zones"'),
         ("markdown", "report.md", b"## Page 1"),
-        ("csv", "report-tables.csv", b"table_id,page,row"),
+        ("csv", "report.csv", b"page,zone_id,kind,row"),
     ],
 )
 def test_exports_write_a_file_and_report_export_events(

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,14 @@ from progress_bridge.events import (
     ProgressEvent,
 )
 from progress_bridge.store import EventStore
+from tests.celery_apps import configured
 from tests.conftest import TIMEOUT
+from tests.flower import FlowerProcess
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate: Any, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +46,13 @@ def tasks_app(redis_url: str) -> Iterator[Celery]:
     import tasks.demo  # noqa: F401  (registers the demo tasks in this process)
     from tasks import app
 
-    saved = {k: app.conf.get(k) for k in ("broker_url", "result_backend", "progress_settings")}
-    app.conf.update(
+    with configured(
+        app,
         broker_url=redis_url,
         result_backend=redis_url,
         progress_settings=Settings(redis_url=redis_url),
-    )
-    yield app
-    app.conf.update(saved)
+    ):
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -154,13 +145,39 @@ def test_killed_worker_without_redelivery_ends_failed_lost(
 
 
 def test_revoke_with_terminate_ends_the_running_job_cancelled(
+    worker: subprocess.Popen[bytes],
+    tasks_app: Celery,
+    store: EventStore,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    with FlowerProcess(redis_url, tmp_path / "flower.log") as flower:
+        result = tasks_app.tasks["tasks.demo.walk_document"].submit(kwargs=SLOW)
+        history_when(store, result.id, zone_done, "a completed zone")
+        flower.wait_task(result.id, lambda t: t["state"] == "PROGRESS", "PROGRESS")
+        result.revoke(terminate=True)
+
+        events = history_when(store, result.id, ended, "the job's end")
+        cancelled = events[-1]
+        assert isinstance(cancelled, ProcessingCancelled) and cancelled.reason == "terminated"
+        assert sum(e.type in TERMINAL_TYPES for e in events) == 1
+        # Flower says REVOKED too (Celery's own task-revoked would lose to PROGRESS there).
+        flower.wait_task(result.id, lambda t: t["state"] == "REVOKED", "REVOKED")
+
+
+def test_a_job_killed_at_its_hard_time_limit_ends_failed_saying_so(
     worker: subprocess.Popen[bytes], tasks_app: Celery, store: EventStore
 ) -> None:
-    result = tasks_app.tasks["tasks.demo.walk_document"].submit(kwargs=SLOW)
-    history_when(store, result.id, zone_done, "a completed zone")
-    result.revoke(terminate=True)
+    slow = {**SLOW, "speed": 1.0}  # ~6 s of work against a 1 s limit
+    task = tasks_app.tasks["tasks.demo.walk_document_once"]
+    result = task.submit(owner="limit", kwargs=slow, time_limit=1)
 
     events = history_when(store, result.id, ended, "the job's end")
-    cancelled = events[-1]
-    assert isinstance(cancelled, ProcessingCancelled) and cancelled.reason == "terminated"
+    failed = events[-1]
+    assert isinstance(failed, ProcessingFailed)
+    assert failed.error_type == "TimeLimitExceeded"
+    # not Celery's bare "TimeLimitExceeded(1,)": what happened, with the limit
+    assert (
+        failed.error_message == "ran past its hard time limit of 1 s and was stopped by the worker"
+    )
     assert sum(e.type in TERMINAL_TYPES for e in events) == 1

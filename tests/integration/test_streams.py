@@ -9,7 +9,9 @@ import redis
 
 from progress_bridge.config import Settings
 from progress_bridge.events import (
+    ExportStarted,
     PageInfo,
+    ProcessingCancelled,
     ProcessingCompleted,
     ProcessingFailed,
     ProcessingProgress,
@@ -23,6 +25,9 @@ from progress_bridge.events import (
 from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import DuplicateTerminal, InvalidEvent
 from progress_bridge.store import EventStore
+
+#: The store and the bridge run on a standalone server and on a Valkey Cluster.
+pytestmark = pytest.mark.redis_modes
 
 
 def test_append_returns_position_and_updates_history_snapshot_and_feed_together(
@@ -86,11 +91,39 @@ def test_second_terminal_event_is_refused_and_status_stays(store: EventStore, jo
     assert str(err.value) == (
         f"job {job_id} already ended with processing_completed; processing_failed was not appended"
     )
-    store.append(ProcessingStarted(job_id=job_id, attempt=2))  # a stray late lifecycle event
+    with pytest.raises(DuplicateTerminal):  # a stray late lifecycle event is refused too
+        store.append(ProcessingStarted(job_id=job_id, attempt=2))
     snap = store.snapshot(job_id)
     assert snap is not None and snap.status == "completed"
     types = [e.type for e in store.history(job_id)]
-    assert types.count("processing_completed") == 1 and "processing_failed" not in types
+    assert types == ["processing_completed"]
+
+
+def test_after_its_end_a_job_takes_only_export_events_and_keeps_its_numbers(
+    store: EventStore, job_id: str
+) -> None:
+    # A job cancelled mid-way, then a worker that has not noticed yet reports on.
+    store.append(ProcessingProgress(job_id=job_id, percent=40, current_operation="Extracting p2"))
+    end = store.append(ProcessingCancelled(job_id=job_id, reason="cancelled by alice"))
+    late = [
+        ProcessingProgress(job_id=job_id, percent=45, current_operation="Extracting p3"),
+        ZoneProcessing(job_id=job_id, zone_id="p3-z0", zone_index=9, processing_tool="t"),
+        ZoneCompleted(job_id=job_id, zone_id="p3-z0", zone_index=9, processing_tool="t"),
+    ]
+    for event in late:
+        with pytest.raises(DuplicateTerminal) as err:
+            store.append(event)
+        assert (err.value.existing, err.value.refused) == ("processing_cancelled", event.type)
+    # The same in a batch: each late event refused, nothing written.
+    assert all(isinstance(r, DuplicateTerminal) for r in store.append_many(late))
+    # Its history ends with its end, and its snapshot says where it stopped.
+    assert store.history(job_id)[-1].id == end.id
+    snap = store.snapshot(job_id)
+    assert snap is not None
+    assert (snap.status, snap.percent) == ("cancelled", 40)
+    # Exports of what it produced still go on.
+    started = store.append(ExportStarted(job_id=job_id, export_id="e1", format="json"))
+    assert store.history(job_id)[-1].id == started.id
 
 
 def test_concurrent_appends_from_8_threads_lose_nothing_and_ids_increase(

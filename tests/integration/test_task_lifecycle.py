@@ -10,7 +10,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import InvalidEvent
 from progress_bridge.store import EventStore
 from tests.conftest import TIMEOUT
+from tests.waiting import wait_for
 
 ZONES = [ZoneInfo(zone_id=f"z{i}", index=i, page=1, kind="text") for i in range(3)]
 
@@ -125,16 +126,6 @@ def app(redis_url: str) -> Iterator[Celery]:
         yield app
 
 
-def wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def finished_history(store: EventStore, job_id: str) -> list[ProgressEvent]:
     """The job's events once its terminal event is in (polls with the shared deadline)."""
 
@@ -176,9 +167,11 @@ def test_success_writes_the_whole_life_in_order_with_increasing_ids(
     assert isinstance(queued, ProcessingQueued) and queued.task_name == f"{app.main}.walk"
     assert isinstance(started, ProcessingStarted) and started.attempt == 1
     assert isinstance(completed, ProcessingCompleted) and completed.result_summary == "3 zones"
-    # 150 progress calls in a few ms coalesce; the last state before the end is written.
+    # 150 progress calls in a few ms coalesce (zone events don't force a write each: the run is
+    # far shorter than one 20 Hz interval, so the first call writes and the end writes the last
+    # state); the last state before the end is written.
     progress = [e for e in events if isinstance(e, ProcessingProgress)]
-    assert 3 <= len(progress) < 20
+    assert 1 <= len(progress) <= 3
     assert (progress[-1].percent, progress[-1].zones_completed, progress[-1].zones_total) == (
         100,
         3,

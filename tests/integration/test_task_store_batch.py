@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from progress_bridge.events import (
     PageInfo,
     ProcessingCompleted,
@@ -21,6 +23,9 @@ from progress_bridge.events import (
 from progress_bridge.events.ids import parse_stream_id
 from progress_bridge.exceptions import DuplicateTerminal
 from progress_bridge.store import EventStore
+
+#: Batched appends run on a standalone server and on a Valkey Cluster.
+pytestmark = pytest.mark.redis_modes
 
 
 def life(job_id: str) -> list[Any]:

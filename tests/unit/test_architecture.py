@@ -33,7 +33,9 @@ def test_the_protocol_core_loads_no_io_library() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def _lint_copy(tmp_path: Path, violation: tuple[str, str] | None) -> subprocess.CompletedProcess[str]:
+def _lint_copy(
+    tmp_path: Path, violation: tuple[str, str] | None
+) -> subprocess.CompletedProcess[str]:
     """Run the contracts on a copy of the code, with one line added to one file."""
     for package in ("progress_bridge", "tasks", "web"):
         shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))

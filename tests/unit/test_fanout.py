@@ -23,7 +23,7 @@ import pytest
 from websockets.protocol import State
 
 from progress_bridge.access import Principal
-from progress_bridge.bridge.connection import Connection
+from progress_bridge.bridge.connection import AsgiSink, Connection
 from progress_bridge.bridge.core import (
     ClientOp,
     CloseCode,
@@ -186,7 +186,7 @@ def subscribe(hub: Hub, conn: Connection) -> None:
 async def connect(hub: Hub, sock: FakeSocket) -> Connection:
     """A subscribed ASGI connection whose hello and ``subscribed`` frames are written."""
     session = Session(Principal("alice", admin=True))
-    conn = Connection(session, FakeHandler(hub), send=sock.send)
+    conn = Connection(session, FakeHandler(hub), sink=AsgiSink(sock.send))
     subscribe(hub, conn)
     assert [json.loads(f)["op"] for f in sock.sent] == ["hello", "subscribed"]
     return conn

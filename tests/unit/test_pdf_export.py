@@ -17,6 +17,7 @@ from tasks.pdf import (
     export_json,
     export_markdown,
     process_document,
+    unwrap,
 )
 from tests import pdf_samples
 
@@ -65,17 +66,57 @@ def test_markdown_marks_failed_zones_instead_of_dropping_them() -> None:
     assert "## Page 2\n\n> *[page p2-z1 could not be processed: Page 2 cannot be parsed" in text
 
 
-def test_csv_export_puts_every_table_in_one_file_with_its_id() -> None:
+def test_csv_export_has_a_row_per_zone_and_each_table_s_rows_after_its_zone() -> None:
     result = process_document(pdf_samples.many_pages_pdf(6), RecordingSink())
-    rows = list(csv.reader(io.StringIO(export_csv(result))))
-    assert rows[0] == ["table_id", "page", "row", "c1", "c2", "c3"]
-    assert rows[1] == ["p3-z3", "3", "1", "0.0", "0.1", "0.2"]
-    assert [r[0] for r in rows[1:]] == ["p3-z3"] * 4 + ["p6-z3"] * 4
+    rows = list(csv.DictReader(io.StringIO(export_csv(result))))
+    zone_rows = [r for r in rows if r["kind"] != "table_row"]
+    assert [r["zone_id"] for r in zone_rows] == [z.zone_id for z in result.zones]
+    first = zone_rows[0]
+    assert (first["page"], first["kind"], first["status"], first["row"]) == (
+        "1",
+        "text",
+        "completed",
+        "",
+    )
+    assert [float(first[k]) for k in ("x0", "top", "x1", "bottom")] == pytest.approx(
+        result.zones[0].bbox, abs=0.05
+    )
+    table_rows = [r for r in rows if r["kind"] == "table_row"]
+    assert [r["zone_id"] for r in table_rows] == ["p3-z3"] * 4 + ["p6-z3"] * 4
+    assert [table_rows[0][c] for c in ("row", "c1", "c2", "c3")] == ["1", "0.0", "0.1", "0.2"]
+    # each table's rows follow its own zone's row
+    p3_table = next(i for i, r in enumerate(rows) if r["zone_id"] == "p3-z3")
+    assert [r["kind"] for r in rows[p3_table : p3_table + 5]] == ["table"] + ["table_row"] * 4
 
 
-def test_csv_export_of_a_document_without_tables_is_just_the_header() -> None:
+def test_csv_export_of_a_document_without_tables_still_lists_its_zones_with_their_text() -> None:
     result = process_document(pdf_samples.text_pdf(), RecordingSink())
-    assert export_csv(result) == "table_id,page,row\r\n"
+    rows = list(csv.DictReader(io.StringIO(export_csv(result))))
+    assert [r["zone_id"] for r in rows] == [z.zone_id for z in result.zones] != []
+    assert [r["text"] for r in rows] == [z.text for z in result.zones]
+    assert "c1" not in rows[0]
+
+
+def test_markdown_writes_each_text_block_as_one_paragraph() -> None:
+    result = process_document(pdf_samples.ruled_text_column_pdf(), RecordingSink())
+    text = export_markdown(result)
+    assert len(pdf_samples.COLUMN_TEXT) > 1
+    assert unwrap("\n".join(pdf_samples.COLUMN_TEXT)) + "\n" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "paragraph"),
+    [
+        ("We are trying to\nextend the boundary", "We are trying to extend the boundary"),
+        ("Ex-\nisting systems", "Existing systems"),
+        ("the MUC-\n6 scenario", "the MUC-6 scenario"),  # a compound: the hyphen stays
+        ("COMPANY hired (or fired) PERSON-\nPOST", "COMPANY hired (or fired) PERSON-POST"),
+        ("  one\n\n  two  ", "one two"),
+        ("a dash -\nthen more", "a dash - then more"),
+    ],
+)
+def test_unwrap_joins_layout_lines_and_line_end_hyphenation(text: str, paragraph: str) -> None:
+    assert unwrap(text) == paragraph
 
 
 @pytest.mark.parametrize(
@@ -83,7 +124,7 @@ def test_csv_export_of_a_document_without_tables_is_just_the_header() -> None:
     [
         (ExportFormat.JSON, "Q3_report.json", "application/json"),
         (ExportFormat.MARKDOWN, "Q3_report.md", "text/markdown; charset=utf-8"),
-        (ExportFormat.CSV, "Q3_report-tables.csv", "text/csv; charset=utf-8"),
+        (ExportFormat.CSV, "Q3_report.csv", "text/csv; charset=utf-8"),
     ],
 )
 def test_export_document_reports_monotonic_progress_ending_at_100(

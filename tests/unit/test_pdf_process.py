@@ -117,15 +117,30 @@ def test_a_page_that_fails_to_parse_is_reported_failed_and_the_rest_is_processed
 
 
 def test_a_document_whose_pages_all_fail_to_parse_is_corrupt_after_reporting_them() -> None:
-    # PDFium finds 3 pages, pdfminer cannot walk the page tree: each page is reported failed,
-    # then the document is rejected, so the job fails with a reason instead of "completing".
+    # PDFium opens the file, no page can be built (not even after a qpdf repair): each page is
+    # reported failed, then the document is rejected, so the job fails with a reason instead of
+    # "completing". The reason is a sentence, not the pages' exception text.
     sink = RecordingSink()
     with pytest.raises(CorruptPdf) as info:
-        process_document(pdf_samples.unreadable_pages_pdf(3), sink)
-    assert str(info.value).startswith(
-        "The PDF is damaged: none of the 3 pages could be parsed. Page 1 cannot be parsed ("
+        process_document(pdf_samples.unparsable_pages_pdf(3), sink)
+    assert str(info.value) == (
+        "The PDF is damaged: none of its 3 pages could be laid out, although the file opens. "
+        "Open it in a PDF viewer and save or print it to a new PDF, then upload that file."
     )
     assert [c["status"] for c in sink.of("zone_completed")] == ["failed"] * 3
+
+
+def test_a_page_tree_pdfminer_cannot_walk_is_repaired_and_processed_with_a_note() -> None:
+    # "/Type /Pagex" hides the inherited MediaBox from pdfminer; PDFium reads the file, so it
+    # is rewritten by qpdf and processed (it used to fail with every page "cannot be parsed").
+    sink = RecordingSink()
+    result = process_document(pdf_samples.unreadable_pages_pdf(3), sink)
+
+    assert [p.status for p in result.pages] == ["ok", "ok", "ok"]
+    assert len(result.zones) == pdf_samples.expected_zone_count(3)
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith("The file is damaged (its page tree is malformed")
+    assert "repaired automatically (qpdf)" in result.notes[0]
 
 
 def test_a_zone_whose_extraction_raises_is_reported_failed_and_the_next_zones_continue(

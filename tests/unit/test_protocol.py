@@ -23,6 +23,7 @@ from progress_bridge.bridge.core import (
     negotiate,
     parse_client_frame,
 )
+from progress_bridge.bridge.core.wire import MAX_ROOM_POSITIONS
 from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingProgress,
@@ -121,6 +122,12 @@ def test_parse_subscribe_unsubscribe_ack() -> None:
     assert parse_client_frame('{"op":"ack","job_id":"j1","id":"5-1"}') == Ack("j1", "5-1")
     packed = msgpack.packb({"op": "subscribe", "job_id": "j1"})
     assert parse_client_frame(packed, WireFormat.MSGPACK) == SubscribeJob("j1")
+    asks = parse_client_frame('{"op":"subscribe","job_id":"j1","presence":true}')
+    assert asks == SubscribeJob("j1", presence=True)
+
+
+def _at(last_id: str) -> str:
+    return json.dumps({"op": "subscribe", "job_id": "j", "epoch": "e", "last_id": last_id})
 
 
 @pytest.mark.parametrize(
@@ -132,18 +139,89 @@ def test_parse_subscribe_unsubscribe_ack() -> None:
         ('{"op":"subscribe","job_id":""}', "bad_frame"),
         ('{"op":"subscribe","room":"user:"}', "bad_frame"),
         ('{"op":"subscribe","job_id":"j","ref":{"x":1}}', "bad_frame"),
-        ('{"op":"ack","job_id":"j","id":"nope"}', "bad_frame"),
+        ('{"op":"subscribe","job_id":"j","presence":"yes"}', "bad_frame"),
         ('{"op":"warp"}', "unknown_op"),
         ('{"nop":1}', "bad_frame"),
         ('{"op":"subscribe","job_id":"j","last_id":"1-0"}', "invalid_position"),
         ('{"op":"subscribe","job_id":"j","epoch":"e"}', "invalid_position"),
         ('{"op":"subscribe","job_id":"j","epoch":"e","last_id":"-1"}', "invalid_position"),
+        # Ids past Redis's 64-bit parts are not ids (they used to get "unavailable").
+        (
+            '{"op":"subscribe","job_id":"j","epoch":"e","last_id":"18446744073709551616-0"}',
+            "invalid_position",
+        ),
+        (
+            '{"op":"subscribe","job_id":"j","epoch":"e","last_id":"' + "9" * 30 + '-0"}',
+            "invalid_position",
+        ),
+        (
+            '{"op":"subscribe","job_id":"j","epoch":"e","last_id":"1-' + "9" * 30 + '"}',
+            "invalid_position",
+        ),
+        # A field of the wrong type is a bad frame, not a bad position.
+        ('{"op":"subscribe","job_id":"j","epoch":7,"last_id":"0-0"}', "bad_frame"),
+        ('{"op":"subscribe","job_id":"j","epoch":"e","last_id":5}', "bad_frame"),
+        # A subscribe names one target.
+        ('{"op":"subscribe","job_id":"j","room":"user:alice"}', "bad_frame"),
+        ('{"op":"unsubscribe","job_id":"j","room":"user:alice"}', "bad_frame"),
     ],
 )
 def test_bad_client_frames_raise_typed_errors(data: str | bytes, code: str) -> None:
     with pytest.raises(FrameError) as exc:
         parse_client_frame(data)
     assert exc.value.code == code
+
+
+def test_a_malformed_ack_gets_no_answer_and_a_text_frame_on_msgpack_gets_bad_json() -> None:
+    session = new_session()
+    assert session.receive('{"op":"ack","job_id":"j","id":"nope"}', 0.0) is None
+    assert session.take().frames == [] and session.ignored == 1
+    mp = Session(ALICE, WireFormat.MSGPACK, Limits(), 0.0)
+    mp.take()
+    assert mp.receive('{"op":"subscribe","job_id":"j"}', 0.0) is None
+    (error,) = decode(mp.take().frames)
+    assert (error["op"], error["code"]) == ("error", "bad_json")
+
+
+def test_a_room_subscribe_carries_a_bounded_number_of_positions() -> None:
+    positions = {f"j{n}": {"epoch": "e", "last_id": "1-0"} for n in range(MAX_ROOM_POSITIONS + 1)}
+    frame = json.dumps({"op": "subscribe", "room": "user:alice", "positions": positions})
+    with pytest.raises(FrameError) as exc:
+        parse_client_frame(frame)
+    assert exc.value.code == "bad_frame" and str(MAX_ROOM_POSITIONS) in str(exc.value)
+
+
+def test_large_answers_are_charged_against_the_inbound_rate() -> None:
+    # A job whose snapshot is big (many zones): re-subscribing to it costs its size in tokens,
+    # so a client cannot make the bridge send it over and over at the frame rate.
+    zones = [{"zone_id": f"z{n}", "index": n} for n in range(2_000)]
+    big = JobSnapshot.model_validate(
+        {"job_id": JOB, "epoch": EPOCH, "last_id": "100-1", "owner": "alice", "zones": zones}
+    )
+    session = new_session(rate_per_s=20, rate_burst=40)
+    answered = 0
+    for n in range(40):
+        op = session.receive(json.dumps({"op": "subscribe", "job_id": JOB, "ref": n}), 0.0)
+        if isinstance(op, SubscribeJob):
+            session.hold()
+            session.finish_job(op, 0.0, snapshot=big)
+            answered += 1
+    frames = decode(session.take().frames)
+    assert answered < 10  # not 40: the answers' bytes used up the burst
+    assert any(f.get("code") == "rate_limited" for f in frames)
+
+
+def test_a_connection_is_closed_4001_when_its_token_expires() -> None:
+    session = Session(ALICE, WireFormat.JSON, Limits(heartbeat_s=10), 0.0, expires_at=25.0)
+    session.take()  # hello, written (left queued it would be a stalled reader's frame)
+    session.receive('{"op":"pong"}', 20.0)
+    session.tick(24.0)
+    assert session.close_code is None
+    session.tick(25.0)
+    assert (session.close_code, session.close_reason) == (
+        CloseCode.UNAUTHENTICATED,
+        "token expired",
+    )
 
 
 def test_error_keeps_the_ref_of_the_refused_frame() -> None:

@@ -2,9 +2,16 @@
  * A job's live state, computed from its events: a pure reducer shared by the client's job
  * store, the React hooks and the page.
  *
- * It mirrors `progress_bridge/snapshot.py` (`snapshot_fields`), so applying every event of a job
- * to `emptyJobState()` gives the same picture as `fromSnapshot()` of the server's snapshot, and
- * a client that switches from one to the other (recovered: false) sees no jump.
+ * It mirrors `progress_bridge/events/snapshot.py`, so applying every event of a job to
+ * `emptyJobState()` gives the same picture as `fromSnapshot()` of the server's snapshot, and a
+ * client that switches from one to the other (recovered: false) sees no jump.
+ *
+ * One deliberate difference: once a job has its terminal event, what it is doing *now* (current
+ * operation, current zone, ETA) is over. Parts of a split job still running when a cancel lands
+ * report a few more zones and progress updates after it; their zones and percent are applied (the
+ * work was done), but the current operation stays cleared, so no view shows "Extracting text
+ * p54-z1" under a cancelled job. The server's snapshot keeps the late operation; `fromSnapshot`
+ * clears it the same way.
  */
 import type {
   ExportState,
@@ -13,7 +20,7 @@ import type {
   PageInfo,
   ProgressEvent,
   ZoneState,
-} from "../generated/events";
+} from "../generated/events.js";
 
 /** A zone with every field present (`null` when unknown). */
 export type ZoneView = Required<ZoneState>;
@@ -162,6 +169,7 @@ function exportView(exp: ExportState): ExportView {
 /** The state a `JobSnapshot` describes (REST `GET /api/jobs/{id}` or `subscribed.snapshot`). */
 export function fromSnapshot(snapshot: JobSnapshot): JobState {
   const status = snapshot.status ?? "queued";
+  const ended = TERMINAL.has(status);
   let error: JobError | null = null;
   if (status === "failed") {
     error = {
@@ -179,12 +187,12 @@ export function fromSnapshot(snapshot: JobSnapshot): JobState {
     status,
     attempt: snapshot.attempt ?? 0,
     percent: snapshot.percent ?? 0,
-    currentOperation: snapshot.current_operation ?? null,
-    currentZone: snapshot.current_zone ?? null,
+    currentOperation: ended ? null : (snapshot.current_operation ?? null),
+    currentZone: ended ? null : (snapshot.current_zone ?? null),
     zonesCompleted: snapshot.zones_completed ?? 0,
     zonesTotal: snapshot.zones_total ?? 0,
-    etaS: snapshot.eta_s ?? null,
-    etaTs: snapshot.eta_s == null ? null : (snapshot.updated_ts ?? null),
+    etaS: ended ? (status === "completed" ? 0 : null) : (snapshot.eta_s ?? null),
+    etaTs: ended || snapshot.eta_s == null ? null : (snapshot.updated_ts ?? null),
     pages: [...(snapshot.pages ?? [])].sort((a, b) => a.number - b.number),
     zones: Object.fromEntries((snapshot.zones ?? []).map((z) => [z.zone_id, zoneView(z)])),
     exports: Object.fromEntries(
@@ -247,12 +255,13 @@ export function applyEvent(state: JobState, event: ProgressEvent): JobState {
       break;
     case "processing_progress":
       next.percent = event.percent;
+      if (event.zones_completed != null) next.zonesCompleted = event.zones_completed;
+      if (event.zones_total != null) next.zonesTotal = event.zones_total;
+      if (isFinished(state)) break; // Late news from a part: nothing is being done now.
       next.currentOperation = event.current_operation ?? null;
       next.currentZone = event.current_zone ?? null;
       next.etaS = event.eta_s ?? null;
       next.etaTs = event.eta_s == null ? null : ts;
-      if (event.zones_completed != null) next.zonesCompleted = event.zones_completed;
-      if (event.zones_total != null) next.zonesTotal = event.zones_total;
       break;
     case "zones_declared": {
       let zones = state.zones;
@@ -284,7 +293,7 @@ export function applyEvent(state: JobState, event: ProgressEvent): JobState {
         summary: null,
         ...(state.zones[event.zone_id] ? {} : { page: event.page ?? null, kind: event.kind ?? null }),
       });
-      next.currentZone = event.zone_id;
+      if (!isFinished(state)) next.currentZone = event.zone_id;
       break;
     case "zone_completed":
       next.zones = upsertZone(state.zones, event.zone_id, event.zone_index, {
@@ -301,15 +310,17 @@ export function applyEvent(state: JobState, event: ProgressEvent): JobState {
       next.status = withStatus(state, "completed");
       next.percent = 100;
       next.etaS = 0;
-      next.etaTs = ts;
+      next.etaTs = null;
       next.resultSummary = event.result_summary ?? null;
       next.currentOperation = null;
+      next.currentZone = null;
       break;
     case "processing_failed":
       next.status = withStatus(state, "failed");
       next.etaS = null;
       next.etaTs = null;
       next.currentOperation = null;
+      next.currentZone = null;
       next.error = { type: event.error_type, message: event.error_message, lost: !!event.lost };
       break;
     case "processing_cancelled":
@@ -317,6 +328,7 @@ export function applyEvent(state: JobState, event: ProgressEvent): JobState {
       next.etaS = null;
       next.etaTs = null;
       next.currentOperation = null;
+      next.currentZone = null;
       next.error = { type: "cancelled", message: event.reason ?? "", lost: false };
       break;
     case "export_started":

@@ -26,3 +26,12 @@ export function compareStreamIds(a: string, b: string): number {
   if (!pa || !pb) throw new RangeError(`not a stream id: ${JSON.stringify(pa ? b : a)}`);
   return pa[0] !== pb[0] ? pa[0] - pb[0] : pa[1] - pb[1];
 }
+
+/**
+ * Whether stream id `a` comes after `b`, as `(ms, seq)` pairs. An id that does not parse counts
+ * as after: an event with a malformed id is applied rather than silently dropped.
+ */
+export function isAfter(a: string, b: string): boolean {
+  if (!parseStreamId(a) || !parseStreamId(b)) return true;
+  return compareStreamIds(a, b) > 0;
+}

@@ -2,7 +2,7 @@
 /**
  * GENERATED FILE - DO NOT EDIT.
  *
- * Source: progress_bridge.events.json_schema() (pydantic), via scripts/gen_types and
+ * Source: progress_bridge.bridge.core.frames.protocol_schema() (pydantic), via scripts/gen_types and
  * json-schema-to-typescript. Regenerate with `npm run gen`; `npm run gen:check` fails on drift.
  */
 
@@ -44,6 +44,60 @@ export type JobStatus = "queued" | "started" | "retrying" | "completed" | "faile
  * via the `definition` "ZoneStatus".
  */
 export type ZoneStatus = "pending" | "processing" | "completed" | "failed";
+/**
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "ServerFrame".
+ */
+export type ServerFrame =
+  | HelloFrame
+  | SubscribedFrame
+  | EventFrame
+  | BatchFrame
+  | UnsubscribedFrame
+  | ErrorFrame
+  | PresenceFrame
+  | PingFrame;
+/**
+ * The ``code`` of an ``error`` frame; the connection stays open after any of them.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "ErrorCode".
+ */
+export type ErrorCode =
+  | "bad_json"
+  | "bad_frame"
+  | "unknown_op"
+  | "invalid_position"
+  | "not_found"
+  | "forbidden"
+  | "too_many_subscriptions"
+  | "rate_limited"
+  | "unavailable"
+  | "internal";
+/**
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "ClientFrame".
+ */
+export type ClientFrame =
+  | SubscribeJobFrame
+  | SubscribeRoomFrame
+  | UnsubscribeJobFrame
+  | UnsubscribeRoomFrame
+  | AckFrame
+  | PongFrame;
+/**
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SseFrame".
+ */
+export type SseFrame =
+  SubscribedFrame | EventFrame | BatchFrame | ErrorFrame | PresenceFrame | SseCloseFrame;
+/**
+ * WebSocket close codes the bridge sends.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "ServerCloseCode".
+ */
+export type ServerCloseCode = 1000 | 1009 | 1011 | 1012 | 4000 | 4001 | 4003 | 4008 | 4009 | 4029;
 
 /**
  * Index of the generated types (not a wire frame).
@@ -51,6 +105,10 @@ export type ZoneStatus = "pending" | "processing" | "completed" | "failed";
 export interface ProgressBridgeTypes {
   event: ProgressEvent;
   snapshot: JobSnapshot;
+  server_frame: ServerFrame;
+  client_frame: ClientFrame;
+  sse_frame: SseFrame;
+  close_code: ServerCloseCode;
 }
 /**
  * The task was published (publisher side).
@@ -687,4 +745,250 @@ export interface ExportState {
   size_bytes: number | null;
   filename: string | null;
   error_message: string | null;
+}
+/**
+ * The first frame of every connection.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "HelloFrame".
+ */
+export interface HelloFrame {
+  op: "hello";
+  protocol: number;
+  user: string;
+  heartbeat_s: number;
+  max_frame_bytes: number;
+}
+/**
+ * The answer to a subscribe: for a job (``job_id``) or a room (``room``, ``jobs``,
+ * ``replays``). ``recovered: false`` always comes with a ``snapshot`` (per job for rooms).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SubscribedFrame".
+ */
+export interface SubscribedFrame {
+  op: "subscribed";
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref: string | number | null;
+  job_id?: string | null;
+  room?: string | null;
+  recovered: boolean;
+  reason: "ok" | "epoch_changed" | "trimmed" | "ahead";
+  epoch: string | null;
+  snapshot: JobSnapshot | null;
+  jobs?: JobSnapshot[] | null;
+  replays?: RoomReplay[] | null;
+  presence?: JobPresence | null;
+}
+/**
+ * How one job of a room subscribe's ``positions`` was resumed.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "RoomReplay".
+ */
+export interface RoomReplay {
+  job_id: string;
+  recovered: boolean;
+  reason: "ok" | "epoch_changed" | "trimmed" | "ahead";
+  epoch: string | null;
+  snapshot: JobSnapshot | null;
+}
+/**
+ * Who watches a job across every bridge process: connections subscribed to it by id, and
+ * (for admins only) their users' names.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "JobPresence".
+ */
+export interface JobPresence {
+  watching: number;
+  users?: string[] | null;
+}
+/**
+ * One event, with its ``id`` and ``epoch``.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "EventFrame".
+ */
+export interface EventFrame {
+  op: "event";
+  event: ProgressEvent;
+}
+/**
+ * Several events, in order, in one frame (sent to connections that lag).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "BatchFrame".
+ */
+export interface BatchFrame {
+  op: "batch";
+  events: ProgressEvent[];
+}
+/**
+ * The answer to an unsubscribe.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "UnsubscribedFrame".
+ */
+export interface UnsubscribedFrame {
+  op: "unsubscribed";
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref: string | number | null;
+  job_id?: string | null;
+  room?: string | null;
+}
+/**
+ * A refused frame; the connection stays open. Match on ``code``; ``message`` is for
+ * people.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "ErrorFrame".
+ */
+export interface ErrorFrame {
+  op: "error";
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref: string | number | null;
+  code: ErrorCode;
+  message: string;
+}
+/**
+ * Who watches a job the client subscribed to, when it changes (at most one per
+ * ``presence_interval_s`` per job): ``watching`` connections, ``users`` for admins.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "PresenceFrame".
+ */
+export interface PresenceFrame {
+  op: "presence";
+  job_id: string;
+  watching: number;
+  users?: string[] | null;
+}
+/**
+ * Heartbeat, every ``heartbeat_s``; answer with ``pong``.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "PingFrame".
+ */
+export interface PingFrame {
+  op: "ping";
+}
+/**
+ * Watch one job; with a position, resume after it (``docs/protocol.md``, *Replay*).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SubscribeJobFrame".
+ */
+export interface SubscribeJobFrame {
+  op: "subscribe";
+  job_id: string;
+  epoch?: string | null;
+  last_id?: string | null;
+  presence?: boolean;
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref?: string | number | null;
+}
+/**
+ * Watch every job of a user (``user:<name>``) or a document (``document:<id>``).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SubscribeRoomFrame".
+ */
+export interface SubscribeRoomFrame {
+  op: "subscribe";
+  room: string;
+  positions?: {
+    [k: string]: StreamPosition | undefined;
+  } | null;
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref?: string | number | null;
+}
+/**
+ * A position in a job's stream: the epoch and the last id the client applied.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "StreamPosition".
+ */
+export interface StreamPosition {
+  epoch: string;
+  /**
+   * '<ms>-<seq>'
+   */
+  last_id: string;
+}
+/**
+ * Stop watching a job.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "UnsubscribeJobFrame".
+ */
+export interface UnsubscribeJobFrame {
+  op: "unsubscribe";
+  job_id: string;
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref?: string | number | null;
+}
+/**
+ * Stop watching a room.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "UnsubscribeRoomFrame".
+ */
+export interface UnsubscribeRoomFrame {
+  op: "unsubscribe";
+  room: string;
+  /**
+   * Copied from the client frame into its answer (at most 64 characters).
+   */
+  ref?: string | number | null;
+}
+/**
+ * The client has rendered the job up to ``id`` (metrics and the admin view; no answer).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "AckFrame".
+ */
+export interface AckFrame {
+  op: "ack";
+  job_id: string;
+  /**
+   * '<ms>-<seq>'
+   */
+  id: string;
+}
+/**
+ * Answer to ``ping`` (any frame proves the client alive).
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "PongFrame".
+ */
+export interface PongFrame {
+  op: "pong";
+}
+/**
+ * ``GET /sse`` only: the last message of a stream the bridge ends (slow consumer, token
+ * expired, restart), with the WebSocket close code that says what the client should do.
+ *
+ * This interface was referenced by `ProgressBridgeTypes`'s JSON-Schema
+ * via the `definition` "SseCloseFrame".
+ */
+export interface SseCloseFrame {
+  op: "close";
+  /**
+   * A close code of the WebSocket table (ServerCloseCode).
+   */
+  code: number;
+  reason: string;
 }

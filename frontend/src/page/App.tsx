@@ -5,10 +5,10 @@ import { JobView } from "./components/JobView";
 import { SignIn } from "./components/SignIn";
 import { Upload } from "./components/Upload";
 import { useProgressClient, useSession } from "./session";
+import { consumeLink } from "./signInLink";
 
 function jobFromHash(): string | null {
-  const match = /^#job=(.+)$/.exec(window.location.hash);
-  return match?.[1] ? decodeURIComponent(match[1]) : null;
+  return new URLSearchParams(window.location.hash.replace(/^#/, "")).get("job") || null;
 }
 
 /** The job page: sign in, upload a PDF, pick a job, watch it live. */
@@ -35,7 +35,7 @@ export function App() {
           <h1>PDF jobs</h1>
         </header>
         <main>
-          <SignIn onSignedIn={setSession} />
+          <SignIn onSignedIn={setSession} expiredLinkUser={consumeLink().expiredUser} />
         </main>
       </div>
     );

@@ -1,13 +1,16 @@
 /** The demo web app's REST API (same origin). Every call but `fetchToken` needs the token. */
 import type { ExportFormat, JobSnapshot } from "../generated/events";
 
-/** A failed API call: HTTP status and the server's message. */
+/** A failed API call: HTTP status, the server's message and its stable reason. */
 export class ApiError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** The server's `X-Error-Code` (e.g. `not_ready`), or `null` when it sent none. */
+  readonly code: string | null;
+  constructor(status: number, message: string, code: string | null = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -26,7 +29,7 @@ async function call<T>(path: string, init: RequestInit & { token?: string } = {}
     } catch {
       // Not JSON: keep the status line.
     }
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, response.headers.get("X-Error-Code"));
   }
   if (response.status === 204) return undefined as T;
   return (await response.json()) as T;
@@ -42,12 +45,21 @@ export async function fetchToken(user: string): Promise<string> {
   return body.token;
 }
 
-/** Upload a PDF; returns the new job's id. */
-export async function uploadPdf(token: string, file: File): Promise<string> {
+/** The answer to an upload (`JobAccepted` in web/jobs_api.py). */
+export interface JobAccepted {
+  job_id: string;
+  /** The sanitised file name. */
+  display_name: string;
+  /** Pages of the document. */
+  pages: number;
+  size_bytes: number;
+}
+
+/** Upload a PDF; returns the new job's id and what the server found in the file. */
+export async function uploadPdf(token: string, file: File): Promise<JobAccepted> {
   const form = new FormData();
   form.append("file", file);
-  const body = await call<{ job_id: string }>("/api/jobs", { method: "POST", body: form, token });
-  return body.job_id;
+  return call<JobAccepted>("/api/jobs", { method: "POST", body: form, token });
 }
 
 /** The signed-in user's jobs. */
@@ -92,6 +104,66 @@ export async function downloadExport(
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** What was extracted from one zone (`ZoneResult` in tasks/pdf/result.py). */
+export interface ZoneContent {
+  zone_id: string;
+  index: number;
+  page: number;
+  /** `text`, `table`, `figure`, or `page` for a page that could not be parsed. */
+  kind: string;
+  /** x0, top, x1, bottom in PDF points from the page's top-left corner. */
+  bbox: [number, number, number, number];
+  status: "completed" | "failed";
+  tool: string;
+  /** 0–1. */
+  confidence: number | null;
+  duration_ms: number;
+  error: string | null;
+  /** The zone's whole text (a table's or figure's too, when it has one). */
+  text: string | null;
+  /** A table's rows, first row first. */
+  rows: string[][] | null;
+  /** A figure's size on the page (points) and of its image (pixels). */
+  figure: { width: number; height: number; pixel_width: number | null; pixel_height: number | null } | null;
+  /** What a reader should know about this zone's output. */
+  notes: string[];
+}
+
+/**
+ * One zone's extracted content. Rejects with an `ApiError` whose `code` is `not_ready` until the
+ * zone's page has finished (retry later), `not_found` for a zone the job does not have.
+ */
+export async function fetchZoneContent(
+  token: string,
+  jobId: string,
+  zoneId: string,
+  signal?: AbortSignal,
+): Promise<ZoneContent> {
+  return call<ZoneContent>(`/api/jobs/${encodeURIComponent(jobId)}/zones/${encodeURIComponent(zoneId)}`, {
+    token,
+    signal,
+  });
+}
+
+/**
+ * A page's small image, or `null` when it has none (the worker draws each page before declaring
+ * it, so a declared page without an image never gets one). Other failures reject.
+ */
+export async function fetchPageImage(
+  token: string,
+  jobId: string,
+  page: number,
+  signal?: AbortSignal,
+): Promise<Blob | null> {
+  const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/pages/${page}/image`, {
+    headers: { Authorization: `Bearer ${token}` },
+    signal,
+  });
+  if (response.status === 404) return null;
+  if (!response.ok) throw new ApiError(response.status, `page image: ${response.status}`);
+  return response.blob();
 }
 
 /** Same-origin WebSocket URL of the bridge. */

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ProgressClient } from "../client/index";
 import { bridgeUrl, fetchToken } from "./api";
+import { consumeLink } from "./signInLink";
 
 /** Who is signed in (development stand-in: any user name gets a token). */
 export interface Session {
@@ -11,6 +12,16 @@ export interface Session {
 const KEY = "progress-bridge.session";
 
 function load(): Session | null {
+  // A sign-in link (`#job=…&token=…`) wins over an earlier session in this tab.
+  const link = consumeLink().signIn;
+  if (link) {
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify(link));
+    } catch {
+      // Storage disabled: signed in until the next reload.
+    }
+    return link;
+  }
   try {
     const raw = sessionStorage.getItem(KEY);
     const value = raw ? (JSON.parse(raw) as Partial<Session>) : null;
@@ -20,7 +31,7 @@ function load(): Session | null {
   }
 }
 
-/** The session, kept in sessionStorage so a reload stays signed in. */
+/** The session, kept in sessionStorage so a reload stays signed in; a sign-in link starts one. */
 export function useSession(): [Session | null, (next: Session | null) => void] {
   const [session, setSession] = useState<Session | null>(load);
   const update = useCallback((next: Session | null) => {

@@ -1,5 +1,5 @@
 import { useCallback, useSyncExternalStore } from "react";
-import type { ClientState, ProgressClient } from "../client/index";
+import type { ClientState, ProgressClient } from "../client/index.js";
 
 /** The client's connection state; re-renders on every transition. */
 export function useConnectionState(client: ProgressClient): ClientState {

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useSyncExternalStore } from "react";
-import type { ClientState, JobState, ProgressClient, ProgressClientError } from "../client/index";
-import { batchedSubscribe } from "./batched";
-import { useConnectionState } from "./useConnectionState";
+import type { ClientState, JobState, ProgressClient, ProgressClientError } from "../client/index.js";
+import { batchedSubscribe } from "./batched.js";
+import { useConnectionState } from "./useConnectionState.js";
 
 /** What `useJobList` returns. */
 export interface JobList {

@@ -7,10 +7,10 @@ import {
   type ProgressClientError,
   type SnapshotInfo,
   type StreamPosition,
-} from "../client/index";
-import type { JobSnapshot, ProgressEvent } from "../generated/events";
-import { batchedSubscribe } from "./batched";
-import { useConnectionState } from "./useConnectionState";
+} from "../client/index.js";
+import type { JobSnapshot, ProgressEvent } from "../generated/events.js";
+import { batchedSubscribe } from "./batched.js";
+import { useConnectionState } from "./useConnectionState.js";
 
 /** Options of `useJobProgress`; callbacks may change on every render without resubscribing. */
 export interface UseJobProgressOptions {

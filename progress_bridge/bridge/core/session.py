@@ -48,7 +48,10 @@ from .wire import (
     parse_client_frame,
 )
 
-__all__ = ["Session", "TakeResult"]
+__all__ = ["ANSWER_BYTES_PER_TOKEN", "Session"]
+
+#: Bytes of a subscribe's answer (snapshot, replayed history) that cost one more inbound token.
+ANSWER_BYTES_PER_TOKEN = 16 * 1024
 
 
 # -- Sessions ----------------------------------------------------------------------------------
@@ -82,14 +85,25 @@ class Session:
         fmt: WireFormat = WireFormat.JSON,
         limits: Limits | None = None,
         now: float = 0.0,
+        *,
+        expires_at: float | None = None,
+        one_way: bool = False,
     ) -> None:
+        """``expires_at``: when the connection's token expires, on the clock of ``now``; the
+        connection is closed with 4001 then (the client reconnects with a fresh token).
+        ``one_way``: the client cannot send frames (Server-Sent Events): no heartbeat is
+        expected from it and none is queued for it (its transport sends its own keep-alive)."""
         self.principal = principal
+        self._expires_at = expires_at
+        self.one_way = one_way
         self.format = fmt
         self.limits = limits or Limits()
         self.close_code: int | None = None
         self.close_reason = ""
         self.rooms: set[str] = set()
         self.acks: dict[str, str] = {}
+        #: Frames dropped without an answer (malformed acks).
+        self.ignored = 0
         self._jobs: dict[str, _JobState] = {}
         self._held: list[FeedEntry] | None = None
         self.outbox = Outbox(fmt, self.limits.batch_max_events)
@@ -162,7 +176,10 @@ class Session:
         try:
             op = parse_client_frame(data, self.format)
         except FrameError as exc:
-            self.error(exc.code, str(exc), exc.ref, now)
+            if exc.reply:
+                self.error(exc.code, str(exc), exc.ref, now)
+            else:
+                self.ignored += 1
             return None
         if isinstance(op, Pong):
             return None
@@ -194,6 +211,12 @@ class Session:
         elif self._strikes >= lim.rate_strikes:
             self.close(CloseCode.RATE_LIMITED, "inbound rate limit exceeded")
         return False
+
+    def _charge_answer(self, size: int) -> None:
+        """Charge an answer's size against the inbound rate: a subscribe costs one frame plus
+        one per :data:`ANSWER_BYTES_PER_TOKEN` it queued, so a client re-subscribing to a job
+        with a large snapshot is rate limited by the work it causes, not only by its frames."""
+        self._tokens -= size / ANSWER_BYTES_PER_TOKEN
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -235,17 +258,28 @@ class Session:
         *,
         replay: Replay | None = None,
         snapshot: JobSnapshot | None = None,
+        presence: Mapping[str, Any] | None = None,
     ) -> bool:
         """Queue the answer to a job subscribe, then release held entries.
 
-        Pass ``snapshot`` for a subscribe without a position, ``replay`` otherwise.
+        Pass ``snapshot`` for a subscribe without a position, ``replay`` otherwise;
+        ``presence`` (who watches the job, see :meth:`presence`) goes into the answer.
         """
         self._jobs.pop(op.job_id, None)
         st = _JobState(explicit=True)
         self._jobs[op.job_id] = st
+        before = self.outbox.bytes
         self._answer_job(
-            st, op.job_id, now, replay=replay, snapshot=snapshot, ref=op.ref, after=op.last_id
+            st,
+            op.job_id,
+            now,
+            replay=replay,
+            snapshot=snapshot,
+            ref=op.ref,
+            after=op.last_id,
+            presence=presence,
         )
+        self._charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def _answer_job(
@@ -259,6 +293,7 @@ class Session:
         ref: str | int | None,
         room: str | None = None,
         after: str | None = None,
+        presence: Mapping[str, Any] | None = None,
     ) -> None:
         entries: list[StoredEntry] = []
         if replay is not None:
@@ -285,6 +320,7 @@ class Session:
                     "reason": reason,
                     "epoch": epoch,
                     "snapshot": snapshot.model_dump(mode="json") if snapshot else None,
+                    **({"presence": presence} if presence is not None else {}),
                 },
                 now,
             )
@@ -303,6 +339,7 @@ class Session:
     ) -> bool:
         """Queue the answer to a room subscribe (listed jobs, then per-job replays)."""
         self.rooms.add(op.room)
+        before = self.outbox.bytes
         for snap in snapshots:
             st = self._jobs.setdefault(snap.job_id, _JobState())
             st.last_sent = parse_stream_id(snap.last_id)
@@ -343,6 +380,7 @@ class Session:
                 room=op.room,
                 after=position[1] if position else None,
             )
+        self._charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def fail_subscribe(
@@ -369,6 +407,16 @@ class Session:
             target = {"room": op.room}
         return self._push_control({"op": "unsubscribed", "ref": op.ref, **target}, now)
 
+    def presence(self, job_id: str, watching: int, users: list[str] | None, now: float) -> bool:
+        """Tell the client who watches a job it subscribed to (``users`` for admins only).
+        Returns "wake the writer"."""
+        if not self.watches_job(job_id):
+            return False
+        frame: dict[str, Any] = {"op": "presence", "job_id": job_id, "watching": watching}
+        if users is not None:
+            frame["users"] = users
+        return self._push_control(frame, now)
+
     def watches_job(self, job_id: str) -> bool:
         st = self._jobs.get(job_id)
         return st is not None and st.explicit
@@ -380,12 +428,20 @@ class Session:
         if self._held is not None:
             self._held.append(entry)
             return False
-        st = self._jobs.get(entry.job_id)
+        st = self._jobs.get(entry.job_id) or self._room_job(entry.job_id)
         if st is not None:
             if st.last_sent is not None and entry.key <= st.last_sent:
                 return False  # already sent (replayed or in a snapshot)
             st.last_sent = entry.key
         return self._push(entry, now)
+
+    def _room_job(self, job_id: str) -> _JobState | None:
+        """A job first heard of through a room: its position from now on (so an entry routed
+        twice — a gap read back after a lost notification — is sent once)."""
+        if not self.rooms:
+            return None
+        st = self._jobs[job_id] = _JobState()
+        return st
 
     def deliver_now(self, entry: FeedEntry) -> bool:
         """Mark one live entry sent without queueing it, for a caller that writes it at once.
@@ -396,7 +452,7 @@ class Session:
         """
         if self.outbox.depth or self._held is not None or self.close_code is not None:
             return False
-        st = self._jobs.get(entry.job_id)
+        st = self._jobs.get(entry.job_id) or self._room_job(entry.job_id)
         if st is not None:
             last = st.last_sent
             if last is not None and entry.key <= last:
@@ -429,8 +485,11 @@ class Session:
         if self.close_code is not None:
             return True
         lim = self.limits
-        if now - self._last_received > 2 * lim.heartbeat_s:
+        if not self.one_way and now - self._last_received > 2 * lim.heartbeat_s:
             self.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+            return True
+        if self._expires_at is not None and now >= self._expires_at:
+            self.close(CloseCode.UNAUTHENTICATED, "token expired")
             return True
         self._unread = unread_bytes
         age = max(self.outbox.age(now), unread_age)
@@ -442,7 +501,7 @@ class Session:
             return True
         if self._over_bound():
             return True
-        if now - self._last_ping >= lim.heartbeat_s:
+        if not self.one_way and now - self._last_ping >= lim.heartbeat_s:
             self._last_ping = now
             return self._push_frame(_PING[self.format], now)
         return False

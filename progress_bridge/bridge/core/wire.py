@@ -29,6 +29,7 @@ from .codes import ErrorCode
 __all__ = [
     "COMPRESS_SETTINGS",
     "JSON_SUBPROTOCOL",
+    "MAX_ROOM_POSITIONS",
     "MSGPACK_SUBPROTOCOL",
     "PROTOCOL_VERSION",
     "TOKEN_SUBPROTOCOL_PREFIX",
@@ -58,6 +59,8 @@ _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 _MAX_REF = 64
 _MAX_EPOCH = 64
 _MAX_ROOM_NAME = 200
+#: Job positions one room subscribe may carry (each costs a replay read).
+MAX_ROOM_POSITIONS = 100
 
 
 class WireFormat(enum.StrEnum):
@@ -252,6 +255,8 @@ class SubscribeJob:
     epoch: str | None = None
     last_id: str | None = None
     ref: str | int | None = None
+    #: Asked to be told who watches the job (``presence`` frames).
+    presence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +298,12 @@ def _decode(data: str | bytes, fmt: WireFormat) -> dict[str, Any]:
                 )
             obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
         else:
+            if fmt is WireFormat.MSGPACK:
+                raise FrameError(
+                    "text frames are not msgpack; this connection negotiated "
+                    f"{MSGPACK_SUBPROTOCOL}: send binary frames",
+                    code=ErrorCode.BAD_JSON,
+                )
             obj = json.loads(data)
     except FrameError:
         raise
@@ -326,13 +337,26 @@ def _job_id(value: Any, ref: str | int | None, name: str = "job_id") -> str:
 def _position(
     epoch: Any, last_id: Any, ref: str | int | None, where: str = ""
 ) -> tuple[str, str] | None:
+    """``(epoch, last_id)`` or None. A field of the wrong type is ``bad_frame``; well-typed
+    values that do not make a position (one without the other, not a stream id) are
+    ``invalid_position``."""
     if epoch is None and last_id is None:
         return None
-    if not isinstance(epoch, str) or not epoch or len(epoch) > _MAX_EPOCH:
+    if epoch is not None and (not isinstance(epoch, str) or len(epoch) > _MAX_EPOCH):
+        raise FrameError(
+            f"'epoch'{where} must be a string of at most {_MAX_EPOCH} characters",
+            code=ErrorCode.BAD_FRAME,
+            ref=ref,
+        )
+    if last_id is not None and not isinstance(last_id, str):
+        raise FrameError(
+            f"'last_id'{where} must be a stream id string", code=ErrorCode.BAD_FRAME, ref=ref
+        )
+    if not epoch:
         raise FrameError(
             f"'last_id'{where} needs its 'epoch'", code=ErrorCode.INVALID_POSITION, ref=ref
         )
-    if not isinstance(last_id, str):
+    if last_id is None:
         raise FrameError(
             f"'epoch'{where} needs a 'last_id'", code=ErrorCode.INVALID_POSITION, ref=ref
         )
@@ -356,22 +380,39 @@ def _room(value: Any, ref: str | int | None) -> tuple[Literal["user", "document"
     )
 
 
+def _target(obj: Mapping[str, Any], ref: str | int | None, op: str) -> None:
+    if "room" in obj and "job_id" in obj:
+        raise FrameError(
+            f"a {op} names a 'job_id' or a 'room', not both", code=ErrorCode.BAD_FRAME, ref=ref
+        )
+
+
 def parse_client_frame(data: str | bytes, fmt: WireFormat = WireFormat.JSON) -> ClientOp:
     """Parse one client frame.
 
     Raises:
         FrameError: with the protocol's error ``code`` (``bad_json``, ``bad_frame``,
-            ``unknown_op``, ``invalid_position``) and the frame's ``ref`` when it had one.
+            ``unknown_op``, ``invalid_position``) and the frame's ``ref`` when it had one. A
+            malformed ``ack`` raises with ``reply=False``: acks get no answer, good or bad.
     """
     obj = _decode(data, fmt)
-    ref = _ref(obj)
     op = obj.get("op")
+    if op == "ack":
+        return _ack(obj)
+    ref = _ref(obj)
     if op == "subscribe":
+        _target(obj, ref, "subscribe")
         if "room" in obj:
             kind, name = _room(obj["room"], ref)
             raw_positions = obj.get("positions") or {}
             if not isinstance(raw_positions, dict):
                 raise FrameError("'positions' must be an object", code=ErrorCode.BAD_FRAME, ref=ref)
+            if len(raw_positions) > MAX_ROOM_POSITIONS:
+                raise FrameError(
+                    f"at most {MAX_ROOM_POSITIONS} 'positions' per room subscribe",
+                    code=ErrorCode.BAD_FRAME,
+                    ref=ref,
+                )
             positions: dict[str, tuple[str, str]] = {}
             for job, pos in raw_positions.items():
                 job = _job_id(job, ref, "positions")
@@ -385,25 +426,32 @@ def parse_client_frame(data: str | bytes, fmt: WireFormat = WireFormat.JSON) -> 
             return SubscribeRoom(obj["room"], kind, name, positions, ref)
         job_id = _job_id(obj.get("job_id"), ref)
         pos = _position(obj.get("epoch"), obj.get("last_id"), ref)
-        return SubscribeJob(job_id, pos[0] if pos else None, pos[1] if pos else None, ref)
+        presence = obj.get("presence", False)
+        if not isinstance(presence, bool):
+            raise FrameError("'presence' must be true or false", code=ErrorCode.BAD_FRAME, ref=ref)
+        return SubscribeJob(
+            job_id, pos[0] if pos else None, pos[1] if pos else None, ref, presence=presence
+        )
     if op == "unsubscribe":
+        _target(obj, ref, "unsubscribe")
         if "room" in obj:
             kind, name = _room(obj["room"], ref)
             return Unsubscribe(room=f"{kind}:{name}", ref=ref)
         return Unsubscribe(job_id=_job_id(obj.get("job_id"), ref), ref=ref)
-    if op == "ack":
-        job_id = _job_id(obj.get("job_id"), ref)
-        event_id = obj.get("id")
-        try:
-            parse_stream_id(event_id if isinstance(event_id, str) else "")
-        except ValueError:
-            raise FrameError(
-                "'id' must be a stream id", code=ErrorCode.BAD_FRAME, ref=ref
-            ) from None
-        assert isinstance(event_id, str)
-        return Ack(job_id, event_id)
     if op == "pong":
         return Pong()
     if not isinstance(op, str):
         raise FrameError("a frame needs an 'op' string", code=ErrorCode.BAD_FRAME, ref=ref)
     raise FrameError(f"unknown op {op[:40]!r}", code=ErrorCode.UNKNOWN_OP, ref=ref)
+
+
+def _ack(obj: Mapping[str, Any]) -> Ack:
+    job_id, event_id = obj.get("job_id"), obj.get("id")
+    try:
+        if not isinstance(job_id, str) or not _JOB_ID_RE.match(job_id):
+            raise ValueError("'job_id' must be a job id")
+        parse_stream_id(event_id if isinstance(event_id, str) else "")
+    except ValueError as exc:
+        raise FrameError(f"ack ignored: {exc}", code=ErrorCode.BAD_FRAME, reply=False) from None
+    assert isinstance(event_id, str)
+    return Ack(job_id, event_id)

@@ -18,4 +18,8 @@ local removed = -1
 if fields['entries-added'] then removed = fields['entries-added'] - fields['length'] end
 local start = ARGV[1]
 if start ~= '-' then start = '(' .. start end
-return {epoch, fields['last-generated-id'], first, removed, redis.call('XRANGE', KEYS[1], start, '+')}
+-- An exclusive start at the greatest possible id has nothing after it (Redis refuses the
+-- range): no entries, and the caller finds the position "ahead" of the stream.
+local entries = redis.pcall('XRANGE', KEYS[1], start, '+')
+if entries['err'] then entries = {} end
+return {epoch, fields['last-generated-id'], first, removed, entries}

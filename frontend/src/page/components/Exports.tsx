@@ -1,18 +1,23 @@
 import { useState } from "react";
-import type { JobState } from "../../client/index";
-import type { ExportFormat } from "../../generated/events";
+import type { ExportView, JobState } from "../../client/index";
 import { downloadExport, startExport } from "../api";
+import { EXPORT_FORMATS, formatLabel } from "./format";
 
-const FORMATS: { format: ExportFormat; label: string }[] = [
-  { format: "json", label: "JSON" },
-  { format: "markdown", label: "Markdown" },
-  { format: "csv", label: "CSV" },
-];
+/**
+ * The export to show per format: the newest one (the last started; exports of a job are kept in
+ * the order their first event arrived, so a later export of a format replaces the earlier one).
+ * After a reload the snapshot's order is all there is: it carries no time per export.
+ */
+export function latestExports(job: Pick<JobState, "exports">): ExportView[] {
+  const byFormat = new Map<string, ExportView>();
+  for (const x of Object.values(job.exports)) byFormat.set(x.format, x); // The last one wins.
+  return EXPORT_FORMATS.flatMap(({ format }) => byFormat.get(format) ?? []);
+}
 
 /** Start exports and download the finished ones; progress comes live from export events. */
 export function Exports({ job, token }: { job: JobState; token: () => string }) {
   const [error, setError] = useState<string | null>(null);
-  const exports = Object.values(job.exports);
+  const exports = latestExports(job);
   const canExport = job.status === "completed";
 
   async function run(action: () => Promise<unknown>) {
@@ -27,7 +32,7 @@ export function Exports({ job, token }: { job: JobState; token: () => string }) 
   return (
     <div>
       <div className="button-row" role="group" aria-label="Export as">
-        {FORMATS.map(({ format, label }) => (
+        {EXPORT_FORMATS.map(({ format, label }) => (
           <button
             key={format}
             type="button"
@@ -40,10 +45,10 @@ export function Exports({ job, token }: { job: JobState; token: () => string }) 
       </div>
       {!canExport && <p className="hint">Exports are available once the job has completed.</p>}
       {exports.length > 0 && (
-        <ul className="exports" aria-live="polite">
+        <ul className="exports" aria-live="polite" data-testid="exports">
           {exports.map((x) => (
-            <li key={x.export_id} data-export={x.export_id} data-status={x.status}>
-              <span>{x.format.toUpperCase()}</span>{" "}
+            <li key={x.format} data-export={x.export_id} data-format={x.format} data-status={x.status}>
+              <span>{formatLabel(x.format)}</span>{" "}
               {x.status === "completed" && x.filename ? (
                 <button
                   type="button"

@@ -1,9 +1,13 @@
-import { useEffect, useId, useMemo, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useId, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type { ProgressClient } from "../../client/index";
 import type { ProgressEvent } from "../../generated/events";
-import { batchedSubscribe, useJobProgress } from "../../react/index";
-import { cancelJob } from "../api";
+import { batchedSubscribe, useJobPresence, useJobProgress } from "../../react/index";
+import { cancelJob, fetchPageImage, fetchZoneContent } from "../api";
+import { useEta } from "../eta";
 import { EventLogStore } from "../eventLog";
+import { summarizeJob, type Phase } from "../jobSummary";
+import { PageImages } from "../pageImages";
+import { useUpload } from "../uploads";
 import { EventLog } from "./EventLog";
 import { Exports } from "./Exports";
 import { describeEvent, formatDuration, statusLabel } from "./format";
@@ -38,6 +42,17 @@ function useLocalEta(etaS: number | null, etaTs: number | null, now: number): nu
   }
   if (etaS == null) return null;
   return Math.max(0, etaS - Math.max(0, now - anchor.at) / 1000);
+}
+
+/** What the operation line says before the worker names an operation. */
+const IDLE_OPERATION: Partial<Record<Phase, string>> = {
+  queued: "Waiting for a worker…",
+  starting: "Opening the document…",
+};
+
+/** "1 watching (you)", "3 watching": connections on every bridge, this page's included. */
+function watchingLabel(watching: number): string {
+  return watching <= 1 ? "1 watching (you)" : `${watching} watching`;
 }
 
 /** One job, live: progress, ETA, current operation, zone map, log, exports, cancel. */
@@ -78,8 +93,27 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
     });
   }, [client, jobId, log]);
 
-  const now = useNow(!!job && !finished && job.etaS != null);
-  const eta = useLocalEta(finished ? null : (job?.etaS ?? null), job?.etaTs ?? null, now);
+  // What was extracted: page images and zone content, fetched with the latest token (a token
+  // refreshed while the view is open is used from then on). The view is keyed by job id.
+  const latestToken = useRef(token);
+  useEffect(() => {
+    latestToken.current = token;
+  }, [token]);
+  const [images] = useState(
+    () => new PageImages((page, signal) => fetchPageImage(latestToken.current(), jobId, page, signal)),
+  );
+  useEffect(() => () => images.clear(), [images]);
+  const loadZone = useCallback(
+    (zoneId: string, signal: AbortSignal) => fetchZoneContent(latestToken.current(), jobId, zoneId, signal),
+    [jobId],
+  );
+
+  const presence = useJobPresence(client, jobId);
+  const upload = useUpload(jobId);
+  const summary = useMemo(() => (job ? summarizeJob(job, upload?.pages ?? null) : null), [job, upload]);
+  const shownEta = useEta(job, finished);
+  const now = useNow(shownEta != null);
+  const eta = useLocalEta(shownEta?.etaS ?? null, shownEta?.etaTs ?? null, now);
 
   if (error && !job) {
     return (
@@ -91,7 +125,7 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       </section>
     );
   }
-  if (!job) {
+  if (!job || !summary) {
     return (
       <section className="card" aria-busy="true">
         <h2>Job {jobId}</h2>
@@ -101,6 +135,10 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
   }
 
   const percent = Math.round(job.percent);
+  // Before the worker has told anything, a bar at 0 % would claim a measurement: indeterminate.
+  const measured = summary.phase !== "queued" && summary.phase !== "starting";
+  // Once ended there is no current operation (late ones from a split job's parts are stale).
+  const operation = finished ? "" : (job.currentOperation ?? IDLE_OPERATION[summary.phase] ?? "Waiting for the worker…");
 
   async function cancel() {
     setCancelling(true);
@@ -121,14 +159,35 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
         <span className={`pill pill--${job.status}`} data-testid="job-status">
           {statusLabel(job.status)}
         </span>
+        {presence && (
+          <span
+            className="watching"
+            data-testid="watching"
+            title={presence.users?.length ? presence.users.join(", ") : undefined}
+          >
+            {watchingLabel(presence.watching)}
+          </span>
+        )}
       </div>
-      <progress id={`${id}-bar`} className="bar" max={100} value={percent} aria-label="Job progress" />
-      <p className="progress-text" aria-live="polite" data-testid="progress-text">
-        {percent}% · {job.zonesCompleted}/{job.zonesTotal} zones
-        {eta != null && <> · about {formatDuration(eta)} left</>}
+      <progress
+        id={`${id}-bar`}
+        className="bar"
+        max={100}
+        {...(measured ? { value: percent } : {})}
+        aria-label="Job progress"
+        data-phase={summary.phase}
+      />
+      <p className="progress-text" aria-live="polite" data-testid="progress-text" data-phase={summary.phase}>
+        {summary.text}
+        {eta != null && (
+          <span data-testid="eta" data-estimated={shownEta?.estimated ? "true" : "false"}>
+            {" "}
+            · about {formatDuration(eta)} left
+          </span>
+        )}
       </p>
       <p className="operation" data-testid="current-operation">
-        {job.currentOperation ?? (finished ? "" : "Waiting for the worker…")}
+        {operation}
       </p>
       {job.error && (
         <p role="alert" className="error">
@@ -149,7 +208,14 @@ export function JobView({ client, jobId, token }: { client: ProgressClient; jobI
       )}
 
       <h3>Pages and zones</h3>
-      <ZoneMap zones={job.zones} pages={job.pages} />
+      <ZoneMap
+        zones={job.zones}
+        pages={job.pages}
+        progress={summary.pages}
+        status={job.status}
+        images={images}
+        loadZone={loadZone}
+      />
 
       <h3>Exports</h3>
       <Exports job={job} token={token} />

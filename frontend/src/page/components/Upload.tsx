@@ -1,5 +1,6 @@
 import { useId, useState, type DragEvent } from "react";
 import { uploadPdf } from "../api";
+import { rememberUpload } from "../uploads";
 
 /** PDF upload by drag and drop or file picker (the drop zone is a label: keyboard works). */
 export function Upload({ token, onUploaded }: { token: () => string; onUploaded: (jobId: string) => void }) {
@@ -18,9 +19,10 @@ export function Upload({ token, onUploaded }: { token: () => string; onUploaded:
     setBusy(true);
     setMessage({ error: false, text: `Uploading ${file.name}…` });
     try {
-      const jobId = await uploadPdf(token(), file);
+      const accepted = await uploadPdf(token(), file);
+      rememberUpload(accepted.job_id, { pages: accepted.pages, name: accepted.display_name });
       setMessage({ error: false, text: `${file.name} uploaded.` });
-      onUploaded(jobId);
+      onUploaded(accepted.job_id);
     } catch (e) {
       setMessage({ error: true, text: `Upload failed: ${e instanceof Error ? e.message : String(e)}` });
     } finally {

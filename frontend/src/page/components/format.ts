@@ -1,4 +1,16 @@
-import type { JobStatus, ProgressEvent } from "../../generated/events";
+import type { ExportFormat, JobStatus, ProgressEvent } from "../../generated/events";
+
+/** Export formats in the order the page offers them, with the one label each has everywhere. */
+export const EXPORT_FORMATS: readonly { format: ExportFormat; label: string }[] = [
+  { format: "json", label: "JSON" },
+  { format: "markdown", label: "Markdown" },
+  { format: "csv", label: "CSV" },
+];
+
+/** An export format as the page names it: "JSON", "Markdown", "CSV". */
+export function formatLabel(format: ExportFormat): string {
+  return EXPORT_FORMATS.find((f) => f.format === format)?.label ?? format;
+}
 
 /** A status as a person reads it. */
 export function statusLabel(status: JobStatus): string {
@@ -10,6 +22,22 @@ export function statusLabel(status: JobStatus): string {
     failed: "Failed",
     cancelled: "Cancelled",
   }[status];
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/**
+ * When a job was uploaded, in local time: "14:03:07" today (seconds, so uploads a minute apart
+ * differ), "6 Dec 14:03" on another day.
+ */
+export function formatUploadTime(ts: number, nowMs = Date.now()): string {
+  const at = new Date(ts * 1000);
+  const now = new Date(nowMs);
+  const two = (n: number) => String(n).padStart(2, "0");
+  const hm = `${two(at.getHours())}:${two(at.getMinutes())}`;
+  const sameDay =
+    at.getFullYear() === now.getFullYear() && at.getMonth() === now.getMonth() && at.getDate() === now.getDate();
+  return sameDay ? `${hm}:${two(at.getSeconds())}` : `${at.getDate()} ${MONTHS[at.getMonth()]} ${hm}`;
 }
 
 /** Seconds as "1 min 5 s". */
@@ -48,12 +76,12 @@ export function describeEvent(event: ProgressEvent): string {
     case "processing_cancelled":
       return `Cancelled${event.reason ? `: ${event.reason}` : ""}`;
     case "export_started":
-      return `Export ${event.format} started`;
+      return `Export ${formatLabel(event.format)} started`;
     case "export_progress":
-      return `Export ${event.format}: ${Math.round(event.percent)}%`;
+      return `Export ${formatLabel(event.format)}: ${Math.round(event.percent)}%`;
     case "export_completed":
-      return `Export ${event.format} ready: ${event.filename}`;
+      return `Export ${formatLabel(event.format)} ready: ${event.filename}`;
     case "export_failed":
-      return `Export ${event.format} failed: ${event.error_message}`;
+      return `Export ${formatLabel(event.format)} failed: ${event.error_message}`;
   }
 }
