@@ -22,9 +22,7 @@ TTL_S = 1.5
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    return bridge_settings(
-        redis_url, bridge_presence_interval_s=0.1, bridge_presence_ttl_s=TTL_S
-    )
+    return bridge_settings(redis_url, bridge_presence_interval_s=0.1, bridge_presence_ttl_s=TTL_S)
 
 
 @pytest.fixture
@@ -37,8 +35,10 @@ async def watching(client: Client, job_id: str, count: int) -> dict[str, Any]:
     """The first presence frame of ``job_id`` that says ``count`` (earlier ones skipped)."""
 
     def says(frame: dict[str, Any]) -> bool:
-        return frame.get("op") == "presence" and frame["job_id"] == job_id and (
-            frame["watching"] == count
+        return (
+            frame.get("op") == "presence"
+            and frame["job_id"] == job_id
+            and (frame["watching"] == count)
         )
 
     return (await client.recv_until(says, wait_s=TIMEOUT + TTL_S))[-1]
