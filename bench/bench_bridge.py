@@ -7,6 +7,9 @@ most). Everything runs on loopback; every loop is bounded in count and time.
 Servers, each its own process, each fed by the same Redis live feed:
 
 * ``bridge``: ``progress-bridge serve --bare`` (uvicorn, ``websockets-sansio``).
+* ``bridge2``: the same with ``--workers 2`` (two bridge processes on one port, the kernel
+  spreading connections; not run unless named in ``--only``). Compare it with ``--no-pin``: a
+  bridge per core needs the cores the clients otherwise get.
 * ``naive``: the seed design (``bench/naive_manager.py naive``): FastAPI, a dict of sockets,
   ``await send_json`` to each in turn; same uvicorn WebSocket implementation.
 * ``broadcast``: ``websockets.broadcast()`` of one pre-encoded frame per event
@@ -65,7 +68,8 @@ from progress_bridge.events import ProcessingQueued, ZoneCompleted  # noqa: E402
 from progress_bridge.store import EventStore  # noqa: E402
 from progress_bridge.store.embedded import free_port, redis_url_or_embedded  # noqa: E402
 
-KINDS = ("bridge", "base", "naive", "broadcast")
+KINDS = ("bridge", "base", "bridge2", "naive", "broadcast")
+DEFAULT_KINDS = "bridge,naive,broadcast"
 #: ``--base-root``: the checkout whose bridge runs as the ``base`` server (e.g. the previous
 #: commit, ``git worktree add /tmp/pb-base <commit>``), started with this venv.
 BASE_ROOT: Path | None = None
@@ -386,6 +390,11 @@ class Clients:
 # -- servers ---------------------------------------------------------------------------------
 
 
+def is_bridge(kind: str) -> bool:
+    """A bridge (this checkout's, ``--workers 2``, or ``--base-root``'s), not a baseline."""
+    return kind.startswith("bridge") or kind == "base"
+
+
 class Server:
     """One server under test, as a child process on a free loopback port."""
 
@@ -396,10 +405,9 @@ class Server:
         self.port = free_port()
         env = dict(os.environ)
         # The caller's PYTHONPATH is kept (e.g. to try an extra package in the servers only).
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         root = BASE_ROOT if kind == "base" and BASE_ROOT is not None else ROOT
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-        if kind in ("bridge", "base"):
+        if is_bridge(kind):
             secret = settings.token_secret
             assert secret is not None
             env.update(
@@ -411,6 +419,9 @@ class Server:
             )
             cmd = [sys.executable, "-m", "progress_bridge.cli", "serve", "--bare"]
             cmd += ["--port", str(self.port), "--log-level", "warning"]
+            if kind == "bridge2":
+                cmd += ["--workers", "2"]
+                cpus = None  # one process per core: pinning to one core would defeat it
         else:
             cmd = [sys.executable, str(ROOT / "bench" / "naive_manager.py"), kind]
             cmd += ["--port", str(self.port), "--redis-url", redis_url]
@@ -440,17 +451,31 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError(f"{self.kind} server did not start")
 
+    def pids(self) -> list[int]:
+        """The server's process and its children (``--workers``' bridge processes)."""
+        pid = self.proc.pid
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                return [pid, *map(int, children.read().split())]
+        except OSError:
+            return [pid]
+
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total / 1024 if total else float("nan")
 
     def cpu_s(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -525,7 +550,7 @@ def run_server(
     job_id = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     store.append(ProcessingQueued(job_id=job_id, task_name="bench", owner="bench"))
     protocols: list[str] = []
-    if kind in ("bridge", "base"):
+    if is_bridge(kind):
         token = TokenAuthority(settings).mint("bench", admin=True)
         protocols = ["progress.v1.json", f"token.{token}"]
     try:
@@ -596,7 +621,7 @@ def run_server(
         out["rss_mb"] = server.rss_mb()
         print(f"  {kind}: {got} of {held} connections received the check event")
         # 6. reconnect + replay (the bridges only: the baselines cannot replay).
-        if kind in ("bridge", "base"):
+        if is_bridge(kind):
             out["replay"] = asyncio.run(replay_times(server.url, protocols, store, args.replays))
     finally:
         clients.call("close_all")
@@ -695,7 +720,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
                 line += f"{ratio(results['bridge'].get(key), results[k].get(key), higher):>18}"
         print(line)
     replay: list[float] = results.get("bridge", {}).get("replay") or []
-    for k in ("bridge", "base"):
+    for k in ("bridge", "bridge2", "base"):
         rounds: list[float] = results.get(k, {}).get("replay") or []
         if rounds:
             print(
@@ -742,7 +767,7 @@ def redis_server() -> contextlib.AbstractContextManager[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="bridge vs naive manager vs broadcast()")
     parser.add_argument(
-        "--only", default="bridge,naive,broadcast", help="comma-separated servers (and 'base')"
+        "--only", default=DEFAULT_KINDS, help=f"comma-separated servers of {', '.join(KINDS)}"
     )
     parser.add_argument("--workers", type=int, default=3, help="client processes")
     parser.add_argument("--clients", type=int, default=1000)
