@@ -74,7 +74,7 @@ class Session:
     """The protocol state of one connection; the I/O layer drives it.
 
     The I/O layer must: write :meth:`take` frames in order, calling it again whenever
-    :meth:`deliver` or another method returns True ("wake the writer"); call :meth:`tick`
+    :meth:`deliver` or another method returns True ("flush me"); call :meth:`tick`
     about once a second; close with :attr:`close_code` as soon as it is set (nothing else is
     sent then).
     """
@@ -244,7 +244,7 @@ class Session:
             self._held = []
 
     def release(self, now: float) -> bool:
-        """Stop holding: deliver held entries not already sent. Returns "wake the writer"."""
+        """Stop holding: deliver held entries not already sent. Returns "flush me"."""
         held, self._held = self._held, None
         wake = False
         for entry in held or ():
@@ -409,7 +409,7 @@ class Session:
 
     def presence(self, job_id: str, watching: int, users: list[str] | None, now: float) -> bool:
         """Tell the client who watches a job it subscribed to (``users`` for admins only).
-        Returns "wake the writer"."""
+        Returns "flush me"."""
         if not self.watches_job(job_id):
             return False
         frame: dict[str, Any] = {"op": "presence", "job_id": job_id, "watching": watching}
@@ -424,7 +424,7 @@ class Session:
     # -- outbound ----------------------------------------------------------------------------
 
     def deliver(self, entry: FeedEntry, now: float) -> bool:
-        """Queue one live entry (the fan-out fast path). Returns "wake the writer"."""
+        """Queue one live entry (the fan-out fast path). Returns "flush me"."""
         if self._held is not None:
             self._held.append(entry)
             return False
