@@ -26,7 +26,10 @@ from progress_bridge.bridge.metrics import BridgeMetrics
 from progress_bridge.config import Settings
 from progress_bridge.events import ProcessingProgress, ZoneCompleted
 from progress_bridge.store import EventStore
+from progress_bridge.store.connect import bridge_store, feed_reader
 from progress_bridge.store.embedded import EmbeddedValkey
+from progress_bridge.store.feed import FeedReader
+from progress_bridge.store.keys import KeySpace
 
 
 def fill(url: str, settings: Settings, n: int) -> float:
@@ -53,8 +56,8 @@ def fill(url: str, settings: Settings, n: int) -> float:
 
 async def bare_xread(url: str, settings: Settings, n: int) -> float:
     client = aioredis.Redis.from_url(url, decode_responses=True)
-    hub_keys = Hub(settings, client, BridgeMetrics()).keys
-    positions: dict[str, str] = {feed: "0-0" for feed in hub_keys.all_feeds()}
+    keys = KeySpace(settings.key_prefix, settings.feed_shards)
+    positions: dict[str, str] = {feed: "0-0" for feed in keys.all_feeds()}
     seen = 0
     start = time.perf_counter()
     while seen < n:
@@ -68,10 +71,12 @@ async def bare_xread(url: str, settings: Settings, n: int) -> float:
 
 
 async def hub_reader(url: str, settings: Settings, n: int) -> float:
-    client = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=None)
+    reader = feed_reader(url, settings)
+    assert isinstance(reader, FeedReader), "design (a) on one server"
+    reader.positions = {feed: "0-0" for feed in reader.keys.all_feeds()}  # read from the start
+    store = bridge_store(url, settings)
     metrics = BridgeMetrics()
-    hub = Hub(settings, client, metrics)
-    hub.positions = {feed: "0-0" for feed in hub.keys.all_feeds()}
+    hub = Hub(settings, reader, store, metrics)
     start = time.perf_counter()
     task = asyncio.create_task(hub.run_reader())
     # Polling the counter keeps the reader untouched (no hook on its hot path).
@@ -79,8 +84,9 @@ async def hub_reader(url: str, settings: Settings, n: int) -> float:
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    await client.aclose()
+    await asyncio.wait([task], timeout=2)
+    await reader.client.aclose()
+    await store.client.aclose()
     return n / elapsed
 
 
@@ -89,7 +95,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
     with EmbeddedValkey() as server:
-        settings = Settings(redis_url=server.url, feed_maxlen=max(100_000, args.events))
+        # A short block: cancelling the reader waits for its XREAD to return.
+        settings = Settings(
+            redis_url=server.url, feed_maxlen=max(100_000, args.events), bridge_read_block_ms=100
+        )
         appends = fill(server.url, settings, args.events)
         bare = asyncio.run(bare_xread(server.url, settings, args.events))
         hub = asyncio.run(hub_reader(server.url, settings, args.events))

@@ -56,11 +56,14 @@ decompressed content is over ``pdf_max_page_content_bytes`` fails the job before
 parses it; a prefork pool process above ``pdf_max_memory_mib`` stops its job. Each ends the job
 ``processing_failed`` with a :class:`~tasks.pdf.LimitExceeded` reason.
 
-Files live under ``settings.data_dir`` (shared by the web app and the workers), always under
-generated names (:class:`JobFiles`): ``uploads/<job>.pdf``, ``results/<job>.json``,
-``results/<job>/part-<first>-<last>.json``, ``previews/<job>/page-<n>.{jpg,json}`` (each page's
-image and zones, :mod:`tasks.pdf.preview`) and ``exports/<export>.<ext>``. Messages carry ids,
-never paths, so a message cannot make a worker read or write anywhere else.
+Files live under ``settings.data_dir`` under generated names (:mod:`tasks.files`); messages
+carry ids, never paths, so a message cannot make a worker read or write anywhere else. A job's
+part ids, revoking and the stop check are :mod:`tasks.job_control`; the completion summary
+:mod:`tasks.summary`; the chord log filter :mod:`tasks.chord_logs`.
+
+This module holds the five tasks of a PDF job and the code only they share (about 550 lines
+without this text): their names are part of the wire (``tasks.pdf_tasks.*``, what Flower and
+the result backend show), and the canvas's steps read as one story here.
 """
 
 from __future__ import annotations
@@ -72,9 +75,7 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NoReturn
 
 from celery import chord, states
@@ -86,26 +87,34 @@ from progress_bridge.capture.celery_state import (
     mark_failed,
     mark_revoked,
     mark_succeeded,
-    progress_text,
 )
 from progress_bridge.capture.envelope import HEADER_PARENT, HEADER_WEIGHT, envelope_of
-from progress_bridge.capture.producer import Capture, capture_for, record_event
+from progress_bridge.capture.producer import Capture, capture_for
 from progress_bridge.capture.reporter import ProgressReporter
 from progress_bridge.capture.task import ProgressTask
-from progress_bridge.config import Settings
 from progress_bridge.events import (
     ExportFormat,
-    ProcessingCancelled,
     ProcessingCompleted,
     ProcessingFailed,
 )
 
 from .app import app
+from .chord_logs import RevokedChordFilter, install_log_filter
+from .files import JobFiles, UploadMissing, read_upload, store_upload, write_json
 from .guard import Cause, JobGuard, JobInterrupted
+from .job_control import (
+    StopCheck,
+    children_group_id,
+    job_of_part,
+    part_id,
+    progress_text_of,
+    revoke_job,
+    settings_of,
+    stop_run,
+)
 from .limits import PdfLimits, limits_of
 from .pacing import PacedSink
 from .pdf import (
-    REPAIRED,
     DocumentResult,
     LimitExceeded,
     MemoryLimitReached,
@@ -119,8 +128,8 @@ from .pdf import (
     process_document,
 )
 from .pdf import ProcessingCancelled as PdfCancelled
-from .pdf.export import SUFFIXES
 from .pdf.preview import PagePreviews
+from .summary import summary_of
 
 __all__ = [
     "JobFiles",
@@ -150,119 +159,6 @@ _ERROR_CHARS = 500
 _PART_ID = re.compile(r"^(.+)-p[0-9]+$")
 
 
-class UploadMissing(PdfRejected):
-    """The job's upload is gone (expired by the retention rule, or never stored)."""
-
-    code = "upload_missing"
-
-
-class JobFiles:
-    """Where a job's files live under ``data_dir``; every name is generated from an id.
-
-    Raises:
-        ValueError: (from every method) an id that is not a safe file name.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.root = Path(data_dir)
-        self.uploads = self.root / "uploads"
-        self.results = self.root / "results"
-        self.exports = self.root / "exports"
-        self.previews = self.root / "previews"
-
-    @staticmethod
-    def check_id(value: str, what: str = "id") -> str:
-        if not isinstance(value, str) or not _SAFE_ID.match(value):
-            raise ValueError(f"{what} {value!r} is not a valid id")
-        return value
-
-    def upload(self, job_id: str) -> Path:
-        return self.uploads / f"{self.check_id(job_id, 'job id')}.pdf"
-
-    def result(self, job_id: str) -> Path:
-        return self.results / f"{self.check_id(job_id, 'job id')}.json"
-
-    def parts_dir(self, job_id: str) -> Path:
-        return self.results / self.check_id(job_id, "job id")
-
-    def part(self, job_id: str, first_page: int, last_page: int) -> Path:
-        return self.parts_dir(job_id) / f"part-{int(first_page):05d}-{int(last_page):05d}.json"
-
-    def previews_dir(self, job_id: str) -> Path:
-        return self.previews / self.check_id(job_id, "job id")
-
-    def export(self, export_id: str, fmt: ExportFormat | str) -> Path:
-        suffix = SUFFIXES[ExportFormat(fmt)]
-        return self.exports / f"{self.check_id(export_id, 'export id')}{suffix}"
-
-
-def part_id(job_id: str, first_page: int) -> str:
-    """The task id of the job's part that starts at ``first_page``."""
-    return f"{job_id}-p{first_page}"
-
-
-def job_of_part(task_id: str) -> str | None:
-    """The job of a part's task id (:func:`part_id`), else ``None``."""
-    match = _PART_ID.match(task_id)
-    return match.group(1) if match else None
-
-
-def children_group_id(job_id: str) -> str:
-    """Id under which the job's canvas children are saved as a ``GroupResult`` (for revoking)."""
-    return f"{job_id}.children"
-
-
-def revoke_job(celery_app: Any, job_id: str) -> list[str]:
-    """Revoke the job's task and its canvas children; return the revoked task ids.
-
-    Call it after the job's ``processing_cancelled`` is written: workers drop queued messages of
-    revoked ids, and running parts stop at their next page or zone because the job has ended
-    (:class:`StopCheck`). A job that fans out after this call finds itself ended and its children
-    stop before their first page, so no work outlives the cancel by more than a poll interval.
-    """
-    ids = [job_id]
-    children = GroupResult.restore(children_group_id(job_id), app=celery_app)
-    if children is not None:
-        ids += [child.id for child in children.results]
-    celery_app.control.revoke(ids)
-    return ids
-
-
-def settings_of(celery_app: Any) -> Settings:
-    """The app's :class:`Settings` (``conf.progress_settings``), else the capture's."""
-    configured = celery_app.conf.get("progress_settings")
-    return configured if isinstance(configured, Settings) else capture_for(celery_app).settings
-
-
-class StopCheck:
-    """``should_stop`` for :func:`process_document`: true once ``job_id`` has ended.
-
-    Reads the job's terminal marker from its snapshot at most every ``interval_s`` (one HMGET),
-    so cancellation is cooperative and works with every pool (threads and solo cannot terminate a
-    running task) and on every host. A Redis error reads as "keep going": progress is advisory,
-    and while the producer knows Redis is away the check does not wait for it at all
-    (:meth:`Capture.job_state`), so a stalled Redis holds the task no longer than a progress call.
-    """
-
-    def __init__(self, capture: Capture, job_id: str, interval_s: float) -> None:
-        self._capture = capture
-        self.job_id = job_id
-        self.interval_s = interval_s
-        self._next = 0.0
-        #: The terminal event type that stopped the job, once seen.
-        self.ended: str | None = None
-
-    def __call__(self) -> bool:
-        if self.ended is not None:
-            return True
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self.interval_s
-        self.ended = self._capture.job_state(self.job_id)[1]
-        return self.ended is not None
-
-
 # celery ships no type hints: give its decorator a type once
 _task: Callable[..., Callable[[Callable[..., Any]], Any]] = app.task
 
@@ -272,102 +168,6 @@ def _describe(exc: BaseException) -> str:
         return exc.reason[:_ERROR_CHARS]
     text = " ".join(str(exc).split())
     return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:_ERROR_CHARS]
-
-
-def _write_json(path: Path, data: Any) -> None:
-    """Write atomically (temporary file, then rename), so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    os.replace(tmp, path)
-
-
-def _read_upload(files: JobFiles, upload_id: str) -> bytes:
-    try:
-        return files.upload(upload_id).read_bytes()
-    except (FileNotFoundError, ValueError):
-        raise UploadMissing(
-            "The uploaded file is no longer available (uploads are deleted after a while); "
-            "upload it again."
-        ) from None
-
-
-def _store_upload(files: JobFiles, upload_id: str, data: bytes) -> None:
-    """Replace the upload atomically (the parts of a job may be reading it)."""
-    path = files.upload(upload_id)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _pages(count: int) -> str:
-    return "1 page" if count == 1 else f"{count} pages"
-
-
-def _summary(result: DocumentResult, name: str | None) -> dict[str, Any]:
-    """The job's result as Celery stores it; ``summary`` is the one line users see
-    (``processing_completed``): sizes, then what a reader should know before trusting it."""
-    failed = len(result.failed_zones)
-    pages = result.last_page - result.first_page + 1
-    text = f"{name or 'document'}: {pages} pages, {len(result.zones)} zones"
-    if failed:
-        text += f" ({failed} failed)"
-    ocr = sum(page.text_source == "ocr" for page in result.pages)
-    no_text = sum(page.text_source == "none" for page in result.pages)
-    if ocr:
-        text += f"; {_pages(ocr)} read by OCR"
-    if no_text:
-        text += f"; {_pages(no_text)} without a text layer, not read"
-    if any(REPAIRED in note for note in result.notes):
-        text += f"; the file was damaged and {REPAIRED}"
-    elif result.notes:
-        text += "; see the notes"
-    return {
-        "summary": text,
-        "pages": pages,
-        "zones": len(result.zones),
-        "failed_zones": failed,
-        "tables": len(result.tables()),
-        "pages_ocr": ocr,
-        "pages_without_text": no_text,
-        "notes": list(result.notes),
-    }
-
-
-def _stop(task: Any, stop: StopCheck, *, own_event: bool) -> NoReturn:
-    """End this run because its job ended elsewhere (cancelled, or failed by a sibling).
-
-    Records the run as REVOKED in Celery, result backend and Flower (a chord part counts as
-    returned, so the chord does not wait for it forever) and raises ``Ignore`` so no success or
-    failure signal fires. A canvas child also writes ``processing_cancelled`` in its own stream
-    (``own_event``); the job itself already has its terminal event.
-    """
-    request = task.request
-    reporter = getattr(request, "_progress_reporter", None)
-    if reporter is not None:
-        reporter.close()  # its last PROGRESS goes out now, never after the REVOKED below
-    reason = f"job {stop.job_id} ended ({stop.ended or 'cancelled'})"
-    if own_event:
-        record_event(task.app, ProcessingCancelled(**envelope_of(request), reason=reason))
-    stopped_at = _progress_text_of(stop._capture, request.id)
-    mark_revoked(
-        task, request.id, reason, request=request, hostname=request.hostname, result=stopped_at
-    )
-    raise Ignore(reason)
-
-
-def _progress_text_of(capture: Capture, job_id: str) -> str | None:
-    """Where the job's snapshot says it got to, as Flower shows progress; None if unknown."""
-    try:
-        snap = capture.store.snapshot(job_id)
-    except Exception:  # advisory: Flower keeps its last numbers then
-        return None
-    if snap is None:
-        return None
-    numbers = snap.model_dump()
-    if snap.finished:  # an ended job is doing nothing (its page shows no operation either)
-        numbers.update(current_operation=None, current_zone=None)
-    return progress_text(numbers)
 
 
 def _paced(progress: Any, pace_s: float, stop: StopCheck) -> Any:
@@ -479,7 +279,7 @@ def process_pdf(
             job_guard(self, stop, report, None),
             PagePreviews(files.previews_dir(job_id)) as previews,
         ):
-            data = _read_upload(files, upload_id)
+            data = read_upload(files, upload_id)
             notes: list[str] = []
             with open_document(data, max_pages=settings.max_pages) as doc:
                 page_count = doc.page_count
@@ -488,7 +288,7 @@ def process_pdf(
                     # of each repairing it again (and logging its own warning line).
                     doc.prepare_layout()
                     if doc.data is not data:
-                        _store_upload(files, upload_id, doc.data)
+                        store_upload(files, upload_id, doc.data)
                     notes = list(doc.notes)
             if page_count > settings.canvas_page_threshold:
                 return _fan_out(self, upload_id, display_name, page_count, notes, stop, pace_s)
@@ -501,17 +301,17 @@ def process_pdf(
                 observer=previews,
             )
     except PdfCancelled:
-        _stop(self, stop, own_event=False)
+        stop_run(self, stop, own_event=False)
     except JobInterrupted as interrupt:
         if interrupt.cause is Cause.ENDED:
-            _stop(self, stop, own_event=False)
+            stop_run(self, stop, own_event=False)
         timelimit = self.request.timelimit or (None, None)
         raise _limit_failure(interrupt.cause, limits, timelimit, page_count) from None
     result.source_name = display_name
-    _write_json(files.result(job_id), result.to_dict())
+    write_json(files.result(job_id), result.to_dict())
     # (The last coalesced progress is written by ProgressTask.__call__ as this returns, before
     # Celery stores the result.)
-    return _summary(result, display_name)
+    return summary_of(result, display_name)
 
 
 def _fan_out(
@@ -535,7 +335,7 @@ def _fan_out(
         # A redelivered message (the worker died right after fanning out): the chord runs.
         raise Ignore(f"job {job_id} already fanned out")
     if stop():
-        _stop(task, stop, own_event=False)
+        stop_run(task, stop, own_event=False)
     env = envelope_of(task.request)
     ranges = plan_page_ranges(page_count, settings.pages_per_subtask)
     parts: dict[str, list[int]] = {}
@@ -626,7 +426,7 @@ def process_pages(
                 if stop():
                     raise PdfCancelled()
                 result = process_document(
-                    _read_upload(files, upload_id),
+                    read_upload(files, upload_id),
                     _paced(self.progress, pace_s, stop),
                     first_page=first_page,
                     last_page=last_page,
@@ -641,7 +441,7 @@ def process_pages(
             timelimit = self.request.timelimit or (None, None)
             raise _limit_failure(interrupt.cause, limits, timelimit, pages) from None
     except PdfCancelled:
-        _stop(self, stop, own_event=True)
+        stop_run(self, stop, own_event=True)
     except Exception as exc:
         self.progress.flush()
         _report_part_failure(capture, job_id, first_page, last_page, exc)
@@ -649,7 +449,7 @@ def process_pages(
     # Counters are coalesced: ProgressTask.__call__ writes them as this returns, before the
     # result is stored (storing the last part's result publishes the chord body, which completes
     # the job).
-    _write_json(files.part(job_id, first_page, last_page), result.to_dict())
+    write_json(files.part(job_id, first_page, last_page), result.to_dict())
     return {"first_page": first_page, "last_page": last_page, "zones": len(result.zones)}
 
 
@@ -716,7 +516,7 @@ def finish_canvas(
             merged = merge_results(results)
             merged.notes = list(dict.fromkeys([*(notes or []), *merged.notes]))
             merged.source_name = display_name
-            _write_json(files.result(job_id), merged.to_dict())
+            write_json(files.result(job_id), merged.to_dict())
     except Exception as exc:
         capture.send(
             ProcessingFailed(
@@ -728,7 +528,7 @@ def finish_canvas(
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
         mark_failed(self, job_id, exc, hostname=self.request.hostname)
         raise
-    summary = _summary(merged, display_name)
+    summary = summary_of(merged, display_name)
     summary["parts"] = len(parts)
     duration = None if started_ts is None else max(0, int((time.time() - started_ts) * 1000))
     capture.send(
@@ -747,7 +547,7 @@ def _end_in_celery(
     """Record in Celery (result backend, Flower) how a canvas job ended in its stream:
     REVOKED when it was cancelled, else FAILURE with ``exc``."""
     if ended == "processing_cancelled":
-        stopped_at = _progress_text_of(capture_for(task.app), job_id)
+        stopped_at = progress_text_of(capture_for(task.app), job_id)
         mark_revoked(task, job_id, f"job {job_id} cancelled", hostname=hostname, result=stopped_at)
     elif ended != "processing_completed":
         mark_failed(task, job_id, exc, hostname=hostname)
@@ -804,51 +604,6 @@ def canvas_failed(
     _end_in_celery(canvas_failed, job_id, capture.job_state(job_id)[1], reason)
     with contextlib.suppress(ValueError):
         shutil.rmtree(files.parts_dir(job_id), ignore_errors=True)
-
-
-class RevokedChordFilter(logging.Filter):
-    """Turns Celery's ERROR for a chord whose part was revoked into one INFO line.
-
-    When a part is revoked (a cancel, or the job failed by a sibling part, after which the
-    others stop), Celery's result backend fails the chord with
-    ``ChordError("Dependency <part> raised TaskRevokedError(...)")`` and logs it with
-    ``logger.exception``: an ERROR and a traceback, for what is the expected end of a cancelled
-    job. This filter, on the backends' loggers (:func:`install_log_filter`), rewrites exactly
-    those records as ``job <id> ended before its parts were merged (<part> revoked: <why>)``
-    at INFO, without the traceback. Every other chord error is left as Celery logs it.
-    """
-
-    _REVOKED_PART = re.compile(r"Dependency (\S+) raised TaskRevokedError\((.*)\)$", re.S)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if record.msg != "Chord %r raised: %r" or not isinstance(args, tuple) or len(args) != 2:
-            return True
-        # (a ChordError from the Redis backend, a plain message from the key-value backends)
-        match = self._REVOKED_PART.match(str(args[1]))
-        if match is None:
-            return True
-        part, why = match.groups()
-        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
-        record.msg = "job %s ended before its parts were merged (%s revoked: %s)"
-        record.args = (job_of_part(part) or "?", part, why.strip("'\""))
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
-
-
-#: The loggers Celery's result backends log chord errors with.
-_CHORD_LOGGERS = ("celery.backends.redis", "celery.backends.base")
-
-
-def install_log_filter() -> None:
-    """Add :class:`RevokedChordFilter` to the chord loggers (idempotent; done on import)."""
-    for name in _CHORD_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RevokedChordFilter) for f in logger.filters):
-            logger.addFilter(RevokedChordFilter())
-
-
-install_log_filter()
 
 
 @_task(bind=True, name="tasks.pdf_tasks.export_result")

@@ -8,8 +8,10 @@ import logging
 import pytest
 from celery.exceptions import ChordError, TaskRevokedError
 
+from tasks.chord_logs import RevokedChordFilter
+from tasks.job_control import job_of_part, part_id
 from tasks.pdf import DocumentResult, PageResult
-from tasks.pdf_tasks import RevokedChordFilter, _summary, job_of_part, part_id
+from tasks.summary import summary_of
 
 REPAIR_NOTE = (
     "The file is damaged (its cross-reference table points to the wrong places: 0 of 3 pages "
@@ -29,14 +31,14 @@ def _result(sources: list[str], notes: list[str] | None = None) -> DocumentResul
 
 
 def test_the_summary_of_a_plain_document_is_its_size() -> None:
-    summary = _summary(_result(["layer"] * 3), "report.pdf")
+    summary = summary_of(_result(["layer"] * 3), "report.pdf")
     assert summary["summary"] == "report.pdf: 3 pages, 0 zones"
     assert (summary["pages_ocr"], summary["pages_without_text"], summary["notes"]) == (0, 0, [])
 
 
 def test_the_summary_counts_pages_read_by_ocr_or_without_text_and_says_it_was_repaired() -> None:
     result = _result(["layer", "ocr", "ocr", "none"], [REPAIR_NOTE])
-    summary = _summary(result, "scan.pdf")
+    summary = summary_of(result, "scan.pdf")
     assert summary["summary"] == (
         "scan.pdf: 4 pages, 0 zones; 2 pages read by OCR; 1 page without a text layer, not "
         "read; the file was damaged and repaired automatically"
@@ -44,7 +46,7 @@ def test_the_summary_counts_pages_read_by_ocr_or_without_text_and_says_it_was_re
     assert (summary["pages_ocr"], summary["pages_without_text"]) == (2, 1)
     assert summary["notes"] == [REPAIR_NOTE]
     # Other notes are pointed at, not quoted (the line is cut at 200 characters).
-    assert _summary(_result(["layer"], ["Something else."]), None)["summary"].endswith(
+    assert summary_of(_result(["layer"], ["Something else."]), None)["summary"].endswith(
         "; see the notes"
     )
 
