@@ -1,16 +1,18 @@
 """Presence: this process's watchers in the shared presence sets, and what they are told.
 
 Each connection subscribed to a job by id is one watcher (:mod:`progress_bridge.store.presence`:
-a member of the job's set, scored by when it expires). The tracker adds it before the subscribe
-is answered (the answer says how many watch), removes it on unsubscribe or close, refreshes all
-of its process's watchers every third of the time to live, and every ``presence_interval_s``
-reads the counts of the jobs its connections watch — one script call per shard — and sends a
-``presence`` frame to each watcher whose numbers changed since it was last told. Watchers of a
-killed bridge are not refreshed: they leave every count within the time to live.
+a member of the job's set, scored by when it expires). Every watcher is counted; only those
+whose subscribe asked (``presence: true``) are told, so a client that predates presence frames
+never receives one. Admins are told the users' names too; everyone else only the count.
 
-Every watcher is counted; only those whose subscribe asked (``presence: true``) are told, so a
-client that predates presence frames never receives one. Admins are told the users' names too;
-everyone else only the count.
+A watcher that asked is added before its subscribe is answered (the answer says how many
+watch: one Redis call on the subscribe's path). One that did not ask is added at the next tick,
+with every other such join in one call: a connect storm of clients that do not ask costs Redis
+one call per ``presence_interval_s``, not one per subscribe. Every ``presence_interval_s`` the
+tracker adds and removes what changed, refreshes all of its watchers every third of the time to
+live, reads the counts of the jobs someone here asked about — one script call per shard — and
+sends a ``presence`` frame to each such watcher whose numbers changed since it was last told.
+Watchers of a killed bridge are not refreshed: they leave every count within the time to live.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class PresenceTracker:
         self.watchers: dict[str, dict[Connection, _Watcher]] = {}
         self._jobs_of: dict[Connection, set[str]] = defaultdict(set)
         self._leaving: dict[str, list[str]] = defaultdict(list)
+        #: Watchers that did not ask, added at the next tick.
+        self._joining: dict[str, list[str]] = defaultdict(list)
         self._refreshed_at = 0.0
 
     @property
@@ -78,12 +82,13 @@ class PresenceTracker:
         watching, users = told
         return {"watching": watching, **({"users": list(users)} if users is not None else {})}
 
-    async def join(self, conn: Connection, job_id: str, *, tell: bool) -> _Told:
-        """Add the connection as a watcher of the job; return what it is told in its answer.
-        ``tell``: it asked for ``presence`` frames.
+    async def join(self, conn: Connection, job_id: str, *, tell: bool) -> _Told | None:
+        """Add the connection as a watcher of the job. ``tell`` (it asked for ``presence``
+        frames): added now, and what its answer says is returned; otherwise added at the next
+        tick, and None.
 
         Raises:
-            StreamUnavailable, StoreRejected: Redis did not take it.
+            StreamUnavailable, StoreRejected: Redis did not take it (``tell`` only).
         """
         known = self.watchers.get(job_id, {}).get(conn)
         principal = conn.session.principal
@@ -92,6 +97,12 @@ class PresenceTracker:
             if known
             else watcher_member(self.bridge_id, next(self._numbers), principal.user)
         )
+        if not tell:
+            if known is None:
+                self._joining[job_id].append(member)
+            self.watchers.setdefault(job_id, {})[conn] = _Watcher(member, False, None)
+            self._jobs_of[conn].add(job_id)
+            return None
         result = await self.store.apply(
             {job_id: PresenceChange(add=[member])}, users=principal.admin
         )
@@ -106,7 +117,11 @@ class PresenceTracker:
         watcher = watchers.pop(conn, None) if watchers else None
         if watcher is None:
             return
-        self._leaving[job_id].append(watcher.member)
+        joining = self._joining.get(job_id)
+        if joining is not None and watcher.member in joining:
+            joining.remove(watcher.member)  # never added: nothing to remove
+        else:
+            self._leaving[job_id].append(watcher.member)
         if not watchers:
             del self.watchers[job_id]
         jobs = self._jobs_of.get(conn)
@@ -133,19 +148,27 @@ class PresenceTracker:
     async def tick(self, hub: _Flusher) -> None:
         now = time.monotonic()
         leaving, self._leaving = self._leaving, defaultdict(list)
+        joining, self._joining = self._joining, defaultdict(list)
         changes = {job: PresenceChange(remove=members) for job, members in leaving.items()}
+        for job, members in joining.items():
+            if members:
+                changes.setdefault(job, PresenceChange()).add = list(members)
         if now - self._refreshed_at >= self.ttl_s / 3:
             self._refreshed_at = now
             for job, mine in self.watchers.items():
                 change = changes.setdefault(job, PresenceChange())
                 change.add = [w.member for w in mine.values()]
-        jobs = list(self.watchers)
-        admins = any(c.session.principal.admin for ws in self.watchers.values() for c in ws)
+        # Counts are read only where a watcher here asked to be told.
+        asked = {job: [c for c, w in mine.items() if w.tell] for job, mine in self.watchers.items()}
+        jobs = [job for job, conns in asked.items() if conns]
+        admins = any(c.session.principal.admin for job in jobs for c in asked[job])
         try:
             result = await self.store.apply(changes, read=jobs, users=admins)
         except (StreamUnavailable, StoreRejected):
             for job, members in leaving.items():  # removed next time
                 self._leaving[job].extend(members)
+            for job, members in joining.items():  # added next time
+                self._joining[job].extend(members)
             raise
         woken = []
         for job in jobs:

@@ -276,7 +276,7 @@ class Bridge:
             return None
         if self.hub.conns.get(conn.id) is not conn:  # closed meanwhile: it watches nothing
             tracker.forget(conn)
-        return tracker.as_frame(told) if op.presence else None
+        return tracker.as_frame(told) if told is not None else None
 
     async def _answer_room(self, conn: Connection, op: SubscribeRoom) -> tuple[str | None, str]:
         """Read and queue the answer to a room subscribe; or the error code and message."""
