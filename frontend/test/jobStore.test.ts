@@ -416,24 +416,31 @@ describe("rooms", () => {
     expect(t.store.getJob("a2")).toMatchObject({ epoch: "e9", percent: 3 });
   });
 
-  it("a listed job keeps its state when held at an older position of the same epoch, else takes the snapshot", () => {
+  it("a listed job takes its snapshot unless it holds a state of the same epoch at least as new", () => {
+    // (A job the client also watches by id can be listed before that subscribe's events caught
+    // up: the bridge then goes on after the room's snapshot, so an older state must give way.)
     const t = inRoom();
     t.log.length = 0;
     t.store.connectionLost();
     t.store.receive(HELLO);
     t.store.framesToSend();
-    t.store.receive(
+    const listed = (a1: JobSnapshot) =>
       subscribed({
-        ref: "r2",
+        ref: null,
         room: "user:alice",
         recovered: true,
         reason: "ok",
-        // a1: newer, same epoch → the server replays from our position. a2: another epoch.
-        jobs: [snapshot("a1", "e1", "9-0", { percent: 99 }), snapshot("a2", "e2", "1-0", { percent: 1 })],
-      }),
-    );
-    expect(t.snapshots().map((s) => s.jobId)).toEqual(["a2"]);
-    expect(t.store.getJob("a1")?.lastId).toBe("5-0");
+        jobs: [a1, snapshot("a2", "e2", "1-0", { percent: 1 })],
+      });
+    // a1 held at 5-0, listed newer (9-0): the snapshot replaces it. a2: another epoch.
+    t.store.receive(listed(snapshot("a1", "e1", "9-0", { percent: 99 })));
+    expect(t.snapshots().map((s) => s.jobId)).toEqual(["a1", "a2"]);
+    expect(t.store.getJob("a1")).toMatchObject({ lastId: "9-0", percent: 99 });
+    // Listed older (7-0) than held (9-0), same epoch: kept.
+    t.log.length = 0;
+    t.store.receive(listed(snapshot("a1", "e1", "7-0", { percent: 70 })));
+    expect(t.snapshots().map((s) => s.jobId)).toEqual([]);
+    expect(t.store.getJob("a1")).toMatchObject({ lastId: "9-0", percent: 99 });
   });
 
   it("releasing the room forgets its jobs, except those also watched by id", () => {

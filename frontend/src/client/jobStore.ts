@@ -285,13 +285,14 @@ export class JobStore {
     for (const snapshot of frame.jobs ?? []) {
       this.subs.addRoomJob(room, snapshot.job_id);
       const current = this.jobs.get(snapshot.job_id);
-      // Jobs we hold a position for are replayed by the server; any other takes the snapshot.
-      // (The room reply has no per-job `recovered`: an epoch change or a position ahead of the
-      // stream is detected here from the snapshot's own position.)
+      // A listed job is one we sent no position for: the bridge sends its events after the
+      // snapshot's `last_id` only (even when it is also subscribed by id), so a state older than
+      // the snapshot would miss the events in between: take the snapshot, unless our state is
+      // of the same epoch and at least as new (then the events up to it are duplicates).
       const keep =
         current?.lastId &&
         current.epoch === snapshot.epoch &&
-        !isAfter(current.lastId, snapshot.last_id);
+        !isAfter(snapshot.last_id, current.lastId);
       if (!keep) this.replaceWithSnapshot(snapshot, frame.recovered, reason, room);
     }
     // The bridge also reports each resumed job's outcome; a position it could not honour comes
