@@ -69,10 +69,6 @@ class PresenceTracker:
         self._joining: dict[str, list[str]] = defaultdict(list)
         self._refreshed_at = 0.0
 
-    @property
-    def enabled(self) -> bool:
-        return self.interval > 0
-
     @staticmethod
     def told(presence: Presence, admin: bool) -> _Told:
         return presence.watching, presence.users if admin else None
