@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from progress_bridge.events import ProcessingProgress, ProcessingQueued
@@ -22,6 +23,7 @@ from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeServer, bridge_settings, mint
 from tests.conftest import TIMEOUT
 from tests.integration.bridge_client import Client, events_in, open_client
+from tests.waiting import poll
 
 #: Connections of the attacker, and how long they keep subscribing (seconds).
 ATTACKERS = 10
@@ -59,11 +61,20 @@ def _run_job_meanwhile(store: EventStore, job_id: str, stop: threading.Event) ->
     return thread
 
 
+async def _watchers(bridge: BridgeServer, job_id: str) -> list[str]:
+    """Who watches the job, as an admin reads it over HTTP."""
+    token = mint(bridge.settings, "root", admin=True)
+    async with httpx.AsyncClient(base_url=bridge.base_url) as http:
+        got = await http.get(f"/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
+    got.raise_for_status()
+    return list(got.json()["presence"]["users"])
+
+
 async def _attack(client: Client, job_id: str, epoch: str, doc: str) -> list[dict[str, Any]]:
     """Subscribe to the victim's job every way the protocol allows, in turn, until the time is
     up; return every frame received (pings aside)."""
     frames = [
-        {"op": "subscribe", "job_id": job_id},
+        {"op": "subscribe", "job_id": job_id, "presence": True},
         {"op": "subscribe", "job_id": job_id, "epoch": epoch, "last_id": "0-0"},
         {"op": "subscribe", "room": "user:alice"},
         {"op": "subscribe", "room": f"document:{doc}"},
@@ -115,6 +126,13 @@ async def test_refused_subscribes_racing_a_running_job_receive_none_of_its_event
         for _ in range(ATTACKERS):
             attackers.append(await open_client(bridge.ws_url, mint(bridge.settings, "bob")))
         seen = await asyncio.gather(*(_attack(c, job_id, queued.epoch, doc) for c in attackers))
+
+        # With the attackers still connected, the job's watchers are the admin alone: no
+        # refused subscribe was counted (bob would stay in the set until its time to live).
+        async def admin_alone() -> bool:
+            return await _watchers(bridge, job_id) == ["root"]
+
+        await poll(admin_alone, "the admin alone watching")
     finally:
         stop.set()
         writer.join(TIMEOUT)
