@@ -168,6 +168,8 @@ def test_connections_ended_every_way_leave_no_object_and_no_cycle_behind(
             client.wait(TIMEOUT)
         # Every socket is gone (the stalled ones aborted after the linger).
         _poll(lambda: not state.connections, "uvicorn to drop every connection")
+        # Every one of them watched a job: presence keeps none of them.
+        assert hub.presence is not None and not hub.presence.watchers
         closed = server.bridge.metrics.registry.get_sample_value
         assert closed("progress_bridge_closed_slow_total") == 3
         assert closed("progress_bridge_connections_closed_total", {"code": "4000"}) == 10
