@@ -203,6 +203,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A watcher no bridge refreshes (its bridge died) leaves presence after this.",
     )
+    bridge_position_check_s: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Every this many seconds, compare each watched job's stored position with what its "
+            "watchers were sent; a gap that lasts two checks is read back from the job's stream "
+            "(0: off)."
+        ),
+    )
     bridge_resume_wait_s: float = Field(
         default=5.0,
         ge=0,

@@ -38,6 +38,7 @@ from .connection import Connection
 from .core import CloseCode, FeedEntry
 from .listening import Listening
 from .metrics import BridgeMetrics
+from .position_check import PositionCheck
 from .presence import PresenceTracker
 
 __all__ = ["Hub"]
@@ -79,6 +80,12 @@ class Hub:
         )
         #: Who watches which job across bridges (None: presence is off).
         self.presence: PresenceTracker | None = None
+        #: Reads back what a watched job's live source did not bring (None: off).
+        self.position_check = (
+            PositionCheck(self, settings.bridge_position_check_s)
+            if settings.bridge_position_check_s > 0
+            else None
+        )
         self.store = store
         self.metrics = metrics
         self.conns: dict[int, Connection] = {}
@@ -471,6 +478,10 @@ class Hub:
         ]
         if self.presence is not None:
             self._tasks.append(asyncio.create_task(self.presence.run(self), name="pb-presence"))
+        if self.position_check is not None:
+            self._tasks.append(
+                asyncio.create_task(self.position_check.run(), name="pb-position-check")
+            )
 
     async def stop(self) -> None:
         """Close every connection with 1012 (so clients reconnect elsewhere), stop the tasks."""

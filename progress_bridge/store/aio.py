@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from ..config import Settings
 from ..events.records import Replay
 from ..events.schema import ProgressEvent
-from ..events.snapshot import DOCUMENT_FIELD, EPOCH_FIELD, OWNER_FIELD, JobSnapshot
+from ..events.snapshot import DOCUMENT_FIELD, EPOCH_FIELD, LAST_ID_FIELD, OWNER_FIELD, JobSnapshot
 from ._scripts import (
     APPEND_LUA,
     REPLAY_LUA,
@@ -110,6 +110,15 @@ class AsyncEventStore:
             JobSnapshot.from_hash(job_id, raw) if raw.get(EPOCH_FIELD) else None
             for job_id, raw in zip(job_ids, rows, strict=True)
         ]
+
+    @translated_async
+    async def last_ids(self, job_ids: list[str]) -> dict[str, str]:
+        """Each job's last stored id in one round trip (jobs that do not exist are left out)."""
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.snapshot(job_id), LAST_ID_FIELD)
+        rows = cast(list[str | None], await pipe.execute())
+        return {job: last for job, last in zip(job_ids, rows, strict=True) if last}
 
     @translated_async
     async def job_meta(self, job_id: str) -> JobMeta | None:
