@@ -4,7 +4,8 @@ The Python counterpart of the TypeScript client, with the same guarantees (``doc
 it reconnects by itself with full-jitter backoff, resumes from the last position it yielded, so
 the caller sees every event once and in order — or, when the bridge cannot honour the position
 (history trimmed, the store lost the job, a new epoch), a :class:`JobSnapshot` to start again
-from, then the events after it. The iteration ends after the job's terminal event.
+from, then the events after it. The iteration ends after the job's terminal event (or a
+snapshot that says the job has ended).
 
 Why a client of its own and not the store: a program outside the Redis network (a CI job, a
 laptop) reaches the bridge, not Redis; and the bridge's authorization applies.
@@ -109,7 +110,7 @@ async def watch(
     max_attempts: int | None = None,
     open_timeout_s: float = 10.0,
 ) -> AsyncIterator[Update]:
-    """Yield the job's state and events until its terminal event.
+    """Yield the job's state and events until its terminal event, or a snapshot of the ended job.
 
     Args:
         url: the bridge's WebSocket URL, e.g. ``ws://127.0.0.1:8000/ws``.
@@ -133,7 +134,13 @@ async def watch(
             async for update in _one_connection(url, job_id, token, position, open_timeout_s):
                 failures = 0
                 yield update
-                if not isinstance(update, JobSnapshot) and update.type in TERMINAL_TYPES:
+                # The end: its terminal event, or a snapshot of a job that has ended (a job
+                # followed from after its end, or caught up in a new epoch after it ended:
+                # no terminal event follows those).
+                if isinstance(update, JobSnapshot):
+                    if update.finished:
+                        return
+                elif update.type in TERMINAL_TYPES:
                     return
             raise _Retry("the connection ended")
         except (_Retry, OSError, InvalidHandshake, TimeoutError) as exc:

@@ -107,6 +107,19 @@ async def test_watch_of_another_users_job_raises_forbidden(
     assert exc.value.code == "forbidden"
 
 
+async def test_watch_of_a_job_that_has_ended_yields_its_snapshot_and_stops(
+    redis_url: str, store: EventStore, job_id: str
+) -> None:
+    # No terminal event follows a snapshot taken after the end: the snapshot is the end.
+    settings = bridge_settings(redis_url)
+    _start(store, job_id)
+    store.append(ProcessingCompleted(job_id=job_id, owner="alice", result_summary="done"))
+    with BridgeServer(settings) as bridge:
+        updates = [u async for u in watch(bridge.ws_url, job_id, token=mint(settings, "alice"))]
+    assert [type(u).__name__ for u in updates] == ["JobSnapshot"]
+    assert updates[0].status == "completed"  # type: ignore[union-attr]
+
+
 def _finish_later(
     store: EventStore, job_id: str, ready: Callable[[], bool] = lambda: True
 ) -> threading.Thread:
