@@ -61,7 +61,7 @@ carry ids, never paths, so a message cannot make a worker read or write anywhere
 part ids, revoking and the stop check are :mod:`tasks.job_control`; the completion summary
 :mod:`tasks.summary`; the chord log filter :mod:`tasks.chord_logs`.
 
-This module holds the five tasks of a PDF job and the code only they share (about 550 lines
+Why one module: it holds the five tasks of a PDF job and the code only they share (about 550 lines
 without this text): their names are part of the wire (``tasks.pdf_tasks.*``, what Flower and
 the result backend show), and the canvas's steps read as one story here.
 """

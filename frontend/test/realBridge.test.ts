@@ -219,6 +219,39 @@ describe.runIf(enabled)("against the real bridge", () => {
       await waitFor(() => client.getJob(jobId)?.percent === 33, "room live event");
     });
 
+    it("ends with every zone of a job watched by id and through its user room, the room joined mid-job", async () => {
+      // The page's case: the job by id, then the user's room while the job runs. The room's answer
+      // lists the job with a snapshot that may be ahead of what the job's subscription delivered
+      // so far; the bridge then sends only what follows that snapshot, so a client that kept its
+      // own older state would lose the zones in between (stuck on "processing").
+      const jobId = newJobId();
+      const ev = eventsOf(jobId);
+      const n = 60;
+      const zones = Array.from({ length: n }, (_, i) => ({ zone_id: `z${i}`, index: i, page: 1, kind: "text", bbox: null }));
+      await store.append(
+        ev("processing_queued", { task_name: "pdf.process" }),
+        ev("processing_started", { attempt: 1 }),
+        ev("zones_declared", { zones, pages: [], zones_total: n }),
+      );
+      const client = clientFor(format);
+      client.subscribe(jobId);
+      await waitFor(() => client.getJob(jobId)?.status === "started", "the job's snapshot");
+      // Zones arrive one append at a time; the room is joined while they do.
+      const appending = (async () => {
+        for (let i = 0; i < n; i++) await store.append(...zone(ev, i));
+        await store.append(ev("processing_completed"));
+      })();
+      await waitFor(() => Object.values(client.getJob(jobId)!.zones).some((z) => z.status === "completed"), "a zone");
+      client.subscribeRoom("user:alice");
+      await appending;
+      const history = await store.history(jobId);
+      await waitFor(() => client.getJob(jobId)?.lastId === history.at(-1), "the job's last event");
+      const job = client.getJob(jobId)!;
+      expect(job.status).toBe("completed");
+      expect(Object.values(job.zones).filter((z) => z.status !== "completed")).toEqual([]);
+      expect(client.getRoomJobs("user:alice").some((j) => j.jobId === jobId)).toBe(true);
+    });
+
     it("says who watches a job: itself first, then a second client until that one leaves", async () => {
       const jobId = newJobId();
       await store.append(eventsOf(jobId)("processing_queued", { task_name: "pdf.process" }));
