@@ -32,21 +32,19 @@ from ...events.ids import parse_stream_id
 from ...events.records import Replay, StoredEntry
 from ...events.snapshot import JobSnapshot
 from ...exceptions import FrameError
-from .codes import CloseCode, ErrorCode
-from .limits import Limits
-from .outbox import Control, Outbox, TakeResult
-from .wire import (
-    PROTOCOL_VERSION,
+from .client_ops import (
     Ack,
     ClientOp,
-    FeedEntry,
     Pong,
     SubscribeJob,
     SubscribeRoom,
     Unsubscribe,
-    WireFormat,
     parse_client_frame,
 )
+from .codes import CloseCode, ErrorCode
+from .limits import Limits
+from .outbox import Control, Outbox, TakeResult
+from .wire import PROTOCOL_VERSION, FeedEntry, WireFormat
 
 __all__ = ["ANSWER_BYTES_PER_TOKEN", "Session"]
 
