@@ -6,6 +6,9 @@ live entries and the store's answers, and writes what it returns. So the whole p
 ``docs/protocol.md`` (version :data:`PROTOCOL_VERSION`) is testable with plain values.
 
 - :mod:`.session` — :class:`Session`, the state of one connection;
+- :mod:`.answers` — what a subscribe is answered with (``subscribed``, history, position);
+- :mod:`.inbound_rate` — a connection's token bucket, charged by frames and their answers;
+- :mod:`.outbox` — :class:`Outbox`, the bounded coalescing queue of frames;
 - :mod:`.wire` — subprotocol negotiation, :class:`FeedEntry` (an event encoded once per wire
   format) and WebSocket frame bytes: the outgoing encoding;
 - :mod:`.client_ops` — the client's ops and :func:`parse_client_frame`: the incoming frames;
