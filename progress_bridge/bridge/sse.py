@@ -47,8 +47,8 @@ from .core import (
     SubscribeRoom,
     WireFormat,
 )
+from .core.client_ops import MAX_ROOM_POSITIONS, parse_client_frame
 from .core.frames import SseCloseFrame
-from .core.wire import MAX_ROOM_POSITIONS, parse_client_frame
 from .service import Bridge
 
 __all__ = ["decode_last_event_id", "encode_positions", "sse_endpoint"]

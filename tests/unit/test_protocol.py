@@ -23,7 +23,7 @@ from progress_bridge.bridge.core import (
     negotiate,
     parse_client_frame,
 )
-from progress_bridge.bridge.core.wire import MAX_ROOM_POSITIONS
+from progress_bridge.bridge.core.client_ops import MAX_ROOM_POSITIONS
 from progress_bridge.events import (
     ProcessingCompleted,
     ProcessingProgress,

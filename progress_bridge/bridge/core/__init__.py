@@ -6,8 +6,12 @@ live entries and the store's answers, and writes what it returns. So the whole p
 ``docs/protocol.md`` (version :data:`PROTOCOL_VERSION`) is testable with plain values.
 
 - :mod:`.session` — :class:`Session`, the state of one connection;
-- :mod:`.wire` — subprotocol negotiation, client frame parsing, :class:`FeedEntry` (an event
-  encoded once per wire format) and WebSocket frame bytes;
+- :mod:`.answers` — what a subscribe is answered with (``subscribed``, history, position);
+- :mod:`.inbound_rate` — a connection's token bucket, charged by frames and their answers;
+- :mod:`.outbox` — :class:`Outbox`, the bounded coalescing queue of frames;
+- :mod:`.wire` — subprotocol negotiation, :class:`FeedEntry` (an event encoded once per wire
+  format) and WebSocket frame bytes: the outgoing encoding;
+- :mod:`.client_ops` — the client's ops and :func:`parse_client_frame`: the incoming frames;
 - :mod:`.codes` — :class:`CloseCode` and :class:`ErrorCode`; :mod:`.limits` — :class:`Limits`;
 - :mod:`.frames` — the frames as pydantic models (the documented contract; TypeScript types and
   the AsyncAPI document are generated from them).
@@ -15,6 +19,15 @@ live entries and the store's answers, and writes what it returns. So the whole p
 
 from ...access import Principal
 from ...exceptions import FrameError
+from .client_ops import (
+    Ack,
+    ClientOp,
+    Pong,
+    SubscribeJob,
+    SubscribeRoom,
+    Unsubscribe,
+    parse_client_frame,
+)
 from .codes import CloseCode, ErrorCode
 from .limits import Limits
 from .outbox import Outbox, TakeResult
@@ -24,17 +37,10 @@ from .wire import (
     MSGPACK_SUBPROTOCOL,
     PROTOCOL_VERSION,
     TOKEN_SUBPROTOCOL_PREFIX,
-    Ack,
-    ClientOp,
     FeedEntry,
-    Pong,
-    SubscribeJob,
-    SubscribeRoom,
-    Unsubscribe,
     WireFormat,
     events_frame,
     negotiate,
-    parse_client_frame,
     ws_frame,
 )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .client_ops import MAX_ROOM_POSITIONS
 from .codes import CloseCode, ErrorCode
 from .frames import protocol_schema
-from .wire import JSON_SUBPROTOCOL, MAX_ROOM_POSITIONS, MSGPACK_SUBPROTOCOL, PROTOCOL_VERSION
+from .wire import JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, PROTOCOL_VERSION
 
 __all__ = ["asyncapi_document"]
 

@@ -1,7 +1,7 @@
 """Every frame of the wire protocol as a pydantic model: the documented contract, in code.
 
 The bridge builds its frames by hand on the hot path (pre-encoded events, concatenated
-batches) and parses client frames with :func:`~.wire.parse_client_frame`, which maps each
+batches) and parses client frames with :func:`~.client_ops.parse_client_frame`, which maps each
 mistake to an error code. These models are the one definition both must agree with: tests
 validate every frame a session emits against :data:`ServerFrame` and feed frames built from
 :data:`ClientFrame` to the parser; ``scripts/gen_types`` generates the TypeScript frame types,
@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ...events.jsonschema import json_schema as events_schema
 from ...events.schema import JOB_ID_PATTERN, ProgressEvent
 from ...events.snapshot import JobSnapshot
+from .client_ops import MAX_ROOM_POSITIONS
 from .codes import CloseCode, ErrorCode
 from .wire import (
     JSON_SUBPROTOCOL,
-    MAX_ROOM_POSITIONS,
     MSGPACK_SUBPROTOCOL,
     PROTOCOL_VERSION,
     TOKEN_SUBPROTOCOL_PREFIX,

@@ -1,21 +1,25 @@
 """The state of one WebSocket connection, decided from plain values. No I/O here.
 
 :class:`Session` holds the protocol of ``docs/protocol.md`` for one connection — its
-subscriptions, its per-job replay positions, its bounded outbox with coalescing, its inbound
-rate limit and its heartbeat clock. It has no ``await``, no Redis client and no web framework:
-the endpoint (:mod:`progress_bridge.bridge.endpoint`) feeds it client frames and the store's
-answers and writes what :meth:`Session.take` returns; the hub
-(:mod:`progress_bridge.bridge.hub`) calls :meth:`Session.deliver` for live entries.
+subscriptions, its per-job replay positions, its bounded outbox, its heartbeat clock and its
+decision to close. It has no ``await``, no Redis client and no web framework: the endpoint
+(:mod:`progress_bridge.bridge.endpoint`) feeds it client frames and the store's answers and
+writes what :meth:`Session.take` returns; the hub (:mod:`progress_bridge.bridge.hub`) calls
+:meth:`Session.deliver` for live entries.
 
 Replay (the full contract is in ``docs/protocol.md``): while a subscribe is in progress the
 session *holds* every live entry routed to it (the I/O layer registers the live subscription
-before it reads history), then :meth:`Session.finish_job` queues ``subscribed``, the history, and
-the held entries whose id is greater than the last id sent for their job. Ids compare as parsed
-``(ms, seq)`` pairs (:func:`~progress_bridge.events.ids.parse_stream_id`), computed once per entry.
+before it reads history), then :meth:`Session.finish_job` queues the answer (``subscribed`` and
+the history, as :mod:`.answers` decides) and the held entries whose id is greater than the last
+id sent for their job. Ids compare as parsed ``(ms, seq)`` pairs, computed once per entry
+(:attr:`.wire.FeedEntry.key`).
 
-Each event is encoded once per wire format: :class:`FeedEntry` caches its JSON and msgpack
-forms, and every session that sends it shares them; the session's :class:`~.outbox.Outbox`
-sends several queued events as one ``batch`` frame built from the pre-encoded events.
+Beside it, each in its own module: client frame parsing (:mod:`.client_ops`), the inbound rate
+limit (:mod:`.inbound_rate`), what a subscribe is answered with (:mod:`.answers`), the queue and
+its batches (:mod:`.outbox`), the encoding of events (:mod:`.wire`). Why one module: the
+subscription bookkeeping and the per-event delivery path share the per-job positions, the held
+entries and the outbox, so splitting :class:`Session` across objects would add a call to every
+delivered event.
 """
 
 from __future__ import annotations
@@ -29,33 +33,26 @@ import msgpack
 
 from ...access import Principal
 from ...events.ids import parse_stream_id
-from ...events.records import Replay, StoredEntry
+from ...events.records import Replay
 from ...events.snapshot import JobSnapshot
 from ...exceptions import FrameError
-from .codes import CloseCode, ErrorCode
-from .limits import Limits
-from .outbox import Control, Outbox, TakeResult
-from .wire import (
-    PROTOCOL_VERSION,
+from .answers import JobAnswer, job_answer, job_subscribed, room_subscribed
+from .client_ops import (
     Ack,
     ClientOp,
-    FeedEntry,
     Pong,
     SubscribeJob,
     SubscribeRoom,
     Unsubscribe,
-    WireFormat,
     parse_client_frame,
 )
+from .codes import CloseCode, ErrorCode
+from .inbound_rate import InboundRate
+from .limits import Limits
+from .outbox import Control, Outbox, TakeResult
+from .wire import PROTOCOL_VERSION, FeedEntry, WireFormat
 
-__all__ = ["ANSWER_BYTES_PER_TOKEN", "Session"]
-
-#: Bytes of a subscribe's answer (snapshot, replayed history) that cost one more inbound token.
-ANSWER_BYTES_PER_TOKEN = 16 * 1024
-
-
-# -- Sessions ----------------------------------------------------------------------------------
-
+__all__ = ["Session"]
 
 #: The heartbeat frame, encoded once per format (every connection sends it).
 _PING = {
@@ -109,9 +106,7 @@ class Session:
         self.outbox = Outbox(fmt, self.limits.batch_max_events)
         self._last_received = now
         self._last_ping = now
-        self._tokens = float(self.limits.rate_burst)
-        self._tokens_at = now
-        self._strikes = 0
+        self._rate = InboundRate(self.limits, now)
         #: Bytes written to the socket but not read yet, as of the last tick.
         self._unread = 0
         self._push_control(
@@ -171,7 +166,8 @@ class Session:
         if len(data) > self.limits.max_frame_bytes:
             self.close(CloseCode.TOO_BIG, "frame too large")
             return None
-        if not self._take_token(now):
+        if not self._rate.take(now):
+            self._flooded(now)
             return None
         try:
             op = parse_client_frame(data, self.format)
@@ -185,22 +181,12 @@ class Session:
             return None
         if isinstance(op, Ack):
             self.acks[op.job_id] = op.id
-            return op
         return op
 
-    def _take_token(self, now: float) -> bool:
-        lim = self.limits
-        self._tokens = min(
-            float(lim.rate_burst), self._tokens + (now - self._tokens_at) * lim.rate_per_s
-        )
-        self._tokens_at = now
-        if self._tokens >= 1.0:
-            if self._tokens >= lim.rate_burst - 1:
-                self._strikes = 0  # the client calmed down: forgive earlier flooding
-            self._tokens -= 1.0
-            return True
-        self._strikes += 1
-        if self._strikes == 1:
+    def _flooded(self, now: float) -> None:
+        """A frame was dropped by the rate limit: warn on the first strike, close at the last."""
+        lim, strikes = self.limits, self._rate.strikes
+        if strikes == 1:
             self.error(
                 ErrorCode.RATE_LIMITED,
                 f"more than {lim.rate_per_s:g} frames/s; frame dropped "
@@ -208,15 +194,8 @@ class Session:
                 None,
                 now,
             )
-        elif self._strikes >= lim.rate_strikes:
+        elif strikes >= lim.rate_strikes:
             self.close(CloseCode.RATE_LIMITED, "inbound rate limit exceeded")
-        return False
-
-    def _charge_answer(self, size: int) -> None:
-        """Charge an answer's size against the inbound rate: a subscribe costs one frame plus
-        one per :data:`ANSWER_BYTES_PER_TOKEN` it queued, so a client re-subscribing to a job
-        with a large snapshot is rate limited by the work it causes, not only by its frames."""
-        self._tokens -= size / ANSWER_BYTES_PER_TOKEN
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -269,62 +248,21 @@ class Session:
         st = _JobState(explicit=True)
         self._jobs[op.job_id] = st
         before = self.outbox.bytes
-        self._answer_job(
-            st,
-            op.job_id,
-            now,
-            replay=replay,
-            snapshot=snapshot,
-            ref=op.ref,
-            after=op.last_id,
-            presence=presence,
-        )
-        self._charge_answer(self.outbox.bytes - before)
+        answer = job_answer(replay=replay, snapshot=snapshot, after=op.last_id)
+        self._answer_job(st, answer, now, job_subscribed(op.job_id, op.ref, answer, presence))
+        self._rate.charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def _answer_job(
-        self,
-        st: _JobState,
-        job_id: str,
-        now: float,
-        *,
-        replay: Replay | None,
-        snapshot: JobSnapshot | None,
-        ref: str | int | None,
-        room: str | None = None,
-        after: str | None = None,
-        presence: Mapping[str, Any] | None = None,
+        self, st: _JobState, answer: JobAnswer, now: float, frame: Mapping[str, Any] | None
     ) -> None:
-        entries: list[StoredEntry] = []
-        if replay is not None:
-            recovered, reason, epoch = replay.recovered, replay.reason, replay.epoch
-            if replay.recovered:
-                entries = replay.entries
-            snapshot = replay.snapshot
-        else:
-            recovered, reason = True, "ok"
-            epoch = snapshot.epoch if snapshot else None
-        if snapshot is not None:
-            st.last_sent = parse_stream_id(snapshot.last_id)
-        elif recovered and after is not None:
-            # The client has everything up to its position: a live entry at or before it (one
-            # the feed reader had not routed yet when the subscribe registered) is not resent.
-            st.last_sent = parse_stream_id(after)
-        if room is None:
-            self._push_control(
-                {
-                    "op": "subscribed",
-                    "ref": ref,
-                    "job_id": job_id,
-                    "recovered": recovered,
-                    "reason": reason,
-                    "epoch": epoch,
-                    "snapshot": snapshot.model_dump(mode="json") if snapshot else None,
-                    **({"presence": presence} if presence is not None else {}),
-                },
-                now,
-            )
-        for stored in entries:
+        """Queue a job's answer: its ``subscribed`` frame (None in a room's answer, which has one
+        frame for all its jobs), then its history, moving the job's position along."""
+        if answer.resumes_after is not None:
+            st.last_sent = answer.resumes_after
+        if frame is not None:
+            self._push_control(frame, now)
+        for stored in answer.entries:
             entry = FeedEntry.from_stored(stored)
             st.last_sent = entry.key
             self._push(entry, now)
@@ -343,44 +281,16 @@ class Session:
         for snap in snapshots:
             st = self._jobs.setdefault(snap.job_id, _JobState())
             st.last_sent = parse_stream_id(snap.last_id)
-        self._push_control(
-            {
-                "op": "subscribed",
-                "ref": op.ref,
-                "room": op.room,
-                "recovered": all(r.recovered for r in replays),
-                "reason": "ok",
-                "epoch": None,
-                "snapshot": None,
-                "jobs": [s.model_dump(mode="json") for s in snapshots],
-                "replays": [
-                    {
-                        "job_id": r.job_id,
-                        "recovered": r.recovered,
-                        "reason": r.reason,
-                        "epoch": r.epoch,
-                        "snapshot": r.snapshot.model_dump(mode="json") if r.snapshot else None,
-                    }
-                    for r in replays
-                ],
-            },
-            now,
-        )
+        self._push_control(room_subscribed(op, snapshots, replays), now)
         for replay in replays:
             st = self._jobs.setdefault(replay.job_id, _JobState())
             st.last_sent = None
             position = op.positions.get(replay.job_id)
-            self._answer_job(
-                st,
-                replay.job_id,
-                now,
-                replay=replay,
-                snapshot=None,
-                ref=op.ref,
-                room=op.room,
-                after=position[1] if position else None,
+            answer = job_answer(
+                replay=replay, snapshot=None, after=position[1] if position else None
             )
-        self._charge_answer(self.outbox.bytes - before)
+            self._answer_job(st, answer, now, None)
+        self._rate.charge_answer(self.outbox.bytes - before)
         return self.release(now)
 
     def fail_subscribe(
