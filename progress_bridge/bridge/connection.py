@@ -305,15 +305,8 @@ class Connection:
         self.broken = True
 
     def _count(self, result: TakeResult | None) -> None:
-        handler = self._handler
-        if result is None or handler is None:
-            return
-        metrics = handler.metrics
-        metrics.frames_sent.inc(len(result.frames))
-        if result.events:
-            metrics.events_relayed.inc(result.events)
-            if result.oldest_ts:
-                metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
+        if result is not None and self._handler is not None:
+            self._handler.metrics.written(len(result.frames), result.events, result.oldest_ts)
 
     def buffered(self) -> int:
         """Bytes this process holds for the socket: the outbox, and the transport's buffer."""

@@ -288,11 +288,7 @@ class Hub:
             if written > n and (oldest is None or entry.ts < oldest):
                 oldest = entry.ts
         if written:
-            metrics = self.metrics
-            metrics.frames_sent.inc(written)
-            metrics.events_relayed.inc(written)
-            if oldest:
-                metrics.event_age.observe(max(0.0, time.time() - oldest))
+            self.metrics.written(written, written, oldest)
         if got:
             self.flush(got)
 
@@ -338,15 +334,9 @@ class Hub:
                     ts = result.oldest_ts
                     if ts and (oldest is None or ts < oldest):
                         oldest = ts
-        metrics = self.metrics
-        if frames:
-            metrics.frames_sent.inc(frames)
-        if events:
-            metrics.events_relayed.inc(events)
-        if oldest is not None:
-            metrics.event_age.observe(max(0.0, time.time() - oldest))
+        self.metrics.written(frames, events, oldest)
         if coalesced:
-            metrics.coalesced.inc(coalesced)
+            self.metrics.coalesced.inc(coalesced)
 
     def _meta_of(self, entry: FeedEntry) -> tuple[str | None, str | None]:
         cached = self.meta.get(entry.job_id)
