@@ -23,7 +23,7 @@ import pytest
 from websockets.protocol import State
 
 from progress_bridge.access import Principal
-from progress_bridge.bridge.connection import AsgiSink, Connection
+from progress_bridge.bridge.connection import Connection
 from progress_bridge.bridge.core import (
     ClientOp,
     CloseCode,
@@ -35,6 +35,7 @@ from progress_bridge.bridge.core import (
 from progress_bridge.bridge.direct import DirectWriter
 from progress_bridge.bridge.hub import Hub
 from progress_bridge.bridge.metrics import BridgeMetrics
+from progress_bridge.bridge.sinks import AsgiSink
 from progress_bridge.config import Settings
 from progress_bridge.events.snapshot import JobSnapshot
 
