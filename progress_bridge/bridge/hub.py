@@ -11,7 +11,7 @@ keeps up costs no task switch and a slow one only ever delays itself.
 Two ways to hear of events (``feed_mode``). With ``stream`` (DESIGN.md option (a)) every bridge
 reads and parses every event of every job, whether or not it has subscribers for it; adding
 bridges adds sockets, not event throughput. With ``notify`` (option (b)) the hub listens to the
-pub/sub channels of the jobs and rooms its connections watch (:class:`~.notify.Listening`), so
+pub/sub channels of the jobs and rooms its connections watch (:class:`~.listening.Listening`), so
 Redis sends a bridge only those; a subscribe waits for its channels' confirmation before it reads
 history, and a channel confirmed again (a reconnection, a slot move) has its gap read back from
 the job streams. Figures are in ``docs/benchmarks.md``.
