@@ -5,8 +5,9 @@ whatever its subscribers. This script fills the feed shards with N events (pipel
 through the real store), then times, side by side on the same data:
 
 - baseline: a bare ``XREAD`` loop over all shards (redis-py, no parsing), and
-- the bridge: :class:`progress_bridge.bridge.hub.Hub`'s reader (``XREAD`` + one ``FeedEntry`` per
-  event + routing) with no subscriber, until it has consumed all N.
+- the bridge: :class:`progress_bridge.bridge.hub.Hub`'s reader loop
+  (:func:`progress_bridge.bridge.feed_loop.run_reader`: ``XREAD`` + one ``FeedEntry`` per event +
+  routing) with no subscriber, until it has consumed all N.
 
 Run: ``.venv/bin/python bench/bench_feed.py [--events 100000]``. Starts its own valkey-server.
 """
@@ -21,6 +22,7 @@ import time
 import redis
 import redis.asyncio as aioredis
 
+from progress_bridge.bridge.feed_loop import run_reader
 from progress_bridge.bridge.hub import Hub
 from progress_bridge.bridge.metrics import BridgeMetrics
 from progress_bridge.config import Settings
@@ -78,7 +80,7 @@ async def hub_reader(url: str, settings: Settings, n: int) -> float:
     metrics = BridgeMetrics()
     hub = Hub(settings, reader, store, metrics)
     start = time.perf_counter()
-    task = asyncio.create_task(hub.run_reader())
+    task = asyncio.create_task(run_reader(hub))
     # Polling the counter keeps the reader untouched (no hook on its hot path).
     while metrics.feed_entries._value.get() < n:  # noqa: ASYNC110
         await asyncio.sleep(0.005)

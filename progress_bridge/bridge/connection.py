@@ -11,16 +11,22 @@ Two ways to the socket:
   one is started only to carry out a subscribe (a store read), and reading pauses meanwhile so
   frames are handled in order. A close is written behind what the transport buffers, and the
   connection leaves the hub at once.
-- **Through a sink** (any other server: the ASGI ``send`` wrapped in an :class:`AsgiSink`; or
-  an SSE stream, :mod:`.sse`): each frame's send coroutine is driven by hand — one that
-  completes without suspending costs no task switch. The first that suspends (the socket is
-  paused for flow control) is handed to a writer task made for it, which finishes it, writes
-  what queued meanwhile, and ends. The endpoint's loop awaits ``receive()``.
+- **Through a sink** (any other server: the ASGI ``send`` wrapped in an
+  :class:`~.sinks.AsgiSink`; or an SSE stream, :mod:`.sse`): each frame's send coroutine is
+  driven by hand — one that completes without suspending costs no task switch. The first that
+  suspends (the socket is paused for flow control) is handed to a writer task made for it, which
+  finishes it (:func:`~.sinks.finish_send`), writes what queued meanwhile, and ends. The
+  endpoint's loop awaits ``receive()``.
 
 A closed connection leaves no reference cycle behind (DESIGN.md invariant 6;
 ``tests/integration/test_bridge_memory.py``): nothing here refers back to the connection once it
 has ended, the protocol detaches its listener, and a writer task that had to be cancelled is
-reaped with its traceback frames cleared.
+reaped with its traceback frames cleared (:func:`~.sinks.reap`).
+
+Why one module: :class:`Connection` is one per-socket state machine whose write paths, op queue
+and close share the same few flags on the per-delivery path, and a helper object per connection
+would cost every held connection memory and a reference back (a cycle); what is not that class
+lives in :mod:`.sinks` and :mod:`.backlog`.
 """
 
 from __future__ import annotations
@@ -29,53 +35,19 @@ import asyncio
 import contextlib
 import logging
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
+from .backlog import backlog_age
 from .core import Ack, ClientOp, CloseCode, FeedEntry, Pong, Session, TakeResult, ws_frame
 from .direct import DirectWriter
 from .metrics import BridgeMetrics
+from .sinks import Sink, finish_send, reap
 
-__all__ = ["AsgiSend", "AsgiSink", "Connection", "Handler", "Sink"]
+__all__ = ["Connection", "Handler"]
 
 log = logging.getLogger("progress_bridge.bridge")
-
-#: The ASGI ``send`` callable (its coroutines are driven by hand, see :meth:`Connection.flush`).
-AsgiSend = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
-
-
-class Sink(Protocol):
-    """Where a connection without a direct writer sends its frames, and its close."""
-
-    def send(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
-        """Write one frame. A coroutine, driven by hand (see :meth:`Connection.flush`)."""
-        ...
-
-    def close(self, code: int, reason: str) -> Coroutine[Any, Any, None]: ...
-
-
-class AsgiSink:
-    """A WebSocket's ASGI ``send`` as a :class:`Sink` (a bound object, not closures: a held
-    connection keeps one small object for it)."""
-
-    __slots__ = ("_send",)
-
-    def __init__(self, send: AsgiSend) -> None:
-        self._send = send
-
-    def send(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
-        if frame.__class__ is str:
-            return self._send({"type": "websocket.send", "text": frame})
-        return self._send({"type": "websocket.send", "bytes": frame})
-
-    def close(self, code: int, reason: str) -> Coroutine[Any, Any, None]:
-        return self._send({"type": "websocket.close", "code": code, "reason": reason})
-
-
-#: Transport backlog samples kept per lagging connection (two per second of backlog).
-_MAX_MARKS = 128
 
 
 class Handler(Protocol):
@@ -91,56 +63,6 @@ class Handler(Protocol):
 
     def finished(self, conn: Connection) -> None:
         """The connection ended (or decided to close): it leaves the hub. Called once."""
-
-
-async def _finish_send(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    """Run a send coroutine that suspended in another task to its end, as a Task would.
-
-    ``yielded`` is what the coroutine yielded: a future it waits for (or None, a bare yield).
-    Wait for that future without consuming its outcome, then resume the coroutine, whose own
-    ``await`` reads the result or raises the future's exception inside it. If the writer is
-    cancelled meanwhile, the cancellation is thrown into the coroutine so it cleans up.
-    """
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
-                yielded._asyncio_future_blocking = False  # what Task.__step does
-                await asyncio.wait((yielded,))
-            else:
-                coro.close()
-                raise RuntimeError(f"send coroutine yielded {yielded!r}, not a future")
-        except asyncio.CancelledError:
-            if isinstance(yielded, asyncio.Future):
-                yielded.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                coro.throw(asyncio.CancelledError())
-            coro.close()
-            raise
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return
-
-
-async def reap(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task``, wait for it, and clear the frames its exception's traceback holds.
-
-    A cancelled wait leaves a cycle: the cancelled future keeps its ``CancelledError``, whose
-    traceback keeps the frame that awaited the future. Cleared frames hold no locals.
-    """
-    task.cancel()
-    try:
-        await task
-    except BaseException as exc:  # what it ended with is only cleaned up
-        seen: set[int] = set()
-        err: BaseException | None = exc
-        while err is not None and id(err) not in seen:
-            seen.add(id(err))
-            traceback.clear_frames(err.__traceback__)
-            err = err.__context__
-        del exc, err
 
 
 class Connection:
@@ -255,12 +177,13 @@ class Connection:
                 self._failed(exc)
                 return None
             return result if result.frames else None
-        if self.sending_since is not None or self._sink is None:
+        sink = self._sink
+        if self.sending_since is not None or sink is None:
             return None  # the writer task writes it after the send in flight
         result = session.take()
         frames = result.frames
         for i in range(len(frames)):
-            coro = self._message(frames[i])
+            coro = sink.send(frames[i])
             try:
                 yielded = coro.send(None)
             except StopIteration:
@@ -295,25 +218,14 @@ class Connection:
         """The transport drained after a pause: write what queued meanwhile."""
         self._count(self.flush())
 
-    def _message(self, frame: str | bytes) -> Coroutine[Any, Any, None]:
-        assert self._sink is not None
-        return self._sink.send(frame)
-
     def _failed(self, exc: Exception) -> None:
         """The peer went away mid-write: write nothing more; its disconnect follows."""
         log.debug("write failed: %r", exc, extra={"conn": self.id})
         self.broken = True
 
     def _count(self, result: TakeResult | None) -> None:
-        handler = self._handler
-        if result is None or handler is None:
-            return
-        metrics = handler.metrics
-        metrics.frames_sent.inc(len(result.frames))
-        if result.events:
-            metrics.events_relayed.inc(result.events)
-            if result.oldest_ts:
-                metrics.event_age.observe(max(0.0, time.time() - result.oldest_ts))
+        if result is not None and self._handler is not None:
+            self._handler.metrics.written(len(result.frames), result.events, result.oldest_ts)
 
     def buffered(self) -> int:
         """Bytes this process holds for the socket: the outbox, and the transport's buffer."""
@@ -338,17 +250,18 @@ class Connection:
     async def _write_on(self) -> None:
         """Finish the send that suspended in :meth:`flush`, write the rest and what queued
         meanwhile until caught up, then end; or send the decided close."""
-        session = self.session
+        session, sink = self.session, self._sink
+        assert sink is not None  # started only for a connection with a sink
         try:
             handoff, self._handoff = self._handoff, None
             if handoff is not None:
                 coro, yielded, frames, result = handoff
-                await _finish_send(coro, yielded)
+                await finish_send(coro, yielded)
                 while session.close_code is None:
                     for frame in frames:
                         if session.close_code is not None:
                             break
-                        await self._message(frame)
+                        await sink.send(frame)
                     self._count(result)
                     if self.session.coalesced != self._coalesced_reported and self._handler:
                         self._handler.metrics.coalesced.inc(self.coalesced_delta())
@@ -358,10 +271,10 @@ class Connection:
                         break
             self.sending_since = None
             code = session.close_code
-            if code is not None and self._sink is not None:
+            if code is not None:
                 self.count_close()
                 with contextlib.suppress(Exception):
-                    await self._sink.close(code, session.close_reason)
+                    await sink.close(code, session.close_reason)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-send: end quietly
@@ -449,7 +362,8 @@ class Connection:
 
         Asking the socket costs a syscall, so it is asked only when something was written
         since a check that found everything read, and then at most once a second, unless
-        frames are waiting unread (then at every sweep).
+        frames are waiting unread (then at every sweep). The age of what is unread comes from
+        :func:`~.backlog.backlog_age`.
         """
         direct, session = self.direct, self.session
         if direct is None or session.close_code is not None:
@@ -462,23 +376,10 @@ class Connection:
         if not unread:
             self._marks = None
             return session.tick(now)
-        return session.tick(now, unread, self._backlog_age(now, written, written - unread))
-
-    def _backlog_age(self, now: float, written: int, delivered: int) -> float:
-        """How long the oldest byte the transport still buffers has waited, at least.
-
-        Samples are (time, bytes written by then), one per sweep while the transport buffers
-        something: the first sample past what the peer has taken (``delivered``) shows a time
-        when the oldest unread byte was already written. Under-estimates by at most one sweep.
-        """
         marks = self._marks
         if marks is None:
             marks = self._marks = deque()
-        while marks and marks[0][1] <= delivered:
-            marks.popleft()
-        if (not marks or marks[-1][1] < written) and len(marks) < _MAX_MARKS:
-            marks.append((now, written))
-        return now - marks[0][0]
+        return session.tick(now, unread, backlog_age(marks, now, written, written - unread))
 
     def poke(self, now: float) -> None:
         """The sweeper's follow-up on a decided close (ASGI: the grace and the linger)."""

@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..exceptions import AuthError
 from .auth import origin_allowed
-from .connection import AsgiSend, AsgiSink, Connection
+from .connection import Connection
 from .core import (
     Ack,
     ClientOp,
@@ -47,6 +47,7 @@ from .core import (
 from .direct import DirectWriter
 from .metrics import BridgeMetrics
 from .service import Bridge
+from .sinks import AsgiSend, AsgiSink
 
 __all__ = ["SHORTCUT", "WebSocketEndpoint"]
 

@@ -1,65 +1,51 @@
 """Fan-out: every connection of one process, its routing tables, and the one feed reader.
 
 :class:`Hub` owns every connection of the process and three routing tables (by job, by
-``user:`` room, by ``document:`` room). :meth:`Hub.run_reader` drives the process's only feed
-reader (:class:`~progress_bridge.store.FeedReader`); each entry becomes one
-:class:`~progress_bridge.bridge.core.FeedEntry` shared by every recipient; routing only appends
-to outboxes, with no await per delivery, then writes each connection that got frames at once
-(:meth:`~progress_bridge.bridge.connection.Connection.flush`), so a socket that keeps up costs no
-task switch and a slow one only ever delays itself.
+``user:`` room, by ``document:`` room). Its feed reader loop (:func:`.feed_loop.run_reader`)
+drives the process's only feed reader (:class:`~progress_bridge.store.FeedReader`); each entry
+becomes one :class:`~progress_bridge.bridge.core.FeedEntry` shared by every recipient; routing
+only appends to outboxes, with no await per delivery, then writes each connection that got
+frames at once (:meth:`~progress_bridge.bridge.connection.Connection.flush`), so a socket that
+keeps up costs no task switch and a slow one only ever delays itself.
 
 Two ways to hear of events (``feed_mode``). With ``stream`` (DESIGN.md option (a)) every bridge
 reads and parses every event of every job, whether or not it has subscribers for it; adding
 bridges adds sockets, not event throughput. With ``notify`` (option (b)) the hub listens to the
-pub/sub channels of the jobs and rooms its connections watch (:class:`~.notify.Listening`), so
+pub/sub channels of the jobs and rooms its connections watch (:class:`~.listening.Listening`), so
 Redis sends a bridge only those; a subscribe waits for its channels' confirmation before it reads
 history, and a channel confirmed again (a reconnection, a slot move) has its gap read back from
 the job streams. Figures are in ``docs/benchmarks.md``.
+
+What the hub remembers of jobs (owners and documents, snapshots) is in :mod:`.caches`; its
+sweeper (heartbeats, the slow-consumer bound, closes) in :mod:`.sweeper`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
 
 from ..access import Principal
 from ..config import Settings
 from ..events.snapshot import JobSnapshot
-from ..exceptions import StreamUnavailable
 from ..store.aio import AsyncEventStore
 from ..store.feed import FeedReader
 from ..store.feed_cluster import ClusterFeedReader
 from ..store.notify import JobNotifications
+from .caches import JobMeta, SnapshotCache
 from .connection import Connection
 from .core import CloseCode, FeedEntry
+from .feed_loop import run_reader
 from .listening import Listening
 from .metrics import BridgeMetrics
 from .position_check import PositionCheck
 from .presence import PresenceTracker
+from .sweeper import run_sweeper
 
 __all__ = ["Hub"]
-
-
-log = logging.getLogger("progress_bridge.bridge")
-
-#: Jobs whose owner and document the hub remembers (for room routing).
-META_CACHE_SIZE = 100_000
-#: Jobs whose latest snapshot the hub keeps for first subscribes (see :meth:`Hub.cached_snapshot`).
-SNAPSHOT_CACHE_SIZE = 1_000
-#: How often connections are checked for heartbeats and stalled outboxes (seconds).
-SWEEP_INTERVAL_S = 0.5
-#: ...in this many slices, spread over the interval.
-SWEEP_SLICES = 10
-
-
-class _PendingRead:
-    """Marks a job whose snapshot is being read (see :meth:`Hub.reading_snapshot`)."""
-
-    __slots__ = ()
 
 
 class Hub:
@@ -93,9 +79,10 @@ class Hub:
         self.by_job: dict[str, set[Connection]] = {}
         self.by_user: dict[str, set[Connection]] = {}
         self.by_doc: dict[str, set[Connection]] = {}
-        self.meta: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
-        #: job → its snapshot as of the last entry routed for it, or the mark of reads in flight.
-        self.snapshots: OrderedDict[str, JobSnapshot | _PendingRead] = OrderedDict()
+        #: job → (owner, document), for room routing and authorization without a read.
+        self.meta = JobMeta()
+        #: job → its snapshot as of the last entry routed for it (for first subscribes).
+        self.snapshots = SnapshotCache()
         self.started = False
         #: Set once the feed reader has its starting positions: a subscribe must not read a
         #: job's history before (an entry appended between the two would be in neither).
@@ -210,41 +197,6 @@ class Hub:
                 if self.listening is not None:
                     self.listening.room(room, False)
 
-    # -- snapshots for first subscribes --------------------------------------------------------
-
-    def cached_snapshot(self, job_id: str) -> JobSnapshot | None:
-        """The job's snapshot if no entry of the job was routed since it was read, else None.
-
-        Why it is safe to answer a subscribe with it: the subscriber registered live before
-        asking, so every entry routed from now on reaches it (held, then sent if newer than the
-        snapshot's ``last_id``); and any entry appended after the snapshot was read is routed
-        only after this call, since routing one drops the cached copy. A herd of clients
-        subscribing to one job (a reconnect storm after a bridge restart) costs one read.
-        """
-        snapshot = self.snapshots.get(job_id)
-        if isinstance(snapshot, JobSnapshot):
-            self.snapshots.move_to_end(job_id)
-            return snapshot
-        return None
-
-    def reading_snapshot(self, job_id: str) -> _PendingRead:
-        """Note that a snapshot read starts now; pass the mark to :meth:`read_snapshot`.
-
-        Routing an entry of the job drops the mark, so a read that may predate that entry is
-        not kept — not even when another read marks the job again before it returns.
-        """
-        mark = self.snapshots.get(job_id)
-        if not isinstance(mark, _PendingRead):  # none yet (or gone): reads from now on
-            mark = self.snapshots[job_id] = _PendingRead()
-            if len(self.snapshots) > SNAPSHOT_CACHE_SIZE:
-                self.snapshots.popitem(last=False)
-        return mark
-
-    def read_snapshot(self, job_id: str, mark: _PendingRead, snapshot: JobSnapshot) -> None:
-        """Keep a snapshot read since ``mark`` was taken if nothing was routed for it since."""
-        if self.snapshots.get(job_id) is mark:
-            self.snapshots[job_id] = snapshot
-
     # -- routing -----------------------------------------------------------------------------
 
     def route(self, entries: list[FeedEntry], now: float | None = None) -> None:
@@ -288,11 +240,7 @@ class Hub:
             if written > n and (oldest is None or entry.ts < oldest):
                 oldest = entry.ts
         if written:
-            metrics = self.metrics
-            metrics.frames_sent.inc(written)
-            metrics.events_relayed.inc(written)
-            if oldest:
-                metrics.event_age.observe(max(0.0, time.time() - oldest))
+            self.metrics.written(written, written, oldest)
         if got:
             self.flush(got)
 
@@ -302,7 +250,7 @@ class Hub:
         A document room is shared by users: its members get the entry only if they may see
         the job (its owner or an admin).
         """
-        owner, doc = self._meta_of(entry)
+        owner, doc = self.meta.of_entry(entry)
         user_subs = self.by_user.get(owner) if owner else None
         doc_subs = self.by_doc.get(doc) if doc else None
         if user_subs is None and doc_subs is None:
@@ -338,25 +286,11 @@ class Hub:
                     ts = result.oldest_ts
                     if ts and (oldest is None or ts < oldest):
                         oldest = ts
-        metrics = self.metrics
-        if frames:
-            metrics.frames_sent.inc(frames)
-        if events:
-            metrics.events_relayed.inc(events)
-        if oldest is not None:
-            metrics.event_age.observe(max(0.0, time.time() - oldest))
+        self.metrics.written(frames, events, oldest)
         if coalesced:
-            metrics.coalesced.inc(coalesced)
+            self.metrics.coalesced.inc(coalesced)
 
-    def _meta_of(self, entry: FeedEntry) -> tuple[str | None, str | None]:
-        cached = self.meta.get(entry.job_id)
-        if entry.owner is not None or entry.document_id is not None:
-            owner = entry.owner or (cached[0] if cached else None)
-            doc = entry.document_id or (cached[1] if cached else None)
-            if cached != (owner, doc):
-                self._remember(entry.job_id, owner, doc)
-            return owner, doc
-        return cached or (None, None)
+    # -- what the hub knows of jobs -----------------------------------------------------------
 
     def known_owner(self, job_id: str) -> str | None:
         """The job's owner if the hub knows it (from its entries or an earlier read), else None."""
@@ -365,16 +299,6 @@ class Hub:
             return cached[0]
         snapshot = self.snapshots.get(job_id)
         return snapshot.owner if isinstance(snapshot, JobSnapshot) else None
-
-    def remember_meta(self, job_id: str, owner: str, doc: str | None) -> None:
-        """Record a job's owner and document read from its snapshot."""
-        cached = self.meta.get(job_id)
-        self._remember(job_id, owner, doc or (cached[1] if cached else None))
-
-    def _remember(self, job_id: str, owner: str | None, doc: str | None) -> None:
-        self.meta[job_id] = (owner, doc)
-        if len(self.meta) > META_CACHE_SIZE:
-            self.meta.popitem(last=False)
 
     async def learn_meta(self, entries: list[FeedEntry]) -> None:
         """Fetch owner and document of jobs the entries do not name (one round trip), when
@@ -389,78 +313,9 @@ class Hub:
         unknown = sorted({job for job in job_ids if job not in self.meta})
         if unknown:
             for job, (owner, doc) in (await self.store.job_meta_many(unknown)).items():
-                self._remember(job, owner, doc)
+                self.meta.remember(job, owner, doc)
 
-    # -- the reader --------------------------------------------------------------------------
-
-    async def run_reader(self) -> None:
-        """Read the feed and route it until cancelled; survive Redis hiccups by resuming."""
-        reader = self.reader
-        delay = 0.05
-        while True:
-            try:
-                if not self.primed.is_set():
-                    await reader.prime()
-                    self.primed.set()
-                stored = await reader.read()
-                self.reader_ok_at = time.monotonic()
-                self.backlogged = reader.backlogged
-                delay = 0.05
-                batch: list[FeedEntry] = []
-                for entry in stored:
-                    try:
-                        batch.append(FeedEntry.from_stored(entry))
-                    except ValueError as exc:
-                        log.warning("skipping malformed feed entry %s: %r", entry.id, exc)
-                if reader.rows:
-                    self.metrics.feed_entries.inc(reader.rows)
-                if batch:
-                    await self.learn_meta(batch)
-                    self.route(batch)
-            except asyncio.CancelledError:
-                raise
-            except StreamUnavailable as exc:
-                self.snapshots.clear()  # entries may be appended that no one routes for a while
-                self.metrics.reader_errors.inc()
-                log.warning("feed reader: %s; retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except Exception:
-                self.snapshots.clear()
-                self.metrics.reader_errors.inc()
-                log.exception("feed reader failed; retrying")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    async def run_sweeper(self) -> None:
-        """Heartbeats, dead peers and stalled outboxes: every connection once per interval.
-
-        In :data:`SWEEP_SLICES` slices spread over the interval, not all at once: a pass
-        costs ~1 µs per connection (10 ms at 10,000 connections on the dev VM), and a live
-        event arriving during one waits for it to end.
-        """
-        pause = SWEEP_INTERVAL_S / SWEEP_SLICES
-        while True:
-            self.metrics.refresh_samples()
-            ids = list(self.conns)  # ids, not connections: a connection that ends mid-round
-            for part in range(SWEEP_SLICES):  # is not kept alive by the round
-                await asyncio.sleep(pause)
-                self._sweep(ids[part::SWEEP_SLICES], time.monotonic())
-
-    def _sweep(self, ids: list[int], now: float) -> None:
-        """One slice of the sweep (in its own frame: no connection stays referenced from the
-        sweeper between slices)."""
-        live = self.conns
-        ticked: list[Connection] = []
-        for conn_id in ids:
-            conn = live.get(conn_id)
-            if conn is None:
-                continue  # gone since the round began
-            if conn.tick(now):
-                ticked.append(conn)
-            conn.poke(now)
-        if ticked:
-            self.flush(ticked)  # pings written inline; a decided close is sent
+    # -- the background tasks ----------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
@@ -473,8 +328,8 @@ class Hub:
             return
         self.started = True
         self._tasks = [
-            asyncio.create_task(self.run_reader(), name="pb-feed-reader"),
-            asyncio.create_task(self.run_sweeper(), name="pb-sweeper"),
+            asyncio.create_task(run_reader(self), name="pb-feed-reader"),
+            asyncio.create_task(run_sweeper(self), name="pb-sweeper"),
         ]
         if self.presence is not None:
             self._tasks.append(asyncio.create_task(self.presence.run(self), name="pb-presence"))

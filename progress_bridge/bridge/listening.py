@@ -21,15 +21,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..config import Settings
 from ..events.records import Replay
 from ..exceptions import StoreRejected, StreamUnavailable
 from ..store.aio import AsyncEventStore
 from ..store.notify import JobNotifications
+from .caches import JobMeta, SnapshotCache
 from .connection import Connection
 from .core import CloseCode, FeedEntry
 
@@ -53,11 +53,11 @@ class Router(Protocol):
 
     settings: Settings
     reader_ok_at: float
-    meta: OrderedDict[str, tuple[str | None, str | None]]
+    meta: JobMeta
     by_job: dict[str, set[Connection]]
     by_user: dict[str, set[Connection]]
     by_doc: dict[str, set[Connection]]
-    snapshots: OrderedDict[str, Any]
+    snapshots: SnapshotCache
 
     def recipients_of(self, job_id: str) -> set[Connection]: ...
 

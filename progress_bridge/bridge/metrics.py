@@ -13,6 +13,7 @@ sweeper instead.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -213,6 +214,16 @@ class BridgeMetrics:
             self.buffered_bytes.set(self._buffered())
         for gauge, attr in self._gc_full:
             gauge.set(float(getattr(GC_STATS, attr)))
+
+    def written(self, frames: int, events: int, oldest_ts: float | None) -> None:
+        """Count one pass's writes, summed over the connections it wrote to: frames, events,
+        and the age of the oldest event (``oldest_ts``, its wall-clock time; None or 0: none)."""
+        if frames:
+            self.frames_sent.inc(frames)
+        if events:
+            self.events_relayed.inc(events)
+        if oldest_ts:
+            self.event_age.observe(max(0.0, time.time() - oldest_ts))
 
     def render(self) -> bytes:
         if MULTIPROCESS:

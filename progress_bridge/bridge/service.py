@@ -115,8 +115,6 @@ class Bridge:
             return False, "feed reader not caught up"
         return True, "ok"
 
-    # -- job access ----------------------------------------------------------------------------
-
     # -- subscribes ----------------------------------------------------------------------------
 
     def observe_ack(self, session: Session, op: Ack) -> None:
@@ -232,7 +230,7 @@ class Bridge:
                 return ErrorCode.NOT_FOUND, f"no job {job_id}"
             owner, doc = meta
             if owner is not None:
-                self.hub.remember_meta(job_id, owner, doc)
+                self.hub.meta.remember_read(job_id, owner, doc)
         if not principal.may_watch(job_id, owner):
             return ErrorCode.FORBIDDEN, f"job {job_id} is not yours"
         return None, ""
@@ -339,18 +337,19 @@ class Bridge:
         return False
 
     async def _first_snapshot(self, job_id: str) -> JobSnapshot | None:
-        """The job's snapshot for a subscriber registered live (see :meth:`Hub.cached_snapshot`)."""
+        """The job's snapshot for a subscriber registered live (see
+        :meth:`~.caches.SnapshotCache.cached`)."""
         assert self.store is not None and self.hub is not None
         hub = self.hub
-        snapshot = hub.cached_snapshot(job_id)
+        snapshot = hub.snapshots.cached(job_id)
         if snapshot is not None:
             self.metrics.snapshot_reads.labels("cache").inc()
             return snapshot
-        mark = hub.reading_snapshot(job_id)
+        mark = hub.snapshots.start_read(job_id)
         snapshot = await self.store.snapshot(job_id)
         self.metrics.snapshot_reads.labels("redis").inc()
         if snapshot is not None:
-            hub.read_snapshot(job_id, mark, snapshot)
+            hub.snapshots.finish_read(job_id, mark, snapshot)
         return snapshot
 
     async def _subscribe_room(

@@ -130,7 +130,7 @@ class _SseHandler:
 
 class _SseStream:
     """Turns the session's frames into SSE messages with resumable ids (the connection's
-    :class:`~progress_bridge.bridge.connection.Sink`)."""
+    :class:`~progress_bridge.bridge.sinks.Sink`)."""
 
     def __init__(self, jobs: list[str], positions: dict[str, tuple[str, str]]) -> None:
         self.single = jobs[0] if len(jobs) == 1 else None

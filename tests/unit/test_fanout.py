@@ -23,7 +23,7 @@ import pytest
 from websockets.protocol import State
 
 from progress_bridge.access import Principal
-from progress_bridge.bridge.connection import AsgiSink, Connection
+from progress_bridge.bridge.connection import Connection
 from progress_bridge.bridge.core import (
     ClientOp,
     CloseCode,
@@ -35,6 +35,7 @@ from progress_bridge.bridge.core import (
 from progress_bridge.bridge.direct import DirectWriter
 from progress_bridge.bridge.hub import Hub
 from progress_bridge.bridge.metrics import BridgeMetrics
+from progress_bridge.bridge.sinks import AsgiSink
 from progress_bridge.config import Settings
 from progress_bridge.events.snapshot import JobSnapshot
 
@@ -444,51 +445,52 @@ def snap(last: int) -> JobSnapshot:
 
 
 async def test_a_snapshot_read_is_kept_until_an_entry_of_its_job_is_routed(hub: Hub) -> None:
-    assert hub.cached_snapshot(JOB) is None
-    mark = hub.reading_snapshot(JOB)
-    assert hub.cached_snapshot(JOB) is None  # in flight: nothing to give yet
-    hub.read_snapshot(JOB, mark, snap(3))
-    assert hub.cached_snapshot(JOB) == snap(3)
+    assert hub.snapshots.cached(JOB) is None
+    mark = hub.snapshots.start_read(JOB)
+    assert hub.snapshots.cached(JOB) is None  # in flight: nothing to give yet
+    hub.snapshots.finish_read(JOB, mark, snap(3))
+    assert hub.snapshots.cached(JOB) == snap(3)
     other = FeedEntry("job-other", "2000-0", "e1", json.dumps({"type": "zone_completed"}))
     hub.route([other])
-    assert hub.cached_snapshot(JOB) == snap(3)  # another job's entry changes nothing
+    assert hub.snapshots.cached(JOB) == snap(3)  # another job's entry changes nothing
     hub.route([entry(4)])
-    assert hub.cached_snapshot(JOB) is None  # stale now: the next subscribe reads again
+    assert hub.snapshots.cached(JOB) is None  # stale now: the next subscribe reads again
 
 
 async def test_a_snapshot_read_while_an_entry_of_its_job_is_routed_is_not_kept(hub: Hub) -> None:
-    mark = hub.reading_snapshot(JOB)
+    mark = hub.snapshots.start_read(JOB)
     hub.route([entry(4)])  # routed while the read was in flight: the read may predate it
-    hub.read_snapshot(JOB, mark, snap(3))
-    assert hub.cached_snapshot(JOB) is None
+    hub.snapshots.finish_read(JOB, mark, snap(3))
+    assert hub.snapshots.cached(JOB) is None
 
 
 async def test_a_read_that_predates_a_routed_entry_is_not_kept_after_a_newer_read_starts(
     hub: Hub,
 ) -> None:
-    first = hub.reading_snapshot(JOB)
+    first = hub.snapshots.start_read(JOB)
     hub.route([entry(4)])
-    second = hub.reading_snapshot(JOB)  # a later subscriber starts its own read
-    hub.read_snapshot(JOB, first, snap(3))  # the first read returns: it may lack entry 4
-    assert hub.cached_snapshot(JOB) is None
-    hub.read_snapshot(JOB, second, snap(4))
-    assert hub.cached_snapshot(JOB) == snap(4)
+    second = hub.snapshots.start_read(JOB)  # a later subscriber starts its own read
+    hub.snapshots.finish_read(JOB, first, snap(3))  # the first read returns: it may lack entry 4
+    assert hub.snapshots.cached(JOB) is None
+    hub.snapshots.finish_read(JOB, second, snap(4))
+    assert hub.snapshots.cached(JOB) == snap(4)
 
 
 async def test_reads_started_together_share_one_mark(hub: Hub) -> None:
-    first, second = hub.reading_snapshot(JOB), hub.reading_snapshot(JOB)
+    first, second = hub.snapshots.start_read(JOB), hub.snapshots.start_read(JOB)
     assert first is second  # nothing routed between them: either read may be kept
-    hub.read_snapshot(JOB, second, snap(3))
-    hub.read_snapshot(JOB, first, snap(3))
-    assert hub.cached_snapshot(JOB) == snap(3)
+    hub.snapshots.finish_read(JOB, second, snap(3))
+    hub.snapshots.finish_read(JOB, first, snap(3))
+    assert hub.snapshots.cached(JOB) == snap(3)
 
 
 async def test_the_snapshot_cache_is_bounded(hub: Hub) -> None:
-    from progress_bridge.bridge.hub import SNAPSHOT_CACHE_SIZE
+    from progress_bridge.bridge.caches import SNAPSHOT_CACHE_SIZE
 
     for n in range(SNAPSHOT_CACHE_SIZE + 10):
-        mark = hub.reading_snapshot(f"job-{n}")
-        hub.read_snapshot(f"job-{n}", mark, snap(n).model_copy(update={"job_id": f"job-{n}"}))
+        job = f"job-{n}"
+        mark = hub.snapshots.start_read(job)
+        hub.snapshots.finish_read(job, mark, snap(n).model_copy(update={"job_id": job}))
     assert len(hub.snapshots) == SNAPSHOT_CACHE_SIZE
-    assert hub.cached_snapshot("job-0") is None  # the oldest went first
-    assert hub.cached_snapshot(f"job-{SNAPSHOT_CACHE_SIZE + 9}") is not None
+    assert hub.snapshots.cached("job-0") is None  # the oldest went first
+    assert hub.snapshots.cached(f"job-{SNAPSHOT_CACHE_SIZE + 9}") is not None
