@@ -78,6 +78,24 @@ class PresenceTracker:
         watching, users = told
         return {"watching": watching, **({"users": list(users)} if users is not None else {})}
 
+    async def of(self, job_id: str, *, admin: bool) -> dict[str, Any]:
+        """Who watches the job across every bridge, as a ``presence`` field (names for admins).
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        presence = (await self.store.apply({}, read=[job_id], users=admin))[job_id]
+        return self.as_frame(self.told(presence, admin))
+
+    async def watched_here(self) -> dict[str, dict[str, Any]]:
+        """Per job watched on this bridge: how many watch it across bridges, and who.
+
+        Raises:
+            StreamUnavailable, StoreRejected: Redis did not answer.
+        """
+        read = await self.store.apply({}, read=list(self.watchers), users=True)
+        return {job: {"watching": p.watching, "users": list(p.users)} for job, p in read.items()}
+
     async def join(self, conn: Connection, job_id: str, *, tell: bool) -> _Told | None:
         """Add the connection as a watcher of the job. ``tell`` (it asked for ``presence``
         frames): added now, and what its answer says is returned; otherwise added at the next

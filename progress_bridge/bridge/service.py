@@ -376,28 +376,16 @@ class Bridge:
         return snapshots, replays
 
     async def presence_of(self, job_id: str, *, admin: bool) -> JobPresence | None:
-        """Who watches the job across every bridge (None when presence is off).
-
-        Raises:
-            StreamUnavailable, StoreRejected: Redis did not answer.
-        """
+        """Who watches the job across every bridge (None when presence is off)."""
         if self.hub is None or self.hub.presence is None:
             return None
-        tracker = self.hub.presence
-        presence = (await tracker.store.apply({}, read=[job_id], users=admin))[job_id]
-        return JobPresence(**tracker.as_frame(tracker.told(presence, admin)))
+        return JobPresence(**await self.hub.presence.of(job_id, admin=admin))
 
     async def local_presence(self) -> dict[str, dict[str, Any]]:
-        """Per job watched here: how many watch it across bridges, and who (the admin view).
-
-        Raises:
-            StreamUnavailable, StoreRejected: Redis did not answer.
-        """
+        """Per job watched here: how many watch it across bridges, and who (the admin view)."""
         if self.hub is None or self.hub.presence is None:
             return {}
-        tracker = self.hub.presence
-        read = await tracker.store.apply({}, read=list(tracker.watchers), users=True)
-        return {job: {"watching": p.watching, "users": list(p.users)} for job, p in read.items()}
+        return await self.hub.presence.watched_here()
 
     def connections(self) -> list[dict[str, Any]]:
         if self.hub is None:
