@@ -26,7 +26,7 @@ __all__ = ["Presence", "PresenceChange", "PresenceStore", "watcher_member"]
 
 @dataclass(frozen=True)
 class Presence:
-    """A job's watchers: how many connections, and (up to a bound) which users."""
+    """A job's watchers: how many connections, and (up to a bound) which users, sorted by name."""
 
     watching: int = 0
     users: tuple[str, ...] = ()
@@ -87,6 +87,6 @@ class PresenceStore:
             args += [len(change.add), len(change.remove), *change.add, *change.remove]
         rows = await self._script(keys=[self.keys.presence(j) for j in jobs], args=args)
         return {
-            job_id: Presence(int(row[0]), tuple(str(user) for user in row[1:]))
+            job_id: Presence(int(row[0]), tuple(sorted(str(user) for user in row[1:])))
             for job_id, row in zip(jobs, rows, strict=True)
         }
