@@ -3,7 +3,8 @@ store through a per-process producer that never lets a Redis problem fail a task
 
 - :class:`~.task.ProgressTask` — the one-line base class (``base=ProgressTask``);
 - :class:`~.reporter.ProgressReporter` — the four progress calls a run makes (a
-  :class:`~.sink.ProgressSink` for plain functions);
+  :class:`~.sink.ProgressSink` for plain functions); their coalesced writing to the stream and
+  to Celery's state is its base, :class:`~.progress_writer.ProgressWriter`;
 - :mod:`.signals` — queued, started, retrying, completed, failed, cancelled, without task code;
 - :mod:`.producer` — :class:`~.producer.Capture` (store, outage buffer, counters per process)
   and :func:`~.producer.record_event` for events an application writes by hand;

@@ -3,11 +3,13 @@
 Two libraries, each for what it is best at (figures in ``docs/benchmarks.md``, "PDF"):
 
 * **pypdfium2** (PDFium) validates: it loads the cross-reference table strictly, tells a wrong
-  password apart from a corrupt file, and gives every page's size without parsing its content.
-  pdfminer (under pdfplumber) is lenient instead: a truncated file, or some files encrypted with
-  a user password (revisions 5 and 6 in pypdf's test corpus), open there with no error and read
-  as garbage or as zero pages.
-* **pdfplumber** (pdfminer.six) analyses layout: words with boxes, ruled tables, images.
+  password apart from a corrupt file, and gives every page's size without parsing its content
+  (:mod:`tasks.pdf.pdfium_reader`, which also draws pages). pdfminer (under pdfplumber) is
+  lenient instead: a truncated file, or some files encrypted with a user password (revisions 5
+  and 6 in pypdf's test corpus), open there with no error and read as garbage or as zero pages.
+* **pdfplumber** (pdfminer.six) analyses layout: words with boxes, ruled tables, images. This
+  module keeps that side: :class:`PdfDocument` prepares the layout (repairing the file when
+  pdfminer cannot read it) and opens the pages.
 
 Pages are opened one at a time (:meth:`PdfDocument.iter_pages`), so a page that pdfminer cannot
 build is reported on its own and the other pages are still processed.
@@ -17,19 +19,14 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import pdfplumber
-import pypdfium2 as pdfium
 from pdfminer.pdfdocument import PDFDocument
 from pdfminer.pdfpage import PDFPage
-from pdfminer.pdfparser import PDFParser
-from pdfminer.pdftypes import resolve1
 from pdfplumber.page import Page
 from pdfplumber.pdf import PDF
 from PIL import Image
@@ -42,14 +39,13 @@ from .errors import (
     ContentTooLarge,
     CorruptPdf,
     EmptyPdf,
-    EncryptedPdf,
     InvalidPageRange,
     NotAPdf,
-    PdfRejected,
     TooManyPages,
-    TruncatedPdf,
     is_recursion,
 )
+from .pdfium_reader import PdfSource, count_pages, page_sizes
+from .pdfium_reader import render_page as _render_page
 from .repair import layout_problem, repair
 
 __all__ = [
@@ -66,18 +62,10 @@ __all__ = [
 DEFAULT_MAX_PAGES = 2_000
 #: The PDF header may start anywhere in the first 1024 bytes (PDF 1.7, annex H.3).
 _HEADER_WINDOW = 1024
-#: Where to look for the ``%%EOF`` marker; writers may append a little junk after it.
-_TRAILER_WINDOW = 2048
 
 log = logging.getLogger(__name__)
-_PDFIUM_LOCK = threading.Lock()
 #: Words of the note a repaired document carries (for one-line summaries to look for).
 REPAIRED = "repaired automatically"
-#: Page size (points) assumed when a page has no usable MediaBox, as pdfminer does.
-_US_LETTER = (612.0, 792.0)
-
-#: A path, or the file's bytes.
-PdfSource = str | os.PathLike[str] | bytes
 
 
 @dataclass
@@ -183,15 +171,7 @@ class PdfDocument:
 
     def render_page(self, number: int, dpi: int) -> Image.Image:
         """Page ``number`` (1-based) as an RGB image at ``dpi``, rendered by PDFium."""
-        with _PDFIUM_LOCK:
-            doc = pdfium.PdfDocument(self._data, password=self._password)
-            try:
-                page = doc[number - 1]
-                image: Image.Image = page.render(scale=dpi / 72).to_pil().convert("RGB")
-                page.close()
-            finally:
-                doc.close()
-        return image
+        return _render_page(self._data, self._password, number, dpi)
 
     def check_range(self, first_page: int, last_page: int | None) -> tuple[int, int]:
         """Resolve ``last_page=None`` to the last page and validate the range (1-based, inclusive).
@@ -315,107 +295,12 @@ def open_document(
         raise NotAPdf("The file is empty.")
     if b"%PDF-" not in data[:_HEADER_WINDOW]:
         raise NotAPdf("The file is not a PDF (it does not start with a %PDF- header).")
-    page_sizes = _page_sizes(data, password)
-    if not page_sizes:
+    sizes = page_sizes(data, password)
+    if not sizes:
         raise EmptyPdf("The PDF has no pages.")
-    if len(page_sizes) > max_pages:
-        raise TooManyPages(len(page_sizes), max_pages)
-    return PdfDocument(data, page_sizes, name, password)
-
-
-def count_pages(source: PdfSource) -> int | None:
-    """The number of pages as PDFium reads it, without validating anything else; ``None``
-    when the file cannot be read or opened (it will be refused when it is processed).
-
-    About a millisecond for most files: for a publisher that needs a size before queueing.
-    """
-    try:
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except OSError:
-        return None
-    with _PDFIUM_LOCK:
-        try:
-            doc = pdfium.PdfDocument(data)
-        except pdfium.PdfiumError:
-            return None
-        try:
-            return len(doc)
-        finally:
-            doc.close()
-
-
-def _page_sizes(data: bytes, password: str | None) -> list[tuple[float, float]]:
-    # PDFium is not thread-safe (and its last-error code is global): one caller at a time, so a
-    # threads-pool worker can run several documents.
-    with _PDFIUM_LOCK:
-        return _page_sizes_locked(data, password)
-
-
-def _page_sizes_locked(data: bytes, password: str | None) -> list[tuple[float, float]]:
-    try:
-        doc = pdfium.PdfDocument(data, password=password)
-    except pdfium.PdfiumError as exc:
-        raise _rejection(data, password, exc) from None
-    try:
-        sizes: list[tuple[float, float]] = []
-        unreadable = 0
-        for index in range(len(doc)):
-            try:
-                width, height = doc.get_page_size(index)
-            except pdfium.PdfiumError:  # a broken page object; pdfminer will say what is wrong
-                width = height = 0.0
-                unreadable += 1
-            if not (width > 0 and height > 0):  # no usable MediaBox: assume US Letter
-                width, height = _US_LETTER
-            sizes.append((float(width), float(height)))
-    finally:
-        doc.close()
-    if sizes and unreadable == len(sizes):
-        raise CorruptPdf("The PDF is damaged and cannot be read (its page tree is broken).")
-    return sizes
-
-
-def _rejection(data: bytes, password: str | None, exc: pdfium.PdfiumError) -> PdfRejected:
-    message = str(exc).lower()
-    # PDFium refuses a document whose page tree is empty, and then leaves its last error code
-    # as the previous failure's (so the message may even say "password"): check for that first.
-    # pdfminer reads both an empty tree and some damaged files as zero pages, so look at the
-    # tree itself rather than at a page count.
-    if _declares_no_pages(data):
-        return EmptyPdf("The PDF has no pages.")
-    if "password" in message and b"/Encrypt" in data:
-        if password:
-            return EncryptedPdf("The PDF is encrypted and the password given is wrong.")
-        return EncryptedPdf("The PDF is encrypted; it cannot be opened without its password.")
-    if b"%%EOF" not in data[-_TRAILER_WINDOW:]:
-        return TruncatedPdf(
-            "The PDF is incomplete: it ends before its end-of-file marker, "
-            "so it was probably cut off during upload or download."
-        )
-    return CorruptPdf(
-        f"The PDF is damaged and cannot be read ({_pdfium_reason(str(exc))}). Upload the "
-        "original file again, or save it anew from the program that made it."
-    )
-
-
-def _declares_no_pages(data: bytes) -> bool:
-    """True when the catalog's page tree is readable and says ``/Count 0`` with no kids."""
-    try:
-        document = PDFDocument(PDFParser(io.BytesIO(data)))
-        tree = resolve1(document.catalog.get("Pages"))
-        count = resolve1(tree.get("Count"))
-        kids = resolve1(tree.get("Kids")) or []
-    except Exception:  # damaged beyond reading the tree: not "empty", corrupt
-        return False
-    return count == 0 and len(kids) == 0
-
-
-def _pdfium_reason(message: str) -> str:
-    # "Failed to load document (PDFium: Data format error)." -> "data format error"
-    start = message.find("PDFium: ")
-    if start < 0:
-        return "unreadable structure"
-    return message[start + len("PDFium: ") :].rstrip(").").lower() or "unreadable structure"
+    if len(sizes) > max_pages:
+        raise TooManyPages(len(sizes), max_pages)
+    return PdfDocument(data, sizes, name, password)
 
 
 def _describe(exc: BaseException) -> str:

@@ -39,7 +39,8 @@ import pypdfium2 as pdfium
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from .document import _PDFIUM_LOCK, PdfDocument
+from .document import PdfDocument
+from .pdfium_reader import PDFIUM_LOCK
 from .result import PageResult, ZoneResult
 
 __all__ = [
@@ -185,8 +186,8 @@ class PagePreviews:
 
     def _render(self, doc: PdfDocument, page: PageResult) -> bytes | None:
         scale = preview_scale(page.width, page.height)
-        # PDFium is process-global and not thread-safe: the lock document.py holds for it.
-        with _PDFIUM_LOCK:
+        # PDFium is process-global and not thread-safe: the lock pdfium_reader.py holds for it.
+        with PDFIUM_LOCK:
             if self._pdfium is None or self._source is not doc.data:
                 self._close_locked()
                 # doc.data is the repaired copy when prepare_layout() repaired the file
@@ -211,7 +212,7 @@ class PagePreviews:
         self._pdfium = self._source = None
 
     def close(self) -> None:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             self._close_locked()
 
     def __enter__(self) -> PagePreviews:
