@@ -2,9 +2,10 @@
 import type { ConnectionOptions, TransportMode } from "./connection.js";
 import { ProgressClientError } from "./errors.js";
 import { browserNetwork, type NetworkMonitor } from "./network.js";
+import type { TokenSource } from "./reconnectingTransport.js";
 import type { EventSourceConstructor, FetchLike } from "./sseTransport.js";
 import { sseUrlFor } from "./sseUrl.js";
-import type { TokenSource, WebSocketConstructor } from "./transport.js";
+import type { WebSocketConstructor } from "./transport.js";
 import type { WireFormat } from "./wire.js";
 
 /** Wire formats a client may ask for. */
