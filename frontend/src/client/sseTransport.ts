@@ -22,11 +22,9 @@
  *
  * Replies are matched as on the WebSocket: the bridge names a job stream's subscribes by job id
  * (`ref`) and a room's not at all, so the transport puts the `ref` of the store's subscribe back.
- * A refusal before any message is an HTTP status, which EventSource does not show: the transport
- * asks once more with `fetch` to learn it (the body is `{"detail", "code"}`), then acts like the
- * WebSocket — 401 as close 4001, 403 for the origin as 4003, 429 as 4009, 5xx as 1011 — and
- * turns a 400, 403 or 404 of a stream of one job or one room into the `error` frame the
- * WebSocket would have sent for that subscribe.
+ * A stream refused before any message (an HTTP status) is diagnosed as `sseRefusal.ts` says: it
+ * ends the connection with the close code the WebSocket would have met, or becomes the `error`
+ * frame of the stream's one subscribe.
  *
  * Not checked here: a silent stream. The bridge's keep-alives are SSE comments, which EventSource
  * does not pass on, so a connection that dies without the TCP connection closing goes unnoticed
@@ -41,6 +39,7 @@ import {
   type ReconnectOptions,
   type ReleaseReason,
 } from "./reconnectingTransport.js";
+import { askWhyRefused, NO_ANSWER, refusalAction, type FetchLike } from "./sseRefusal.js";
 import { isJobId, SSE_JOBS_PER_STREAM, streamUrl } from "./sseUrl.js";
 import { Timer } from "./timer.js";
 import { parseSseFrame } from "./wire.js";
@@ -64,20 +63,6 @@ export interface EventSourceLike {
 
 /** An EventSource constructor (`globalThis.EventSource`, or the `eventsource` package's). */
 export type EventSourceConstructor = new (url: string) => EventSourceLike;
-
-/** What the transport reads of a `fetch` answer. */
-export interface FetchAnswer {
-  /** HTTP status. */
-  readonly status: number;
-  /** The body as text (read only for a refusal, never for a stream). */
-  text(): Promise<string>;
-}
-
-/** The part of `fetch` used to learn why the bridge refused a stream. */
-export type FetchLike = (
-  url: string,
-  init: { signal: AbortSignal; headers: Record<string, string> },
-) => Promise<FetchAnswer>;
 
 /** What the SSE transport needs, defaults applied (`resolveOptions` builds it). */
 export interface SseTransportOptions extends ReconnectOptions {
@@ -381,67 +366,24 @@ export class SseTransport extends ReconnectingTransport<SseTransportOptions, Sse
   /** Ask for the refused stream once more, read the status and body, and act on them. */
   private async diagnose(stream: Stream, url: string): Promise<void> {
     const generation = this.generation;
-    const fetch = this.options.fetch;
-    let status = 0;
-    let body: { code?: unknown; detail?: unknown } = {};
-    if (fetch) {
-      const abort = new AbortController();
-      try {
-        const answer = await fetch(url, { signal: abort.signal, headers: { Accept: "text/event-stream" } });
-        status = answer.status;
-        if (status !== 200) body = parseBody(await answer.text());
-      } catch {
-        status = 0; // Not even an answer: the network or the bridge is down.
-      } finally {
-        abort.abort(); // A 200 is a stream: don't keep it.
-      }
-    }
+    // Without `fetch`, at once (no await): nothing to wait for.
+    const refusal = this.options.fetch ? await askWhyRefused(this.options.fetch, url) : NO_ANSWER;
     // Meanwhile the connection may have ended, or the stream reopened with other jobs.
     if (generation !== this.generation || this.streams.get(stream.key) !== stream || stream.source) return;
-    this.refused(stream, status, body);
-  }
-
-  private refused(stream: Stream, status: number, body: { code?: unknown; detail?: unknown }): void {
-    const code = typeof body.code === "string" ? body.code : "";
-    const detail = typeof body.detail === "string" ? body.detail : status ? `HTTP ${status}` : "no answer";
-    if (status === 401) return this.drop(CloseCode.UNAUTHENTICATED, detail);
-    if (status === 403 && code === "forbidden_origin") return this.drop(CloseCode.FORBIDDEN, detail);
-    if (status === 429) return this.drop(CloseCode.TOO_MANY_CONNECTIONS, detail);
     const only = stream.members.size === 1 ? [...stream.members][0] : undefined;
-    if (only && (status === 400 || status === 403 || status === 404)) {
+    const action = refusalAction(refusal, only !== undefined);
+    if (action.kind === "close") {
+      if (action.violation !== null) this.handlers.onError(new ProtocolViolationError(action.violation));
+      this.drop(action.code, action.reason);
+    } else if (only) {
       // The bridge's answer to this stream's one subscribe, as the WebSocket's error frame.
       const [key, member] = only;
       this.forget(stream, key);
-      this.handlers.onFrame({ op: "error", ref: member.ref, code: errorCodeOf(status, code), message: detail });
-      return;
+      this.handlers.onFrame({ op: "error", ref: member.ref, code: action.code, message: action.message });
     }
-    if (status === 400 || status === 403 || status === 404) {
-      // Not a refusal of one subscribe (those come as error frames): a bug on one side.
-      this.handlers.onError(new ProtocolViolationError(`SSE stream refused with HTTP ${status}: ${detail}`));
-    }
-    this.drop(status >= 500 || status === 400 ? CloseCode.INTERNAL : CloseCode.ABNORMAL, detail);
   }
 }
 
 function roomKey(room: string): string {
   return `room:${room}`;
-}
-
-function parseBody(text: string): { code?: unknown; detail?: unknown } {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" ? (value as { code?: unknown; detail?: unknown }) : {};
-  } catch {
-    return {};
-  }
-}
-
-const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
-
-/** The error code of a refused one-subscribe stream: the bridge's own, else the status's. */
-function errorCodeOf(status: number, code: string): ErrorCode {
-  if (ERROR_CODES.has(code)) return code as ErrorCode;
-  if (status === 404) return ErrorCode.NOT_FOUND;
-  if (status === 403) return ErrorCode.FORBIDDEN;
-  return ErrorCode.BAD_FRAME;
 }
