@@ -21,9 +21,10 @@ import type { RetryInfo, StateChange, TransportChange } from "./clientEvents.js"
 import { checkTransition, followState, type ClientState, type TransportKind } from "./connectionState.js";
 import type { ProgressClientError } from "./errors.js";
 import type { ClientFrame, HelloFrame, ServerFrame } from "./frames.js";
+import type { InnerStateChange } from "./reconnectingTransport.js";
 import { SseTransport, type SseTransportOptions } from "./sseTransport.js";
 import { Timer } from "./timer.js";
-import { Transport, type InnerStateChange, type TransportOptions } from "./transport.js";
+import { Transport, type TransportOptions } from "./transport.js";
 
 /** Which transports the client may use. */
 export type TransportMode = "auto" | "websocket" | "sse";

@@ -1,7 +1,8 @@
 /**
  * The client's connection states and the one table of transitions allowed between them.
- * `Transport.setState` checks every transition against it; a move the table does not allow is a
- * bug in the client and throws `IllegalTransitionError` instead of leaving the state in limbo.
+ * Each transport's `setState` (`ReconnectingTransport`) and the client's (`Connection`) check
+ * every transition against it; a move the table does not allow is a bug in the client and throws
+ * `IllegalTransitionError` instead of leaving the state in limbo.
  */
 import { IllegalTransitionError } from "./errors.js";
 

@@ -9,6 +9,7 @@
  * (ids compare as `(ms, seq)` integer pairs); replaces a job's state with the server's snapshot
  * when a position could not be honoured; and resubscribes without a position when a live event
  * comes from a new epoch. Not kept: events of a job nobody watches (directly or through a room).
+ * Which frames may go out, with which `ref` and positions, is `StoreOutbox`'s.
  */
 import type { JobPresence, JobSnapshot, ProgressEvent } from "../generated/events.js";
 import type { ProgressClientEvents } from "./clientEvents.js";
@@ -23,6 +24,7 @@ import type {
   SubscribedFrame,
 } from "./frames.js";
 import { applyEvent, emptyJobState, fromSnapshot, type JobState } from "./jobState.js";
+import { StoreOutbox } from "./storeOutbox.js";
 import { isAfter } from "./streamId.js";
 import { Subscriptions } from "./subscriptions.js";
 
@@ -57,10 +59,8 @@ export class JobStore {
   /** Counters; read-only for callers. */
   readonly stats: ClientStats = { duplicatesDropped: 0, eventsApplied: 0, connections: 0 };
 
-  /** Between a `hello` and `connectionLost()`: frames may be sent. */
-  private connected = false;
-  private outbox: ClientFrame[] = [];
   private readonly subs = new Subscriptions();
+  private readonly out = new StoreOutbox(this.subs, (jobId) => this.position(jobId));
   private readonly jobs = new Map<string, JobState>();
   private readonly roomCache = new Map<string, readonly JobState[]>();
   /** Per job, the last id applied and not yet acknowledged to the server. */
@@ -122,9 +122,7 @@ export class JobStore {
 
   /** The frames to write now, oldest first; each is returned once. */
   framesToSend(): ClientFrame[] {
-    const frames = this.outbox;
-    this.outbox = [];
-    return frames;
+    return this.out.take();
   }
 
   // ── user intents ─────────────────────────────────────────────────────────────────────────
@@ -139,22 +137,20 @@ export class JobStore {
         lastId: options.position.last_id,
       });
     }
-    if (this.subs.holdJob(jobId)) this.sendJobSubscribe(jobId);
+    if (this.subs.holdJob(jobId)) this.out.subscribeJob(jobId);
   }
 
   /** Release one subscription of a job; the last one unsubscribes and forgets an unwatched job. */
   unsubscribe(jobId: string): void {
     const released = this.subs.releaseJob(jobId);
     if (!released) return;
-    if (released === "unsubscribe" && this.connected) {
-      this.send({ op: "unsubscribe", job_id: jobId, ref: this.subs.newRef({ jobId }) });
-    }
+    if (released === "unsubscribe") this.out.unsubscribeJob(jobId);
     this.forgetIfUnwatched(jobId);
   }
 
   /** Hold one more subscription of a room (`user:<name>` or `document:<id>`). */
   subscribeRoom(room: string): void {
-    if (this.subs.holdRoom(room)) this.sendRoomSubscribe(room);
+    if (this.subs.holdRoom(room)) this.out.subscribeRoom(room);
   }
 
   /** Release one subscription of a room; the last one unsubscribes. */
@@ -162,16 +158,14 @@ export class JobStore {
     const released = this.subs.releaseRoom(room);
     if (!released) return;
     this.roomCache.delete(room);
-    if (released.action === "unsubscribe" && this.connected) {
-      this.send({ op: "unsubscribe", room, ref: this.subs.newRef({ room }) });
-    }
+    if (released.action === "unsubscribe") this.out.unsubscribeRoom(room);
     for (const jobId of released.jobIds) this.forgetIfUnwatched(jobId);
   }
 
   /** Queue one `ack` per job with the last id applied; kept for later while disconnected. */
   flushAcks(): void {
-    if (!this.connected) return;
-    for (const [jobId, id] of this.pendingAcks) this.send({ op: "ack", job_id: jobId, id });
+    if (!this.out.connected) return;
+    for (const [jobId, id] of this.pendingAcks) this.out.send({ op: "ack", job_id: jobId, id });
     this.pendingAcks.clear();
   }
 
@@ -182,12 +176,8 @@ export class JobStore {
    * Every subscription is resumed from its position.
    */
   connectionOpened(): void {
-    this.connected = true;
     this.stats.connections++;
-    // Resume every subscription from its position; the server replays what was missed. A refused
-    // one is not retried: the answer would be the same.
-    for (const jobId of this.subs.acceptedJobs()) this.sendJobSubscribe(jobId);
-    for (const room of this.subs.acceptedRooms()) this.sendRoomSubscribe(room);
+    this.out.opened();
   }
 
   /**
@@ -195,15 +185,12 @@ export class JobStore {
    * other jobs resumes the ones it had): jobs not (or no longer) held, or refused, are skipped.
    */
   resubscribe(jobIds: Iterable<string>): void {
-    const accepted = new Set(this.subs.acceptedJobs());
-    for (const jobId of jobIds) if (accepted.has(jobId)) this.sendJobSubscribe(jobId);
+    this.out.resubscribe(jobIds);
   }
 
   /** The connection is gone: nothing can be sent, and replies to refs sent on it never come. */
   connectionLost(): void {
-    this.connected = false;
-    this.subs.clearRefs();
-    this.outbox = [];
+    this.out.lost();
   }
 
   /** Apply one server frame (`ping` is the transport's business and ignored here). */
@@ -364,10 +351,10 @@ export class JobStore {
     const current = this.jobs.get(jobId);
     if (current) this.jobs.set(jobId, { ...current, epoch: null, lastId: null });
     if (this.subs.hasJob(jobId)) {
-      this.sendJobSubscribe(jobId);
+      this.out.subscribeJob(jobId);
       return;
     }
-    for (const room of this.subs.roomsHolding(jobId)) this.sendRoomSubscribe(room);
+    for (const room of this.subs.roomsHolding(jobId)) this.out.subscribeRoom(room);
   }
 
   private onServerError(code: ErrorCode, message: string, ref: string | undefined): void {
@@ -394,36 +381,6 @@ export class JobStore {
   private roomChanged(room: string): void {
     this.roomCache.delete(room);
     this.emit("room", { room, jobs: this.getRoomJobs(room) });
-  }
-
-  // ── frames out ───────────────────────────────────────────────────────────────────────────
-
-  private send(frame: ClientFrame): void {
-    if (this.connected) this.outbox.push(frame);
-  }
-
-  private sendJobSubscribe(jobId: string): void {
-    if (!this.connected) return; // `hello` subscribes.
-    const ref = this.subs.newRef({ jobId });
-    const pos = this.position(jobId);
-    // `presence`: the answer says who watches, and `presence` frames follow when that changes.
-    const frame = { op: "subscribe", job_id: jobId, presence: true, ref } as const;
-    this.send(pos ? { ...frame, ...pos } : frame);
-  }
-
-  private sendRoomSubscribe(room: string): void {
-    if (!this.connected) return; // `hello` subscribes.
-    const positions: Record<string, StreamPosition> = {};
-    for (const jobId of this.subs.roomJobIds(room)) {
-      const pos = this.position(jobId);
-      if (pos) positions[jobId] = pos;
-    }
-    const ref = this.subs.newRef({ room });
-    this.send(
-      Object.keys(positions).length > 0
-        ? { op: "subscribe", room, positions, ref }
-        : { op: "subscribe", room, ref },
-    );
   }
 
   // ── bookkeeping ──────────────────────────────────────────────────────────────────────────

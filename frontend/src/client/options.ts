@@ -2,9 +2,11 @@
 import type { ConnectionOptions, TransportMode } from "./connection.js";
 import { ProgressClientError } from "./errors.js";
 import { browserNetwork, type NetworkMonitor } from "./network.js";
-import type { EventSourceConstructor, FetchLike } from "./sseTransport.js";
+import type { TokenSource } from "./reconnectingTransport.js";
+import type { FetchLike } from "./sseRefusal.js";
+import type { EventSourceConstructor } from "./sseTransport.js";
 import { sseUrlFor } from "./sseUrl.js";
-import type { TokenSource, WebSocketConstructor } from "./transport.js";
+import type { WebSocketConstructor } from "./transport.js";
 import type { WireFormat } from "./wire.js";
 
 /** Wire formats a client may ask for. */

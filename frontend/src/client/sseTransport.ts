@@ -16,36 +16,32 @@
  * the bridge ends (its `close` frame carries a WebSocket close code): every stream is closed, the
  * owner hears `onDisconnect`, and the close code decides as on the WebSocket — stop, ask the
  * token provider again, or start a new connection after a backoff delay, with a fresh token and
- * the store's positions. (EventSource's own reconnect is never used: it would send the same URL,
- * with the old token and the old jobs.) The state is `open` once every stream has opened.
+ * the store's positions (that policy is `ReconnectingTransport`'s, shared with the WebSocket).
+ * (EventSource's own reconnect is never used: it would send the same URL, with the old token and
+ * the old jobs.) The state is `open` once every stream has opened.
  *
  * Replies are matched as on the WebSocket: the bridge names a job stream's subscribes by job id
  * (`ref`) and a room's not at all, so the transport puts the `ref` of the store's subscribe back.
- * A refusal before any message is an HTTP status, which EventSource does not show: the transport
- * asks once more with `fetch` to learn it (the body is `{"detail", "code"}`), then acts like the
- * WebSocket — 401 as close 4001, 403 for the origin as 4003, 429 as 4009, 5xx as 1011 — and
- * turns a 400, 403 or 404 of a stream of one job or one room into the `error` frame the
- * WebSocket would have sent for that subscribe.
+ * A stream refused before any message (an HTTP status) is diagnosed as `sseRefusal.ts` says: it
+ * ends the connection with the close code the WebSocket would have met, or becomes the `error`
+ * frame of the stream's one subscribe.
  *
  * Not checked here: a silent stream. The bridge's keep-alives are SSE comments, which EventSource
  * does not pass on, so a connection that dies without the TCP connection closing goes unnoticed
  * until the network says so (the WebSocket's heartbeat has no counterpart).
  */
-import { RetrySchedule, type RetryScheduleOptions } from "./backoff.js";
-import type { RetryInfo } from "./clientEvents.js";
-import { CloseCode, closeAction } from "./closeCodes.js";
-import { checkTransition, type ClientState } from "./connectionState.js";
-import {
-  AuthenticationError,
-  ConnectionForbiddenError,
-  ProgressClientError,
-  ProtocolViolationError,
-} from "./errors.js";
+import { CloseCode } from "./closeCodes.js";
+import { ProgressClientError, ProtocolViolationError } from "./errors.js";
 import { ErrorCode, type ClientFrame, type ServerFrame, type StreamPosition } from "./frames.js";
-import type { NetworkMonitor } from "./network.js";
+import {
+  ReconnectingTransport,
+  type ReconnectHandlers,
+  type ReconnectOptions,
+  type ReleaseReason,
+} from "./reconnectingTransport.js";
+import { askWhyRefused, NO_ANSWER, refusalAction, type FetchLike } from "./sseRefusal.js";
 import { isJobId, SSE_JOBS_PER_STREAM, streamUrl } from "./sseUrl.js";
 import { Timer } from "./timer.js";
-import type { InnerStateChange, TokenSource } from "./transport.js";
 import { parseSseFrame } from "./wire.js";
 
 /** `EventSource.readyState` of a source that gave up (a refused request, or `close()`). */
@@ -68,40 +64,20 @@ export interface EventSourceLike {
 /** An EventSource constructor (`globalThis.EventSource`, or the `eventsource` package's). */
 export type EventSourceConstructor = new (url: string) => EventSourceLike;
 
-/** What the transport reads of a `fetch` answer. */
-export interface FetchAnswer {
-  /** HTTP status. */
-  readonly status: number;
-  /** The body as text (read only for a refusal, never for a stream). */
-  text(): Promise<string>;
-}
-
-/** The part of `fetch` used to learn why the bridge refused a stream. */
-export type FetchLike = (
-  url: string,
-  init: { signal: AbortSignal; headers: Record<string, string> },
-) => Promise<FetchAnswer>;
-
 /** What the SSE transport needs, defaults applied (`resolveOptions` builds it). */
-export interface SseTransportOptions extends RetryScheduleOptions {
+export interface SseTransportOptions extends ReconnectOptions {
   /** The bridge's SSE endpoint, e.g. `https://example.com/sse`. */
   url: string;
-  /** The token, or the function asked for one before every connection. */
-  token: TokenSource;
   /** EventSource implementation. */
   EventSource: EventSourceConstructor;
   /** To learn the status of a refused stream; `null` treats every refusal as an outage. */
   fetch: FetchLike | null;
-  /** Offline/online source; `null` to ignore the network. */
-  network: NetworkMonitor | null;
-  /** Random source for the jitter, `[0, 1)`. */
-  random: () => number;
   /** Time a stream may take to open, in ms. */
   connectTimeout: number;
 }
 
 /** What the SSE transport reports, synchronously, to its owner. */
-export interface SseTransportHandlers {
+export interface SseTransportHandlers extends ReconnectHandlers {
   /** A connection starts: send the subscribes (as after a WebSocket's `hello`). */
   onReady(): void;
   /** A server frame from one of the streams (`ref`s are the store's own). */
@@ -110,12 +86,6 @@ export interface SseTransportHandlers {
   onResubscribe(jobIds: readonly string[]): void;
   /** The connection is gone: nothing more can be sent on it, no reply will come. */
   onDisconnect(): void;
-  /** The transport's state changed. */
-  onState(change: InnerStateChange): void;
-  /** A new connection is scheduled. */
-  onRetry(info: RetryInfo): void;
-  /** Something went wrong; when it closed the transport, `lastError` is already set. */
-  onError(error: ProgressClientError): void;
 }
 
 /** A subscribe carried by a stream: the ref of the store's frame until answered, and positions. */
@@ -135,61 +105,16 @@ interface Stream {
 }
 
 /** Connections over SSE, reopened until `close()` or a close code that says stop. */
-export class SseTransport {
-  private _state: ClientState = "idle";
-  private _lastError: ProgressClientError | null = null;
-  /** Bumped whenever a connection is abandoned, so its late callbacks are ignored. */
-  private generation = 0;
+export class SseTransport extends ReconnectingTransport<SseTransportOptions, SseTransportHandlers> {
   /** Between `onReady` and the end of the connection: subscribes are taken. */
   private live = false;
   private token: string | null = null;
-  /** Whether a 401 already made us ask the token provider again (a second one is final). */
-  private authRetried = false;
   private readonly streams = new Map<string, Stream>();
   private readonly dirty = new Set<string>();
   private reconcileQueued = false;
   /** While the store resubscribes a reopening stream's jobs: their frames update, not reopen. */
   private resubscribing = false;
   private streamCounter = 0;
-  private readonly retries: RetrySchedule;
-  private readonly retryTimer = new Timer();
-
-  constructor(
-    private readonly options: SseTransportOptions,
-    private readonly handlers: SseTransportHandlers,
-  ) {
-    this.retries = new RetrySchedule(options, options.random);
-  }
-
-  /** Current state of this transport. */
-  get state(): ClientState {
-    return this._state;
-  }
-
-  /** The error that closed the transport (401 twice, 403 origin), if any. */
-  get lastError(): ProgressClientError | null {
-    return this._lastError;
-  }
-
-  /** Start a connection (no-op unless idle or closed). */
-  connect(): void {
-    if (this._state !== "idle" && this._state !== "closed") return;
-    this.retries.reset();
-    this.authRetried = false;
-    this._lastError = null;
-    this.listenToNetwork(true);
-    this.setState("connecting");
-    void this.start();
-  }
-
-  /** Close every stream for good (until the next `connect()`): nothing is retried. */
-  close(): void {
-    this.generation++;
-    this.retryTimer.stop();
-    this.listenToNetwork(false);
-    this.dropStreams();
-    this.setState("closed");
-  }
 
   /** Take one frame of the store: subscribes and unsubscribes shape the streams; others are dropped. */
   send(frame: ClientFrame): void {
@@ -212,31 +137,28 @@ export class SseTransport {
 
   // ── connections ──────────────────────────────────────────────────────────────────────────
 
-  private async start(): Promise<void> {
-    const generation = ++this.generation;
-    const source = this.options.token;
-    let token: string | null | undefined;
-    try {
-      token = typeof source === "function" ? await source() : source;
-    } catch (cause) {
-      if (generation !== this.generation) return;
-      this.handlers.onError(new ProgressClientError("token provider failed", { cause }));
-      this.end(CloseCode.ABNORMAL, "token provider failed");
-      return;
-    }
-    if (generation !== this.generation) return;
-    this.token = token ?? null;
+  /** A connection starts with the attempt's token: the store subscribes, the streams open. */
+  protected open(token: string | null, generation: number): void {
+    this.token = token;
     this.live = true;
     this.retries.interrupted();
     this.handlers.onReady(); // The store sends its subscribes: `send` sorts them into streams.
     if (generation === this.generation) this.reconcile();
   }
 
+  protected get attempting(): boolean {
+    return this.live; // Its streams may be opening still.
+  }
+
   /** The connection ends: close every stream, then do what `code` says. */
   private drop(code: number, reason: string): void {
     this.generation++;
     this.dropStreams();
-    this.end(code, reason);
+    this.closedWith(code, reason);
+  }
+
+  protected release(_why: ReleaseReason): void {
+    this.dropStreams();
   }
 
   private dropStreams(): void {
@@ -249,67 +171,12 @@ export class SseTransport {
     }
   }
 
-  /** What a close code (or a refusal mapped to one) means, as on the WebSocket. */
-  private end(code: number, reason: string): void {
-    if (this._state === "closed") return;
-    switch (closeAction(code)) {
-      case "stop":
-        if (code === CloseCode.FORBIDDEN) {
-          this.fail(new ConnectionForbiddenError(`connection forbidden: ${reason || code}`, { closeCode: code }));
-        } else {
-          this.close();
-        }
-        return;
-      case "reauthenticate":
-        if (typeof this.options.token === "function" && !this.authRetried) {
-          this.authRetried = true;
-          const generation = this.generation;
-          this.setState(this._state === "connecting" ? "connecting" : "reconnecting");
-          if (generation === this.generation) void this.start();
-        } else {
-          this.fail(new AuthenticationError(`token refused by the server: ${reason || code}`, { closeCode: code }));
-        }
-        return;
-      case "reconnect":
-        this.scheduleReconnect(code);
-    }
-  }
-
-  private scheduleReconnect(closeCode: number): void {
-    const { attempt, delayMs } = this.retries.next(Date.now());
-    const generation = this.generation;
-    this.setState("reconnecting");
-    if (generation !== this.generation) return;
-    if (this.options.network && !this.options.network.isOnline()) {
-      this.handlers.onRetry({ attempt, delayMs: null, closeCode });
-      return; // `online` reconnects.
-    }
-    this.handlers.onRetry({ attempt, delayMs, closeCode });
-    if (generation !== this.generation) return;
-    this.retryTimer.start(delayMs, () => void this.start());
-  }
-
-  private fail(error: ProgressClientError): void {
-    this._lastError = error;
-    this.handlers.onError(error);
-    this.close();
-  }
-
   /** `open` once every stream has opened (at once when there is none to open). */
   private updateState(): void {
-    if (!this.live || this._state === "open") return;
+    if (!this.live || this.state === "open") return;
     for (const stream of this.streams.values()) if (!stream.opened) return;
-    this.retries.opened(Date.now());
-    this.authRetried = false;
+    this.connectionOpened();
     this.setState("open");
-  }
-
-  private setState(next: ClientState): void {
-    if (this._state === next) return;
-    const prev = this._state;
-    checkTransition(prev, next);
-    this._state = next;
-    this.handlers.onState({ prev, next });
   }
 
   // ── streams ──────────────────────────────────────────────────────────────────────────────
@@ -499,97 +366,24 @@ export class SseTransport {
   /** Ask for the refused stream once more, read the status and body, and act on them. */
   private async diagnose(stream: Stream, url: string): Promise<void> {
     const generation = this.generation;
-    const fetch = this.options.fetch;
-    let status = 0;
-    let body: { code?: unknown; detail?: unknown } = {};
-    if (fetch) {
-      const abort = new AbortController();
-      try {
-        const answer = await fetch(url, { signal: abort.signal, headers: { Accept: "text/event-stream" } });
-        status = answer.status;
-        if (status !== 200) body = parseBody(await answer.text());
-      } catch {
-        status = 0; // Not even an answer: the network or the bridge is down.
-      } finally {
-        abort.abort(); // A 200 is a stream: don't keep it.
-      }
-    }
+    // Without `fetch`, at once (no await): nothing to wait for.
+    const refusal = this.options.fetch ? await askWhyRefused(this.options.fetch, url) : NO_ANSWER;
     // Meanwhile the connection may have ended, or the stream reopened with other jobs.
     if (generation !== this.generation || this.streams.get(stream.key) !== stream || stream.source) return;
-    this.refused(stream, status, body);
-  }
-
-  private refused(stream: Stream, status: number, body: { code?: unknown; detail?: unknown }): void {
-    const code = typeof body.code === "string" ? body.code : "";
-    const detail = typeof body.detail === "string" ? body.detail : status ? `HTTP ${status}` : "no answer";
-    if (status === 401) return this.drop(CloseCode.UNAUTHENTICATED, detail);
-    if (status === 403 && code === "forbidden_origin") return this.drop(CloseCode.FORBIDDEN, detail);
-    if (status === 429) return this.drop(CloseCode.TOO_MANY_CONNECTIONS, detail);
     const only = stream.members.size === 1 ? [...stream.members][0] : undefined;
-    if (only && (status === 400 || status === 403 || status === 404)) {
+    const action = refusalAction(refusal, only !== undefined);
+    if (action.kind === "close") {
+      if (action.violation !== null) this.handlers.onError(new ProtocolViolationError(action.violation));
+      this.drop(action.code, action.reason);
+    } else if (only) {
       // The bridge's answer to this stream's one subscribe, as the WebSocket's error frame.
       const [key, member] = only;
       this.forget(stream, key);
-      this.handlers.onFrame({ op: "error", ref: member.ref, code: errorCodeOf(status, code), message: detail });
-      return;
-    }
-    if (status === 400 || status === 403 || status === 404) {
-      // Not a refusal of one subscribe (those come as error frames): a bug on one side.
-      this.handlers.onError(new ProtocolViolationError(`SSE stream refused with HTTP ${status}: ${detail}`));
-    }
-    this.drop(status >= 500 || status === 400 ? CloseCode.INTERNAL : CloseCode.ABNORMAL, detail);
-  }
-
-  // ── network ──────────────────────────────────────────────────────────────────────────────
-
-  private readonly onOffline = (): void => {
-    if (this._state === "closed" || this._state === "idle") return;
-    this.generation++;
-    this.retryTimer.stop();
-    this.dropStreams();
-    this.retries.interrupted();
-    this.setState("reconnecting");
-  };
-
-  private readonly onOnline = (): void => {
-    if (this._state !== "reconnecting" && this._state !== "connecting") return;
-    if (this.live) return; // A connection is under way.
-    this.retryTimer.stop();
-    void this.start();
-  };
-
-  private listenToNetwork(on: boolean): void {
-    const target = this.options.network?.target;
-    if (!target) return;
-    if (on) {
-      target.addEventListener("offline", this.onOffline);
-      target.addEventListener("online", this.onOnline);
-    } else {
-      target.removeEventListener("offline", this.onOffline);
-      target.removeEventListener("online", this.onOnline);
+      this.handlers.onFrame({ op: "error", ref: member.ref, code: action.code, message: action.message });
     }
   }
 }
 
 function roomKey(room: string): string {
   return `room:${room}`;
-}
-
-function parseBody(text: string): { code?: unknown; detail?: unknown } {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value && typeof value === "object" ? (value as { code?: unknown; detail?: unknown }) : {};
-  } catch {
-    return {};
-  }
-}
-
-const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
-
-/** The error code of a refused one-subscribe stream: the bridge's own, else the status's. */
-function errorCodeOf(status: number, code: string): ErrorCode {
-  if (ERROR_CODES.has(code)) return code as ErrorCode;
-  if (status === 404) return ErrorCode.NOT_FOUND;
-  if (status === 403) return ErrorCode.FORBIDDEN;
-  return ErrorCode.BAD_FRAME;
 }

@@ -7,24 +7,16 @@
  * protocol version, answers `ping` with `pong`, counts any frame as a sign of life (silence for
  * `heartbeatFactor × heartbeat_s` drops the socket and reconnects), follows the browser's
  * offline/online events, and reacts to close codes as `closeAction` says: stop, ask the token
- * provider once more, or reconnect after a full-jitter backoff delay (`RetrySchedule`).
+ * provider once more, or reconnect after a full-jitter backoff delay. That policy, and the
+ * connection state it moves, are `ReconnectingTransport`'s, shared with the SSE transport.
  *
- * It owns its connection state; every change goes through `setState`, checked against
- * `STATE_TRANSITIONS`. It knows nothing about jobs: every frame but `ping` goes to `onFrame`.
+ * It knows nothing about jobs: every frame but `ping` goes to `onFrame`.
  * It reports each attempt that fails at the handshake (`onHandshakeFailure`), so that its owner
  * (`Connection`) can tell a network that refuses WebSockets and fall back to SSE. Its owner may
  * call `close()` from inside any handler: nothing of the abandoned attempt runs on after it.
  */
-import { RetrySchedule, type RetryScheduleOptions } from "./backoff.js";
-import type { RetryInfo, StateChange } from "./clientEvents.js";
-import { CloseCode, closeAction } from "./closeCodes.js";
-import { checkTransition, type ClientState } from "./connectionState.js";
-import {
-  AuthenticationError,
-  ConnectionForbiddenError,
-  ProgressClientError,
-  ProtocolViolationError,
-} from "./errors.js";
+import { CloseCode } from "./closeCodes.js";
+import { ProgressClientError, ProtocolViolationError } from "./errors.js";
 import {
   PROTOCOL_VERSION,
   TOKEN_SUBPROTOCOL_PREFIX,
@@ -32,7 +24,12 @@ import {
   type HelloFrame,
   type ServerFrame,
 } from "./frames.js";
-import type { NetworkMonitor } from "./network.js";
+import {
+  ReconnectingTransport,
+  type ReconnectHandlers,
+  type ReconnectOptions,
+  type ReleaseReason,
+} from "./reconnectingTransport.js";
 import { Timer } from "./timer.js";
 import { loadCodec, type WireCodec, type WireFormat } from "./wire.js";
 
@@ -59,26 +56,14 @@ export interface WebSocketLike {
 /** A WebSocket constructor (`globalThis.WebSocket` or `ws`'s `WebSocket`). */
 export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike;
 
-/** A token, or a function that returns a fresh one for each connection attempt. */
-export type TokenSource =
-  | string
-  | null
-  | (() => string | null | undefined | Promise<string | null | undefined>);
-
 /** What the transport needs, defaults applied (`resolveOptions` builds it). */
-export interface TransportOptions extends RetryScheduleOptions {
+export interface TransportOptions extends ReconnectOptions {
   /** WebSocket URL of the bridge. */
   url: string;
   /** Wire format to ask the bridge for. */
   format: WireFormat;
-  /** The token, or the function asked for one before every attempt. */
-  token: TokenSource;
   /** WebSocket implementation. */
   WebSocket: WebSocketConstructor;
-  /** Offline/online source; `null` to ignore the network. */
-  network: NetworkMonitor | null;
-  /** Random source for the jitter, `[0, 1)`. */
-  random: () => number;
   /** Time allowed from opening the socket to `hello`, in ms. */
   connectTimeout: number;
   /** Silence for this many `hello.heartbeat_s` means a dead connection. */
@@ -87,21 +72,12 @@ export interface TransportOptions extends RetryScheduleOptions {
   heartbeatTimeout: number | undefined;
 }
 
-/** A transport's own state change (the client's adds the transport in use). */
-export type InnerStateChange = Omit<StateChange, "transport">;
-
 /** What the transport reports, synchronously, to its owner. */
-export interface TransportHandlers {
+export interface TransportHandlers extends ReconnectHandlers {
   /** A server frame other than `ping`; `hello` once it passed the checks, before `open`. */
   onFrame(frame: ServerFrame): void;
   /** The current socket is gone: nothing more can be sent on it, no reply will come. */
   onDisconnect(): void;
-  /** The connection state changed. */
-  onState(change: InnerStateChange): void;
-  /** A reconnect attempt was scheduled. */
-  onRetry(info: RetryInfo): void;
-  /** Something went wrong; when it closed the transport, `lastError` is already set. */
-  onError(error: ProgressClientError): void;
   /**
    * An attempt failed at the handshake: its socket closed before it opened, or closed abnormally
    * (1006) or brought no `hello` within `connectTimeout` after it opened. Called before the
@@ -111,65 +87,17 @@ export interface TransportHandlers {
 }
 
 /** One connection to the bridge, reopened until `close()` or a close code that says stop. */
-export class Transport {
-  private _state: ClientState = "idle";
-  private _lastError: ProgressClientError | null = null;
+export class Transport extends ReconnectingTransport<TransportOptions, TransportHandlers> {
   private _hello: HelloFrame | null = null;
   private socket: WebSocketLike | null = null;
   private codec: WireCodec | null = null;
-  /** Bumped whenever a connection attempt is abandoned, so its late callbacks are ignored. */
-  private generation = 0;
-  /** Whether a 4001 already made us ask the token provider again (a second one is final). */
-  private authRetried = false;
   private heartbeatMs = 0;
-  private readonly retries: RetrySchedule;
   private readonly connectTimer = new Timer();
   private readonly heartbeatTimer = new Timer();
-  private readonly retryTimer = new Timer();
-
-  constructor(
-    private readonly options: TransportOptions,
-    private readonly handlers: TransportHandlers,
-  ) {
-    this.retries = new RetrySchedule(options, options.random);
-  }
-
-  /** Current connection state. */
-  get state(): ClientState {
-    return this._state;
-  }
-
-  /** The error that closed the transport (4001, 4003, bad protocol), if any. */
-  get lastError(): ProgressClientError | null {
-    return this._lastError;
-  }
 
   /** The server's `hello` of the current connection. */
   get hello(): Readonly<HelloFrame> | null {
     return this._hello;
-  }
-
-  /** Open the connection (no-op unless idle or closed). */
-  connect(): void {
-    if (this._state !== "idle" && this._state !== "closed") return;
-    this.retries.reset();
-    this.authRetried = false;
-    this._lastError = null;
-    this.listenToNetwork(true);
-    this.setState("connecting");
-    void this.openSocket();
-  }
-
-  /** Close for good (until the next `connect()`): nothing keeps running, nothing is retried. */
-  close(): void {
-    this.generation++;
-    this.connectTimer.stop();
-    this.heartbeatTimer.stop();
-    this.retryTimer.stop();
-    this.listenToNetwork(false);
-    this.dropSocket(CloseCode.NORMAL, "client closed");
-    this._hello = null;
-    this.setState("closed");
   }
 
   /** Send one frame once `hello` has arrived; dropped otherwise (the owner resends on `hello`). */
@@ -182,28 +110,12 @@ export class Transport {
     }
   }
 
-  /** The one place the state changes; `STATE_TRANSITIONS` says which moves are allowed. */
-  private setState(next: ClientState): void {
-    if (this._state === next) return;
-    const prev = this._state;
-    checkTransition(prev, next);
-    this._state = next;
-    this.handlers.onState({ prev, next });
+  protected get attempting(): boolean {
+    return this.socket !== null;
   }
 
-  private async openSocket(): Promise<void> {
-    const generation = ++this.generation;
-    const source = this.options.token;
-    let token: string | null | undefined;
-    try {
-      token = typeof source === "function" ? await source() : source;
-    } catch (cause) {
-      if (generation !== this.generation) return;
-      this.handlers.onError(new ProgressClientError("token provider failed", { cause }));
-      this.handleClose(CloseCode.ABNORMAL, "token provider failed");
-      return;
-    }
-    if (generation !== this.generation) return;
+  /** Open a socket with the attempt's token (the wire format's code is loaded on first use). */
+  protected async open(token: string | null, generation: number): Promise<void> {
     let codec: WireCodec;
     try {
       codec = this.codec ?? (await loadCodec(this.options.format));
@@ -241,7 +153,7 @@ export class Transport {
       const failedHandshake = !this._hello && (!opened || ev.code === CloseCode.ABNORMAL);
       this.handlers.onDisconnect();
       if (failedHandshake) this.handlers.onHandshakeFailure();
-      this.handleClose(ev.code, ev.reason);
+      this.closedWith(ev.code, ev.reason);
     };
     socket.onerror = () => {
       // Always followed by onclose, which decides what to do.
@@ -276,8 +188,7 @@ export class Transport {
     this._hello = hello;
     this.heartbeatMs =
       this.options.heartbeatTimeout ?? Math.round(hello.heartbeat_s * 1000 * this.options.heartbeatFactor);
-    this.retries.opened(Date.now());
-    this.authRetried = false;
+    this.connectionOpened();
     this.armHeartbeat();
     const generation = this.generation;
     this.handlers.onFrame(hello); // The owner resubscribes before anyone sees "open".
@@ -299,7 +210,7 @@ export class Transport {
     if (!this.socket) return;
     this.dropSocket(code, reason);
     if (failedHandshake) this.handlers.onHandshakeFailure();
-    this.handleClose(code, reason);
+    this.closedWith(code, reason);
   }
 
   /** Detach and close the current socket, if any, and tell the owner it is gone. */
@@ -318,84 +229,21 @@ export class Transport {
     this.handlers.onDisconnect();
   }
 
-  /** The socket (or the attempt to open one) ended with `code`: what the protocol says to do. */
-  private handleClose(code: number, reason: string): void {
+  protected release(why: ReleaseReason): void {
     this.connectTimer.stop();
     this.heartbeatTimer.stop();
-    if (this._state === "closed") return;
-    switch (closeAction(code)) {
-      case "stop":
-        if (code === CloseCode.FORBIDDEN) {
-          this.fail(new ConnectionForbiddenError(`connection forbidden: ${reason || code}`, { closeCode: code }));
-        } else {
-          this.close();
-        }
-        return;
-      case "reauthenticate":
-        if (typeof this.options.token === "function" && !this.authRetried) {
-          // Ask the token provider once more, right away; a second 4001 in a row is final.
-          this.authRetried = true;
-          const generation = this.generation;
-          this.setState(this._state === "connecting" ? "connecting" : "reconnecting");
-          if (generation === this.generation) void this.openSocket(); // unless closed meanwhile
-        } else {
-          this.fail(new AuthenticationError(`token refused by the server: ${reason || code}`, { closeCode: code }));
-        }
-        return;
-      case "reconnect":
-        this.scheduleReconnect(code);
-    }
-  }
-
-  private scheduleReconnect(closeCode: number): void {
-    const { attempt, delayMs } = this.retries.next(Date.now());
-    // A state or retry listener may close the transport: then nothing is scheduled.
-    const generation = this.generation;
-    this.setState("reconnecting");
-    if (generation !== this.generation) return;
-    if (this.options.network && !this.options.network.isOnline()) {
-      this.handlers.onRetry({ attempt, delayMs: null, closeCode });
-      return; // `online` reconnects.
-    }
-    this.handlers.onRetry({ attempt, delayMs, closeCode });
-    if (generation !== this.generation) return;
-    this.retryTimer.start(delayMs, () => void this.openSocket());
-  }
-
-  private fail(error: ProgressClientError): void {
-    this._lastError = error;
-    this.handlers.onError(error);
-    this.close();
-  }
-
-  private readonly onOffline = (): void => {
-    if (this._state === "closed" || this._state === "idle") return;
-    // Don't wait for a heartbeat timeout: the socket is dead, and no attempt can succeed now.
-    this.generation++;
-    this.retryTimer.stop();
-    this.connectTimer.stop();
-    this.heartbeatTimer.stop();
-    this.dropSocket(CloseCode.GOING_AWAY, "offline");
-    this.retries.interrupted();
-    this.setState("reconnecting");
-  };
-
-  private readonly onOnline = (): void => {
-    if (this._state !== "reconnecting" && this._state !== "connecting") return;
-    if (this.socket) return; // An attempt is already under way.
-    this.retryTimer.stop();
-    void this.openSocket();
-  };
-
-  private listenToNetwork(on: boolean): void {
-    const target = this.options.network?.target;
-    if (!target) return;
-    if (on) {
-      target.addEventListener("offline", this.onOffline);
-      target.addEventListener("online", this.onOnline);
+    if (why === "offline") {
+      this.dropSocket(CloseCode.GOING_AWAY, "offline");
     } else {
-      target.removeEventListener("offline", this.onOffline);
-      target.removeEventListener("online", this.onOnline);
+      this.dropSocket(CloseCode.NORMAL, "client closed");
+      this._hello = null;
     }
+  }
+
+  /** The socket (or the attempt to open one) ended: its timers stop, then the shared policy. */
+  protected override closedWith(code: number, reason: string): void {
+    this.connectTimer.stop();
+    this.heartbeatTimer.stop();
+    super.closedWith(code, reason);
   }
 }
