@@ -17,7 +17,6 @@ import { ProtocolViolationError, ServerError, type ProgressClientError } from ".
 import type {
   ClientFrame,
   ErrorCode,
-  HelloFrame,
   PresenceFrame,
   ServerFrame,
   StreamPosition,
@@ -197,7 +196,7 @@ export class JobStore {
   receive(frame: ServerFrame): void {
     switch (frame.op) {
       case "hello":
-        this.onHello(frame);
+        this.connectionOpened();
         break;
       case "subscribed":
         this.onSubscribed(frame);
@@ -222,10 +221,6 @@ export class JobStore {
       case "ping":
         break;
     }
-  }
-
-  private onHello(_hello: HelloFrame): void {
-    this.connectionOpened();
   }
 
   private onSubscribed(frame: SubscribedFrame): void {
