@@ -255,7 +255,7 @@ class Settings(BaseSettings):
         "'module:function' called as (settings, owner=, speed=) that returns the job id.",
     )
 
-    # -- PDF jobs (tasks/pdf_tasks.py, web/jobs_api.py, web/uploads.py) -------------------------
+    # -- PDF jobs (read by tasks/ and web/: the demo application) ---------------------------------
     max_upload_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="Largest PDF upload, bytes (413 above)."
     )
