@@ -6,7 +6,8 @@ same run against the same server, and as a ratio to it:
 
 * a progress call inside a running Celery task (in-process threads worker), coalesced at the
   default 10 Hz, and uncoalesced (every call appends, then waits while the publisher thread sets
-  PROGRESS and sends task-progress); baseline: one plain ``XADD`` per call.
+  PROGRESS and sends task-progress); baseline: one plain ``XADD`` per call. The same calls on a
+  reporter outside Celery (the stream append alone; coalesced: the reporter's own cost).
 * appends per second from one process: ``EventStore.append`` one at a time, and
   ``EventStore.append_many`` (pipelined batches); baselines: plain ``XADD`` one at a time and
   pipelined.
@@ -172,6 +173,7 @@ def main() -> None:
         coalesced = task_call_us(url, 10.0, args.calls)
         uncoalesced = task_call_us(url, 1e9, 2_000)
         stream_only = reporter_call_us(url, settings, 1e9, 2_000)
+        reporter_coalesced = reporter_call_us(url, settings, 10.0, args.calls)
         print(f"plain XADD per call (baseline)            {base_call:8.1f} µs")
         print(
             f"set_progress in a task, coalesced (10 Hz) {coalesced:8.2f} µs"
@@ -186,6 +188,10 @@ def main() -> None:
         print(
             f"set_progress, every call written, stream only{stream_only:8.1f} µs"
             f"   ratio to XADD {stream_only / base_call:6.2f}   (reporter outside Celery)"
+        )
+        print(
+            f"set_progress, coalesced (10 Hz), outside Celery{reporter_coalesced:8.2f} µs"
+            f"   ratio to XADD {reporter_coalesced / base_call:6.3f}   (the reporter's own cost)"
         )
 
         events = sample_events(args.events, args.jobs)
