@@ -181,7 +181,9 @@ class PresenceTracker:
         except (StreamUnavailable, StoreRejected):
             for job, members in leaving.items():  # removed next time
                 self._leaving[job].extend(members)
-            for job, members in joining.items():  # added next time
+            # Added next time; a watcher that left meanwhile is also in _leaving, and the store
+            # applies a call's adds before its removes, so it ends removed.
+            for job, members in joining.items():
                 self._joining[job].extend(members)
             raise
         woken = []

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from progress_bridge.access import Principal
+from progress_bridge.bridge.presence import PresenceTracker
 from progress_bridge.config import Settings
+from progress_bridge.exceptions import StreamUnavailable
 from progress_bridge.store.clients import aclose_client, async_client
 from progress_bridge.store.keys import KeySpace
-from progress_bridge.store.presence import PresenceChange, PresenceStore, watcher_member
+from progress_bridge.store.presence import (
+    Presence,
+    PresenceChange,
+    PresenceStore,
+    watcher_member,
+)
 from tests.waiting import poll
 
 pytestmark = pytest.mark.redis_modes
@@ -98,3 +108,54 @@ async def test_a_bridge_that_stops_refreshing_disappears_with_its_set(
         return not await client.exists(key)
 
     await poll(gone, "the presence set to expire with its watchers")
+
+
+class _FailingOnce(PresenceStore):
+    """The real store, but its next call waits for ``go`` and then fails as an outage would."""
+
+    def __init__(self, client: Any, settings: Settings) -> None:
+        super().__init__(client, KeySpace(settings.key_prefix, settings.feed_shards), ttl_ms=30_000)
+        self.fail_next = False
+        self.waiting = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def apply(self, changes: Any, *, read: Any = (), users: bool = False) -> Any:
+        if self.fail_next:
+            self.fail_next = False
+            self.waiting.set()
+            await self.go.wait()
+            raise StreamUnavailable("the presence tick's call failed (on purpose)")
+        return await super().apply(changes, read=read, users=users)
+
+
+class _Watcher:
+    """What the tracker reads of a connection: its session's principal (hashed by identity)."""
+
+    def __init__(self, user: str) -> None:
+        self.session = SimpleNamespace(principal=Principal(user))
+
+
+async def test_a_watcher_that_left_while_a_failed_tick_carried_its_join_is_not_counted(
+    client: Any, settings: Settings
+) -> None:
+    # A join waits for the next tick; that tick fails after the watcher left meanwhile. The
+    # retry carries both the join and the leave: the watcher must not be counted (for a TTL).
+    store = _FailingOnce(client, settings)
+    tracker = PresenceTracker(store, settings)
+    hub = SimpleNamespace(flush=lambda conns: None)
+    [job] = jobs(1)
+    stays: Any = _Watcher("alice")
+    leaves: Any = _Watcher("bob")
+    await tracker.join(stays, job, tell=False)
+    await tracker.tick(hub)
+    await tracker.join(leaves, job, tell=False)
+    store.fail_next = True
+    failing = asyncio.create_task(tracker.tick(hub))
+    await store.waiting.wait()  # the tick took the join and is in its call to Redis
+    tracker.leave(leaves, job)
+    store.go.set()
+    with pytest.raises(StreamUnavailable):
+        await failing
+    await tracker.tick(hub)
+    read = await store.apply({}, read=[job], users=True)
+    assert read[job] == Presence(1, ("alice",))

@@ -6,6 +6,8 @@
 -- ARGV: 1 ttl ms, 2 at most this many distinct users returned per job (0: only counts), then
 -- for each key:
 --   number of members to add or refresh, number to remove, the members to add, the members to remove.
+-- Adds come first, then removes: a member both added and removed in one call (a join and its
+-- leave queued together, e.g. after a failed call) ends removed.
 -- Returns for each key {watchers, user, user, ...} after the change, expired members removed.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
