@@ -13,6 +13,7 @@ recognise (``bridge_settings`` reads the modes back from the URL). Timeouts come
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -77,6 +78,10 @@ def feed_mode(deployment: tuple[str, str]) -> str:
 def standalone_url() -> Iterator[str]:
     with redis_url_or_embedded(os.environ.get("REDIS_URL")) as url:
         yield url
+        # Celery results left in reference cycles unsubscribe from their result channel when
+        # collected; collected here, they do it while the server still answers (collected at
+        # exit, each logged "Retry limit exceeded … result store backend" after the tests).
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
