@@ -52,7 +52,7 @@ export class ProgressClient {
     this.connection = new Connection(resolved.connection, {
       onFrame: (frame) => this.receive(frame),
       onReady: () => {
-        this.store.connectionOpened();
+        this.store.connectionReady();
         this.flush();
       },
       onResubscribe: (jobIds) => {

@@ -174,7 +174,7 @@ export class JobStore {
    * A connection is ready for subscribes: the WebSocket's `hello`, or an SSE connection starting.
    * Every subscription is resumed from its position.
    */
-  connectionOpened(): void {
+  connectionReady(): void {
     this.stats.connections++;
     this.out.opened();
   }
@@ -196,7 +196,7 @@ export class JobStore {
   receive(frame: ServerFrame): void {
     switch (frame.op) {
       case "hello":
-        this.connectionOpened();
+        this.connectionReady();
         break;
       case "subscribed":
         this.onSubscribed(frame);
