@@ -43,6 +43,7 @@ from progress_bridge.store import EventStore
 from tests.bridge_server import BridgeProcess, bridge_settings, mint, settings_env
 from tests.conftest import TIMEOUT
 from tests.flower import FlowerProcess
+from tests.missing import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
@@ -213,11 +214,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        # As in the frontend's browser test: skipped on a machine without it, a failure in CI.
-        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium

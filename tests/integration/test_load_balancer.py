@@ -5,7 +5,6 @@ nothing and repeating nothing."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from progress_bridge.store import EventStore
 from progress_bridge.store.embedded import free_port
 from tests.bridge_server import BridgeProcess, bridge_settings, mint
 from tests.conftest import TIMEOUT
+from tests.missing import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -39,9 +39,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def nginx_binary() -> str:
     if not Path(NGINX).exists():
-        if os.environ.get("CI"):
-            pytest.fail("nginx is missing: scripts/bootstrap --browser installs Debian's nginx")
-        pytest.skip("nginx is not installed (scripts/bootstrap --browser installs it)")
+        missing("nginx is not installed (scripts/bootstrap --browser installs Debian's nginx)")
     return NGINX
 
 
