@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 import redis
@@ -30,6 +31,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def throwaway_server(binary: str, port: int, directory: str | Path, *args: str) -> list[str]:
+    """The command line of a private valkey-server: loopback only, nothing saved to disk."""
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--loglevel",
+        "warning",
+        *args,
+    ]
 
 
 class EmbeddedValkey:
@@ -54,21 +75,7 @@ class EmbeddedValkey:
             ) from exc
         self._dir = tempfile.TemporaryDirectory(prefix="progress-bridge-valkey-")
         self._proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-                "--loglevel",
-                "warning",
-            ],
+            throwaway_server(binary, self.port, self._dir.name),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=self._own_session,

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from ..exceptions import ConfigError
+from .embedded import throwaway_server
 
 __all__ = ["EmbeddedCluster", "EmbeddedSentinel", "Node"]
 
@@ -110,22 +111,7 @@ class _Deployment:
         directory = Path(self._dir.name) / str(port)
         directory.mkdir()
         proc = subprocess.Popen(
-            [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-                "--loglevel",
-                "warning",
-                *args,
-            ],
+            throwaway_server(server, port, directory, *args),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
